@@ -1,0 +1,236 @@
+//! A configuration version with every flag resolved, built once per fetched version so that a
+//! read is a lookup and a comparison.
+//!
+//! Resolution precedence, written once (design rules 5 and 6):
+//! 1. a `FORCE_<FLAG>` override wins over everything, and marks the flag forced;
+//! 2. else the document's value, with its per-flag stamp or the profile stamp;
+//! 3. else (a declared flag the document lacks) the declared default, stamped with the profile
+//!    stamp: the latest deployment is no earlier than the one that removed the flag;
+//! 4. with no document at all (bundled defaults), the declared default and no stamp.
+
+use crate::catalog::{FlagCatalog, Visibility};
+use crate::consistency::Stamp;
+use crate::document::{Document, Format};
+use crate::overrides::Overrides;
+
+/// Where a snapshot's values came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Origin {
+    /// Fetched from the configured source.
+    Source,
+    /// The bundled safe defaults: nothing was ever fetched.
+    Defaults,
+}
+
+/// One resolved flag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedFlag {
+    /// Its key.
+    pub name: String,
+    /// The value this instance serves.
+    pub value: bool,
+    /// The stamp of the deployment that introduced the value, if known.
+    pub stamp: Option<Stamp>,
+    /// Whether a `FORCE_` variable set the value.
+    pub forced: bool,
+    /// Whether `/config` may expose it (undeclared flags are internal).
+    pub visibility: Visibility,
+}
+
+/// A flag's state as one read sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlagStatus {
+    /// The value this instance serves.
+    pub value: bool,
+    /// Whether every instance serves this value now, as far as this instance can vouch.
+    pub consistent: bool,
+    /// From when every instance serves this value (none: unstamped or forced).
+    pub consistent_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Whether a `FORCE_` variable set the value.
+    pub forced: bool,
+}
+
+/// A validated configuration version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The version label (AppConfig's `VersionLabel`, the local file's content hash, or
+    /// `defaults`).
+    pub version: String,
+    /// Where the values came from.
+    pub origin: Origin,
+    /// The document's format, when there was a document.
+    pub format: Option<Format>,
+    /// The profile stamp.
+    pub profile_stamp: Option<Stamp>,
+    flags: Vec<ResolvedFlag>,
+}
+
+impl Snapshot {
+    /// Resolves a fetched document against the catalog and the overrides.
+    pub fn from_document(
+        version: String,
+        doc: &Document,
+        catalog: &FlagCatalog,
+        overrides: &Overrides,
+    ) -> Self {
+        let mut flags: Vec<ResolvedFlag> = doc
+            .flags
+            .iter()
+            .map(|(name, f)| ResolvedFlag {
+                name: name.clone(),
+                value: f.enabled,
+                stamp: f.stamp,
+                forced: false,
+                visibility: Visibility::Internal,
+            })
+            .collect();
+        for decl in catalog.flags() {
+            if !doc.flags.contains_key(&decl.name) {
+                flags.push(ResolvedFlag {
+                    name: decl.name.clone(),
+                    value: decl.default,
+                    stamp: doc.profile_stamp,
+                    forced: false,
+                    visibility: Visibility::Internal,
+                });
+            }
+        }
+        Self::finish(
+            version,
+            Origin::Source,
+            Some(doc.format),
+            doc.profile_stamp,
+            flags,
+            catalog,
+            overrides,
+        )
+    }
+
+    /// The bundled safe defaults: every declared flag at its declared default, unstamped.
+    pub fn defaults(catalog: &FlagCatalog, overrides: &Overrides) -> Self {
+        let flags = catalog
+            .flags()
+            .iter()
+            .map(|decl| ResolvedFlag {
+                name: decl.name.clone(),
+                value: decl.default,
+                stamp: None,
+                forced: false,
+                visibility: Visibility::Internal,
+            })
+            .collect();
+        Self::finish(
+            "defaults".into(),
+            Origin::Defaults,
+            None,
+            None,
+            flags,
+            catalog,
+            overrides,
+        )
+    }
+
+    fn finish(
+        version: String,
+        origin: Origin,
+        format: Option<Format>,
+        profile_stamp: Option<Stamp>,
+        mut flags: Vec<ResolvedFlag>,
+        catalog: &FlagCatalog,
+        overrides: &Overrides,
+    ) -> Self {
+        for flag in &mut flags {
+            if let Some(decl) = catalog.get(&flag.name) {
+                flag.visibility = decl.visibility;
+            }
+            if let Some(value) = overrides.get(&flag.name) {
+                flag.value = value;
+                flag.forced = true;
+            }
+        }
+        flags.sort_by(|a, b| a.name.cmp(&b.name));
+        Self {
+            version,
+            origin,
+            format,
+            profile_stamp,
+            flags,
+        }
+    }
+
+    /// One flag.
+    pub fn flag(&self, name: &str) -> Option<&ResolvedFlag> {
+        self.flags
+            .binary_search_by(|f| f.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.flags[i])
+    }
+
+    /// Every flag, sorted by name.
+    pub fn flags(&self) -> &[ResolvedFlag] {
+        &self.flags
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::FlagDecl;
+    use crate::document::parse;
+
+    fn catalog() -> FlagCatalog {
+        FlagCatalog::new(vec![
+            FlagDecl::public("isFeatureXEnabled"),
+            FlagDecl::internal("useSubmissionsGsi").default_value(true),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn an_override_wins_over_the_document() {
+        let doc = parse(br#"{"isFeatureXEnabled": true}"#).unwrap();
+        let overrides = Overrides::none().force("isFeatureXEnabled", false);
+
+        let snap = Snapshot::from_document("1".into(), &doc, &catalog(), &overrides);
+
+        let x = snap.flag("isFeatureXEnabled").unwrap();
+        assert!(!x.value);
+        assert!(x.forced);
+    }
+
+    #[test]
+    fn a_declared_flag_missing_from_the_document_takes_its_default_and_the_profile_stamp() {
+        let doc = parse(br#"{"isFeatureXEnabled": true, "lockstepMetadata": {"lastModifiedTimestamp": "2026-11-21T10:00:00Z"}}"#).unwrap();
+
+        let snap = Snapshot::from_document("1".into(), &doc, &catalog(), &Overrides::none());
+
+        let gsi = snap.flag("useSubmissionsGsi").unwrap();
+        assert!(gsi.value);
+        assert_eq!(gsi.stamp, doc.profile_stamp);
+        assert_eq!(gsi.visibility, Visibility::Internal);
+    }
+
+    #[test]
+    fn undeclared_flags_are_kept_but_never_public() {
+        let doc = parse(br#"{"isFeatureXEnabled": true, "secretBeta": true}"#).unwrap();
+        let snap = Snapshot::from_document("1".into(), &doc, &catalog(), &Overrides::none());
+        assert_eq!(
+            snap.flag("secretBeta").unwrap().visibility,
+            Visibility::Internal
+        );
+        assert_eq!(
+            snap.flag("isFeatureXEnabled").unwrap().visibility,
+            Visibility::Public
+        );
+    }
+
+    #[test]
+    fn bundled_defaults_are_unstamped_declared_defaults() {
+        let snap = Snapshot::defaults(&catalog(), &Overrides::none());
+        assert_eq!(snap.origin, Origin::Defaults);
+        assert!(!snap.flag("isFeatureXEnabled").unwrap().value);
+        assert!(snap.flag("useSubmissionsGsi").unwrap().value);
+        assert!(snap.flags().iter().all(|f| f.stamp.is_none()));
+    }
+}
