@@ -25,7 +25,7 @@
 
 use crate::catalog::{FlagCatalog, Visibility};
 use crate::clock::Clock;
-use crate::consistency::{evaluate, Window};
+use crate::consistency::{is_consistent, Window};
 use crate::document;
 use crate::overrides::Overrides;
 use crate::settings::Settings;
@@ -141,8 +141,12 @@ impl FlagCache {
             clock,
         } = options;
         let now = clock.now();
+        let window = Window {
+            poll_interval: settings.poll_interval,
+            epsilon: settings.epsilon,
+        };
         let initial = CacheState {
-            snapshot: Arc::new(Snapshot::defaults(&catalog, &overrides)),
+            snapshot: Arc::new(Snapshot::defaults(&catalog, &overrides, window)),
             fetched_at: None,
             next_refresh_at: now,
             degraded: Some(Degraded::NeverFetched { kind: "not_yet" }),
@@ -156,10 +160,7 @@ impl FlagCache {
                 rejected: None,
             }),
             clock,
-            window: Window {
-                poll_interval: settings.poll_interval,
-                epsilon: settings.epsilon,
-            },
+            window,
             fetch_timeout: settings.fetch_timeout,
             catalog,
             overrides,
@@ -170,10 +171,10 @@ impl FlagCache {
 
     /// Reads the flags, refreshing first when the configuration is due (rule 1).
     pub async fn read(&self) -> FlagView {
-        let now = self.clock.now();
+        let now_ms = self.clock.now_millis();
         let state = self.state.load_full();
-        if now < state.next_refresh_at {
-            return self.view(state, now);
+        if now_ms < state.next_refresh_at.timestamp_millis() {
+            return self.view(state, now_ms);
         }
         self.refresh_if_due().await
     }
@@ -181,7 +182,7 @@ impl FlagCache {
     /// Reads what the cache holds without refreshing (for health and fleet views, never for
     /// deciding a request).
     pub fn peek(&self) -> FlagView {
-        self.view(self.state.load_full(), self.clock.now())
+        self.view(self.state.load_full(), self.clock.now_millis())
     }
 
     /// P and ε.
@@ -189,10 +190,10 @@ impl FlagCache {
         self.window
     }
 
-    fn view(&self, state: Arc<CacheState>, now: DateTime<Utc>) -> FlagView {
+    fn view(&self, state: Arc<CacheState>, now_ms: i64) -> FlagView {
         FlagView {
             state,
-            now,
+            now_ms,
             window: self.window,
         }
     }
@@ -204,7 +205,7 @@ impl FlagCache {
         let start = self.clock.now();
         if start < current.next_refresh_at {
             tracing::debug!(path = "shared_refresh", "served by a concurrent refresh");
-            return self.view(current, start);
+            return self.view(current, start.timestamp_millis());
         }
         let result = tokio::time::timeout(self.fetch_timeout, refresher.source.fetch(start)).await;
         let end = self.clock.now();
@@ -229,7 +230,7 @@ impl FlagCache {
         };
         let next = Arc::new(next);
         self.state.store(next.clone());
-        self.view(next, end)
+        self.view(next, end.timestamp_millis())
     }
 
     fn on_success(
@@ -250,6 +251,7 @@ impl FlagCache {
                         &doc,
                         &self.catalog,
                         &self.overrides,
+                        self.window,
                     );
                     log_accepted(&current.snapshot, &next);
                     snapshot = Arc::new(next);
@@ -339,7 +341,7 @@ fn delta(d: Duration) -> TimeDelta {
 #[derive(Debug, Clone)]
 pub struct FlagView {
     state: Arc<CacheState>,
-    now: DateTime<Utc>,
+    now_ms: i64,
     window: Window,
 }
 
@@ -347,17 +349,11 @@ impl FlagView {
     /// A flag's value and consistency, or `None` for a flag neither declared nor configured.
     pub fn status(&self, name: &str) -> Option<FlagStatus> {
         let flag = self.state.snapshot.flag(name)?;
-        let c = evaluate(
-            flag.stamp,
-            flag.forced,
-            self.window,
-            self.now,
-            self.state.degraded.is_some(),
-        );
+        let degraded = self.state.degraded.is_some();
         Some(FlagStatus {
             value: flag.value,
-            consistent: c.consistent,
-            consistent_at: c.consistent_at,
+            consistent: is_consistent(flag.consistent_at, flag.forced, self.now_ms, degraded),
+            consistent_at: flag.consistent_at,
             forced: flag.forced,
         })
     }
@@ -399,7 +395,7 @@ impl FlagView {
 
     /// The moment of the read (this instance's clock).
     pub fn now(&self) -> DateTime<Utc> {
-        self.now
+        DateTime::from_timestamp_millis(self.now_ms).unwrap_or_default()
     }
 
     /// P and ε.

@@ -13,6 +13,12 @@ use std::sync::Arc;
 pub trait Clock: Send + Sync {
     /// The current time.
     fn now(&self) -> DateTime<Utc>;
+
+    /// The current time in milliseconds since the Unix epoch: the hot path's form, which skips
+    /// chrono's calendar conversion.
+    fn now_millis(&self) -> i64 {
+        self.now().timestamp_millis()
+    }
 }
 
 /// The machine's wall clock.
@@ -22,6 +28,12 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
+    }
+
+    fn now_millis(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
     }
 }
 
@@ -56,6 +68,10 @@ impl Clock for ManualClock {
         DateTime::from_timestamp_millis(self.millis.load(Ordering::SeqCst))
             .expect("virtual time stays within chrono's range")
     }
+
+    fn now_millis(&self) -> i64 {
+        self.millis.load(Ordering::SeqCst)
+    }
 }
 
 /// Another clock plus a fixed offset: a machine whose clock is skewed.
@@ -76,11 +92,22 @@ impl Clock for SkewedClock {
     fn now(&self) -> DateTime<Utc> {
         self.inner.now() + self.skew
     }
+
+    fn now_millis(&self) -> i64 {
+        self.inner.now_millis() + self.skew.num_milliseconds()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_system_clock_agrees_with_itself_in_both_forms() {
+        let millis = SystemClock.now_millis();
+        let datetime = SystemClock.now().timestamp_millis();
+        assert!((datetime - millis).abs() < 1000, "{millis} vs {datetime}");
+    }
 
     #[test]
     fn a_skewed_clock_follows_its_inner_clock_with_a_fixed_offset() {
@@ -94,5 +121,6 @@ mod tests {
 
         assert_eq!(manual.now(), start + TimeDelta::seconds(10));
         assert_eq!(skewed.now(), start + TimeDelta::milliseconds(8500));
+        assert_eq!(skewed.now_millis(), skewed.now().timestamp_millis());
     }
 }

@@ -11,7 +11,7 @@
 //!
 //! The same holds for enabling and disabling: nothing in the rule looks at the value.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use std::time::Duration;
 
 /// When a flag's current value was deployed, and how long that deployment lasted.
@@ -42,7 +42,7 @@ pub struct Consistency {
     pub consistent: bool,
 }
 
-/// Applies the rule to one flag.
+/// Applies the rule to one flag: [`consistent_at`] then [`is_consistent`].
 ///
 /// Precedence, written once:
 /// 1. a degraded instance vouches for nothing: `consistent` is false;
@@ -50,6 +50,9 @@ pub struct Consistency {
 ///    Lambda starts every invocation after a configuration update with the new environment;
 /// 3. an unstamped flag can never be shown consistent;
 /// 4. otherwise consistent iff `now ≥ T + Δ + P + ε`.
+///
+/// The cache computes [`consistent_at`] once per fetched version (P and ε are fixed for an
+/// instance's life) and calls [`is_consistent`] on each read; this function is the two together.
 pub fn evaluate(
     stamp: Option<Stamp>,
     forced: bool,
@@ -57,30 +60,52 @@ pub fn evaluate(
     now: DateTime<Utc>,
     degraded: bool,
 ) -> Consistency {
-    if forced {
-        return Consistency {
-            consistent_at: None,
-            consistent: !degraded,
-        };
-    }
-    let consistent_at = stamp.map(|s| {
-        s.at + delta(s.deployment_duration) + delta(window.poll_interval) + delta(window.epsilon)
-    });
+    let consistent_at = consistent_at(stamp, forced, window);
     Consistency {
         consistent_at,
-        consistent: !degraded && consistent_at.is_some_and(|at| now >= at),
+        consistent: is_consistent(consistent_at, forced, now.timestamp_millis(), degraded),
     }
 }
 
-fn delta(d: Duration) -> TimeDelta {
-    // Durations here come from validated settings and documents (at most days); saturate rather
-    // than panic if a document ever carries something absurd.
-    TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
+/// `T + Δ + P + ε`, or `None` for an unstamped or forced flag.
+pub fn consistent_at(stamp: Option<Stamp>, forced: bool, window: Window) -> Option<DateTime<Utc>> {
+    if forced {
+        return None;
+    }
+    let window_ms = millis(window.poll_interval).saturating_add(millis(window.epsilon));
+    stamp.and_then(|s| {
+        let at =
+            s.at.timestamp_millis()
+                .saturating_add(millis(s.deployment_duration))
+                .saturating_add(window_ms);
+        DateTime::from_timestamp_millis(at)
+    })
+}
+
+/// Whether a flag whose [`consistent_at`] is given is consistent at `now_ms` (Unix milliseconds).
+pub fn is_consistent(
+    consistent_at: Option<DateTime<Utc>>,
+    forced: bool,
+    now_ms: i64,
+    degraded: bool,
+) -> bool {
+    if degraded {
+        return false;
+    }
+    if forced {
+        return true;
+    }
+    consistent_at.is_some_and(|at| now_ms >= at.timestamp_millis())
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeDelta;
     use proptest::prelude::*;
 
     fn t(s: &str) -> DateTime<Utc> {

@@ -10,7 +10,7 @@
 //!   validation, done once per fetched version.
 //! - [`consistency`]: the rule `consistentAt = T + Δ + P + ε`, in one function.
 //! - [`snapshot`]: a validated configuration version with every flag resolved.
-//! - [`source`], [`appconfig`], [`local`]: where content comes from.
+//! - [`source`], [`appconfig`], [`local`], [`memory`]: where content comes from.
 //! - [`cache`]: refresh-on-access, single flight, last-known-good, degraded state.
 //! - [`clock`]: time as a dependency, so tests and the fleet simulation run in virtual time.
 #![warn(missing_docs)]
@@ -22,6 +22,7 @@ pub mod clock;
 pub mod consistency;
 pub mod document;
 pub mod local;
+pub mod memory;
 pub mod overrides;
 pub mod settings;
 pub mod snapshot;
@@ -30,7 +31,7 @@ pub mod source;
 pub use cache::{FlagCache, FlagView};
 pub use catalog::{FlagCatalog, FlagDecl, Visibility};
 pub use clock::{Clock, ManualClock, SkewedClock, SystemClock};
-pub use consistency::{evaluate, Consistency, Window};
+pub use consistency::{evaluate, Consistency, Stamp, Window};
 pub use overrides::Overrides;
 pub use settings::Settings;
 pub use snapshot::{FlagStatus, Snapshot};

@@ -9,7 +9,7 @@
 //! 4. with no document at all (bundled defaults), the declared default and no stamp.
 
 use crate::catalog::{FlagCatalog, Visibility};
-use crate::consistency::Stamp;
+use crate::consistency::{self, Stamp, Window};
 use crate::document::{Document, Format};
 use crate::overrides::Overrides;
 
@@ -36,6 +36,8 @@ pub struct ResolvedFlag {
     pub forced: bool,
     /// Whether `/config` may expose it (undeclared flags are internal).
     pub visibility: Visibility,
+    /// `T + Δ + P + ε` for this instance's window, computed once per version.
+    pub consistent_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A flag's state as one read sees it.
@@ -67,12 +69,13 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Resolves a fetched document against the catalog and the overrides.
+    /// Resolves a fetched document against the catalog, the overrides and this instance's P and ε.
     pub fn from_document(
         version: String,
         doc: &Document,
         catalog: &FlagCatalog,
         overrides: &Overrides,
+        window: Window,
     ) -> Self {
         let mut flags: Vec<ResolvedFlag> = doc
             .flags
@@ -83,6 +86,7 @@ impl Snapshot {
                 stamp: f.stamp,
                 forced: false,
                 visibility: Visibility::Internal,
+                consistent_at: None,
             })
             .collect();
         for decl in catalog.flags() {
@@ -93,22 +97,22 @@ impl Snapshot {
                     stamp: doc.profile_stamp,
                     forced: false,
                     visibility: Visibility::Internal,
+                    consistent_at: None,
                 });
             }
         }
-        Self::finish(
+        Self {
             version,
-            Origin::Source,
-            Some(doc.format),
-            doc.profile_stamp,
+            origin: Origin::Source,
+            format: Some(doc.format),
+            profile_stamp: doc.profile_stamp,
             flags,
-            catalog,
-            overrides,
-        )
+        }
+        .resolve(catalog, overrides, window)
     }
 
     /// The bundled safe defaults: every declared flag at its declared default, unstamped.
-    pub fn defaults(catalog: &FlagCatalog, overrides: &Overrides) -> Self {
+    pub fn defaults(catalog: &FlagCatalog, overrides: &Overrides, window: Window) -> Self {
         let flags = catalog
             .flags()
             .iter()
@@ -118,29 +122,22 @@ impl Snapshot {
                 stamp: None,
                 forced: false,
                 visibility: Visibility::Internal,
+                consistent_at: None,
             })
             .collect();
-        Self::finish(
-            "defaults".into(),
-            Origin::Defaults,
-            None,
-            None,
+        Self {
+            version: "defaults".into(),
+            origin: Origin::Defaults,
+            format: None,
+            profile_stamp: None,
             flags,
-            catalog,
-            overrides,
-        )
+        }
+        .resolve(catalog, overrides, window)
     }
 
-    fn finish(
-        version: String,
-        origin: Origin,
-        format: Option<Format>,
-        profile_stamp: Option<Stamp>,
-        mut flags: Vec<ResolvedFlag>,
-        catalog: &FlagCatalog,
-        overrides: &Overrides,
-    ) -> Self {
-        for flag in &mut flags {
+    /// Applies visibility, overrides and the window to the flags, and sorts them.
+    fn resolve(mut self, catalog: &FlagCatalog, overrides: &Overrides, window: Window) -> Self {
+        for flag in &mut self.flags {
             if let Some(decl) = catalog.get(&flag.name) {
                 flag.visibility = decl.visibility;
             }
@@ -148,15 +145,10 @@ impl Snapshot {
                 flag.value = value;
                 flag.forced = true;
             }
+            flag.consistent_at = consistency::consistent_at(flag.stamp, flag.forced, window);
         }
-        flags.sort_by(|a, b| a.name.cmp(&b.name));
-        Self {
-            version,
-            origin,
-            format,
-            profile_stamp,
-            flags,
-        }
+        self.flags.sort_by(|a, b| a.name.cmp(&b.name));
+        self
     }
 
     /// One flag.
@@ -178,6 +170,12 @@ mod tests {
     use super::*;
     use crate::catalog::FlagDecl;
     use crate::document::parse;
+    use std::time::Duration;
+
+    const WINDOW: Window = Window {
+        poll_interval: Duration::from_secs(45),
+        epsilon: Duration::from_secs(5),
+    };
 
     fn catalog() -> FlagCatalog {
         FlagCatalog::new(vec![
@@ -192,7 +190,7 @@ mod tests {
         let doc = parse(br#"{"isFeatureXEnabled": true}"#).unwrap();
         let overrides = Overrides::none().force("isFeatureXEnabled", false);
 
-        let snap = Snapshot::from_document("1".into(), &doc, &catalog(), &overrides);
+        let snap = Snapshot::from_document("1".into(), &doc, &catalog(), &overrides, WINDOW);
 
         let x = snap.flag("isFeatureXEnabled").unwrap();
         assert!(!x.value);
@@ -203,7 +201,8 @@ mod tests {
     fn a_declared_flag_missing_from_the_document_takes_its_default_and_the_profile_stamp() {
         let doc = parse(br#"{"isFeatureXEnabled": true, "lockstepMetadata": {"lastModifiedTimestamp": "2026-11-21T10:00:00Z"}}"#).unwrap();
 
-        let snap = Snapshot::from_document("1".into(), &doc, &catalog(), &Overrides::none());
+        let snap =
+            Snapshot::from_document("1".into(), &doc, &catalog(), &Overrides::none(), WINDOW);
 
         let gsi = snap.flag("useSubmissionsGsi").unwrap();
         assert!(gsi.value);
@@ -214,7 +213,8 @@ mod tests {
     #[test]
     fn undeclared_flags_are_kept_but_never_public() {
         let doc = parse(br#"{"isFeatureXEnabled": true, "secretBeta": true}"#).unwrap();
-        let snap = Snapshot::from_document("1".into(), &doc, &catalog(), &Overrides::none());
+        let snap =
+            Snapshot::from_document("1".into(), &doc, &catalog(), &Overrides::none(), WINDOW);
         assert_eq!(
             snap.flag("secretBeta").unwrap().visibility,
             Visibility::Internal
@@ -227,7 +227,7 @@ mod tests {
 
     #[test]
     fn bundled_defaults_are_unstamped_declared_defaults() {
-        let snap = Snapshot::defaults(&catalog(), &Overrides::none());
+        let snap = Snapshot::defaults(&catalog(), &Overrides::none(), WINDOW);
         assert_eq!(snap.origin, Origin::Defaults);
         assert!(!snap.flag("isFeatureXEnabled").unwrap().value);
         assert!(snap.flag("useSubmissionsGsi").unwrap().value);
