@@ -16,6 +16,7 @@
 //! Errors are classified by the SDK's typed variants, never by message text.
 
 use crate::source::{BoxError, BoxFuture, ConfigSource, Content, Fetched, SourceError};
+use aws_sdk_appconfigdata::config::http::HttpResponse;
 use aws_sdk_appconfigdata::error::SdkError;
 use aws_sdk_appconfigdata::operation::get_latest_configuration::GetLatestConfigurationError;
 use aws_sdk_appconfigdata::operation::start_configuration_session::StartConfigurationSessionError;
@@ -38,7 +39,7 @@ pub struct Target {
 
 impl Target {
     /// Reads `LOCKSTEP_APPCONFIG_APPLICATION`, `LOCKSTEP_APPCONFIG_ENVIRONMENT` and
-    /// `LOCKSTEP_APPCONFIG_PROFILE`; `None` names the first one missing.
+    /// `LOCKSTEP_APPCONFIG_PROFILE`; the error names the first one missing.
     pub fn from_env() -> Result<Self, &'static str> {
         let get = |name: &'static str| {
             std::env::var(name)
@@ -183,8 +184,6 @@ enum GetFailure {
     SessionInvalid(BoxError),
     Other(SourceError),
 }
-
-use aws_sdk_appconfigdata::config::http::HttpResponse;
 
 fn classify_get(err: SdkError<GetLatestConfigurationError, HttpResponse>) -> GetFailure {
     let status = err.raw_response().map(|r| r.status().as_u16());

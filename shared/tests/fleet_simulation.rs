@@ -184,6 +184,12 @@ fn deployments(rng: &mut ChaCha8Rng, origin_ms: i64, horizon_ms: i64) -> Vec<Dep
     out
 }
 
+/// One poll's answer: when it was made and, if the session's version changed, the new one.
+struct Polled {
+    at_ms: i64,
+    new: Option<(usize, Vec<u8>)>,
+}
+
 /// One AppConfig session, as the source of one instance.
 struct SimSource {
     world: Arc<Mutex<World>>,
@@ -204,8 +210,8 @@ impl SimSource {
         }
     }
 
-    /// The protocol as AppConfigData bills and enforces it; returns the version handed out.
-    fn poll(&mut self) -> Result<(Option<(usize, Vec<u8>)>, i64), SourceError> {
+    /// The protocol as AppConfigData bills and enforces it.
+    fn poll(&mut self) -> Result<Polled, SourceError> {
         let mut world = self.world.lock().unwrap();
         let t = ms(world.now.now());
         if world.failure_rng.random_bool(FETCH_FAILURE_RATE) {
@@ -225,21 +231,24 @@ impl SimSource {
         self.last_call_ms = Some(t);
         let version = world.version_for(t, self.bucket);
         if self.delivered == Some(version) {
-            return Ok((None, t));
+            return Ok(Polled {
+                at_ms: t,
+                new: None,
+            });
         }
         self.delivered = Some(version);
         world.configs_received += 1;
-        Ok((
-            Some((version, world.deployments[version].content.clone())),
-            t,
-        ))
+        Ok(Polled {
+            at_ms: t,
+            new: Some((version, world.deployments[version].content.clone())),
+        })
     }
 }
 
 impl ConfigSource for SimSource {
     fn fetch(&mut self, _now: DateTime<Utc>) -> BoxFuture<'_, Result<Fetched, SourceError>> {
-        let result = self.poll().map(|(content, _)| Fetched {
-            content: content.map(|(version, bytes)| Content {
+        let result = self.poll().map(|polled| Fetched {
+            content: polled.new.map(|(version, bytes)| Content {
                 bytes,
                 version: version.to_string(),
             }),
@@ -277,12 +286,15 @@ impl NaiveInstance {
             return;
         }
         match self.source.poll() {
-            Ok((Some((version, _)), t)) => {
-                self.held = Some((version, t));
+            Ok(Polled {
+                at_ms,
+                new: Some((version, _)),
+            }) => {
+                self.held = Some((version, at_ms));
                 self.last_attempt_failed = false;
             }
-            Ok((None, t)) => {
-                self.held = self.held.map(|(v, _)| (v, t));
+            Ok(Polled { at_ms, new: None }) => {
+                self.held = self.held.map(|(v, _)| (v, at_ms));
                 self.last_attempt_failed = false;
             }
             Err(_) => self.last_attempt_failed = true,
