@@ -1,0 +1,172 @@
+//! The config function on the `events/` fixtures, with the real cache over an in-memory source.
+
+use chrono::{DateTime, Utc};
+use lambda_http::{Body, Response};
+use lockstep::cache::CacheOptions;
+use lockstep::memory::MemorySource;
+use lockstep::{FlagCache, ManualClock, Overrides, Settings};
+use serde_json::Value;
+use std::sync::Arc;
+
+fn event(json: &str) -> lambda_http::Request {
+    lambda_http::request::from_str(json).expect("a valid API Gateway event")
+}
+
+async fn cache(content: Option<&str>, overrides: Overrides, now: &str) -> FlagCache {
+    let (source, handle) = MemorySource::new();
+    if let Some(content) = content {
+        handle.publish("7", content);
+    }
+    let clock = ManualClock::new(
+        DateTime::parse_from_rfc3339(now)
+            .unwrap()
+            .with_timezone(&Utc),
+    );
+    let options = CacheOptions {
+        catalog: lockstep::product::catalog(),
+        overrides,
+        settings: Settings::default(),
+        clock: Arc::new(clock),
+    };
+    FlagCache::new(Box::new(source), options).await
+}
+
+fn json(response: &Response<Body>) -> Value {
+    match response.body() {
+        Body::Text(text) => serde_json::from_str(text).unwrap(),
+        other => panic!("unexpected body {other:?}"),
+    }
+}
+
+const ENABLED: &str = r#"{"isFeatureXEnabled": true, "useSubmissionsGsi": true,
+  "lockstepMetadata": {"lastModifiedTimestamp": "2026-11-21T10:00:00Z", "deploymentDurationSeconds": 60}}"#;
+
+#[tokio::test]
+async fn get_config_shows_public_flags_consistency_version_stamp_and_p() {
+    let cache = cache(Some(ENABLED), Overrides::none(), "2026-11-21T10:05:00Z").await;
+
+    let response = config::handle(
+        &cache,
+        event(include_str!("../../../events/config-get.json")),
+    )
+    .await;
+    let body = json(&response);
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert_eq!(body["isFeatureXEnabled"], true);
+    assert_eq!(body["isBackendConsistent"], true);
+    assert_eq!(body["consistentAt"], "2026-11-21T10:01:50Z");
+    assert_eq!(body["flags"]["isFeatureXEnabled"]["value"], true);
+    assert_eq!(body["flags"]["isFeatureXEnabled"]["consistent"], true);
+    assert_eq!(
+        body["flags"]["isFeatureXEnabled"]["consistentAt"],
+        "2026-11-21T10:01:50Z"
+    );
+    assert_eq!(body["flags"]["isFeatureXEnabled"]["forced"], false);
+    assert_eq!(body["configurationVersion"], "7");
+    assert_eq!(body["lastModifiedTimestamp"], "2026-11-21T10:00:00Z");
+    assert_eq!(body["pollIntervalSeconds"], 45);
+    assert_eq!(body["serverTime"], "2026-11-21T10:05:00Z");
+    assert_eq!(body["degraded"], Value::Null);
+}
+
+#[tokio::test]
+async fn internal_flags_never_appear() {
+    let cache = cache(Some(ENABLED), Overrides::none(), "2026-11-21T10:05:00Z").await;
+
+    let body = json(
+        &config::handle(
+            &cache,
+            event(include_str!("../../../events/config-get.json")),
+        )
+        .await,
+    );
+
+    assert!(body.get("useSubmissionsGsi").is_none());
+    assert!(body["flags"].get("useSubmissionsGsi").is_none());
+    assert!(!body.to_string().contains("useSubmissionsGsi"));
+}
+
+#[tokio::test]
+async fn before_consistent_at_the_backend_is_not_consistent_and_says_when_it_will_be() {
+    let cache = cache(Some(ENABLED), Overrides::none(), "2026-11-21T10:01:49.999Z").await;
+
+    let body = json(
+        &config::handle(
+            &cache,
+            event(include_str!("../../../events/config-get.json")),
+        )
+        .await,
+    );
+
+    assert_eq!(body["isFeatureXEnabled"], true);
+    assert_eq!(body["isBackendConsistent"], false);
+    assert_eq!(body["consistentAt"], "2026-11-21T10:01:50Z");
+}
+
+#[tokio::test]
+async fn a_forced_flag_is_reported_forced() {
+    let cache = cache(
+        Some(ENABLED),
+        Overrides::none().force("isFeatureXEnabled", false),
+        "2026-11-21T10:05:00Z",
+    )
+    .await;
+
+    let body = json(
+        &config::handle(
+            &cache,
+            event(include_str!("../../../events/config-get.json")),
+        )
+        .await,
+    );
+
+    assert_eq!(body["isFeatureXEnabled"], false);
+    assert_eq!(body["flags"]["isFeatureXEnabled"]["forced"], true);
+    assert_eq!(
+        body["flags"]["isFeatureXEnabled"]["consistentAt"],
+        Value::Null
+    );
+}
+
+#[tokio::test]
+async fn an_instance_on_bundled_defaults_is_degraded_and_never_consistent() {
+    let cache = cache(None, Overrides::none(), "2026-11-21T10:05:00Z").await;
+
+    let body = json(
+        &config::handle(
+            &cache,
+            event(include_str!("../../../events/config-get.json")),
+        )
+        .await,
+    );
+
+    assert_eq!(body["isFeatureXEnabled"], false);
+    assert_eq!(body["isBackendConsistent"], false);
+    assert_eq!(body["consistentAt"], Value::Null);
+    assert_eq!(body["configurationVersion"], "defaults");
+    assert_eq!(body["degraded"], "never_fetched");
+}
+
+#[tokio::test]
+async fn a_wrong_method_answers_405_and_an_unknown_route_404_as_problem_json() {
+    let cache = cache(Some(ENABLED), Overrides::none(), "2026-11-21T10:05:00Z").await;
+
+    let post = config::handle(
+        &cache,
+        event(include_str!("../../../events/config-post.json")),
+    )
+    .await;
+    let unknown = config::handle(
+        &cache,
+        event(include_str!("../../../events/unknown-route.json")),
+    )
+    .await;
+
+    assert_eq!(post.status(), 405);
+    assert_eq!(post.headers()["allow"], "GET");
+    assert_eq!(post.headers()["content-type"], "application/problem+json");
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(json(&unknown)["status"], 404);
+}
