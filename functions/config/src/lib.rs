@@ -1,13 +1,3 @@
-//! The config function: routes one Lambda event to `GET /config`.
+//! The config function: `GET /config` (routing in `lockstep::routes`).
 
-use lambda_http::{Body, Request, Response};
-use lockstep::http::{path_segments, respond, ApiError};
-use lockstep::FlagCache;
-
-/// Answers one request; every outcome, errors included, is an HTTP response.
-pub async fn handle(cache: &FlagCache, request: Request) -> Response<Body> {
-    respond(match path_segments(&request).as_slice() {
-        ["config"] => lockstep::config_endpoint::handle(cache, &request).await,
-        _ => Err(ApiError::NotFound),
-    })
-}
+pub use lockstep::routes::config_function as handle;

