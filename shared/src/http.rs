@@ -135,7 +135,7 @@ impl ApiError {
             _ => tracing::info!(status = status.as_u16(), kind, "request refused"),
         }
         let mut body = json!({
-            "type": format!("https://lockstep.dev/problems/{kind}"),
+            "type": format!("urn:lockstep:problem:{kind}"),
             "title": title,
             "status": status.as_u16(),
             "detail": detail,
