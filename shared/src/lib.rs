@@ -34,6 +34,7 @@ pub mod routes;
 pub mod settings;
 pub mod snapshot;
 pub mod source;
+pub mod stamp;
 pub mod submissions;
 
 pub use cache::{FlagCache, FlagView};
