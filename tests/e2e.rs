@@ -54,7 +54,8 @@ async fn env(flags: &str, overrides: Overrides) -> Env {
         Arc::new(clock.clone()),
         Arc::new(DynamoStore::new(db.clone(), TABLE)),
     )
-    .await;
+    .await
+    .unwrap();
     Env {
         _dynamo: dynamo,
         db,

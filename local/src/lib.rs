@@ -7,6 +7,7 @@ use axum::extract::{Request as AxumRequest, State};
 use axum::response::Response as AxumResponse;
 use lambda_http::{Body, RequestExt};
 use lockstep::cache::CacheOptions;
+use lockstep::catalog::CatalogError;
 use lockstep::feature_x::FeatureX;
 use lockstep::http::{ApiError, MAX_BODY_BYTES};
 use lockstep::local::LocalDirSource;
@@ -24,19 +25,18 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// Builds both functions over `flags_dir` and `store`, each with its own cache (prefetched).
+    /// Builds both functions over `flags_dir` and `store`, each with its own cache (prefetched);
+    /// fails when `LOCKSTEP_PUBLIC_FLAGS` names an undeclared flag.
     pub async fn new(
         flags_dir: &Path,
         settings: Settings,
         overrides: Overrides,
         clock: Arc<dyn Clock>,
         store: Arc<dyn SubmissionStore>,
-    ) -> Self {
+    ) -> Result<Self, CatalogError> {
         let catalog = lockstep::product::catalog();
         let catalog = match &settings.public_flags {
-            Some(names) => catalog
-                .with_public(names)
-                .unwrap_or_else(|e| panic!("LOCKSTEP_PUBLIC_FLAGS: {e}")),
+            Some(names) => catalog.with_public(names)?,
             None => catalog,
         };
         let cache = || async {
@@ -55,7 +55,7 @@ impl Runner {
             store,
             clock: clock.clone(),
         };
-        Self { config, feature_x }
+        Ok(Self { config, feature_x })
     }
 
     /// Serves one request as API Gateway would hand it to the functions.

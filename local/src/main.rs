@@ -61,7 +61,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         Arc::new(SystemClock),
         Arc::new(DynamoStore::new(client, TABLE)),
     )
-    .await;
+    .await?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let base = format!("http://127.0.0.1:{port}");
     println!("Lockstep local runner");
