@@ -1,0 +1,170 @@
+//! The AppConfig extension that stamps every deployment (`PRE_START_DEPLOYMENT`), and logs
+//! rollbacks (`ON_DEPLOYMENT_ROLLED_BACK`).
+//!
+//! AppConfig invokes it with the configuration as base64 `Content` plus the application,
+//! environment and profile ids and the extension `Parameters`. It answers `{"Content": base64}` to
+//! replace the content, or `{"Error", "Message"}` to block the deployment.
+//!
+//! - Δ comes from the required extension parameter `DeploymentDurationSeconds` (the strategy's
+//!   duration; a wrong Δ would make flags look consistent too early, so a missing or malformed
+//!   value blocks the deployment).
+//! - The previous stamps come from the content currently deployed to the same environment and
+//!   profile, read through AppConfigData before the new deployment starts. When nothing is
+//!   deployed yet, or it cannot be read, every flag gets this deployment's stamp: later than
+//!   needed, never earlier (logged as `path=no_previous`).
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use lockstep::source::BoxFuture;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// The extension parameter naming Δ.
+pub const DURATION_PARAMETER: &str = "DeploymentDurationSeconds";
+
+/// An id object of the event.
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct Id {
+    /// The id.
+    #[serde(default)]
+    pub id: String,
+}
+
+/// The fields of an extension invocation that this function reads.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Event {
+    /// `PreStartDeployment`, `OnDeploymentRolledBack`, ...
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// The configuration, base64.
+    #[serde(default)]
+    pub content: Option<String>,
+    /// Extension parameters.
+    #[serde(default)]
+    pub parameters: HashMap<String, String>,
+    /// The application.
+    #[serde(default)]
+    pub application: Id,
+    /// The environment.
+    #[serde(default)]
+    pub environment: Id,
+    /// The configuration profile.
+    #[serde(default)]
+    pub configuration_profile: Id,
+    /// The deployment's number.
+    #[serde(default)]
+    pub deployment_number: Option<u64>,
+}
+
+/// Reads the content currently deployed to an environment and profile.
+pub trait DeployedContent: Send + Sync {
+    /// The deployed content, or `None` when nothing is deployed yet.
+    fn fetch<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>>;
+}
+
+/// The deployed content through AppConfigData (one session, one call).
+pub struct AppConfigDeployed {
+    /// The client.
+    pub client: aws_sdk_appconfigdata::Client,
+}
+
+impl DeployedContent for AppConfigDeployed {
+    fn fetch<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>> {
+        Box::pin(async move {
+            let session = self
+                .client
+                .start_configuration_session()
+                .application_identifier(&event.application.id)
+                .environment_identifier(&event.environment.id)
+                .configuration_profile_identifier(&event.configuration_profile.id)
+                .send()
+                .await
+                .map_err(|e| format!("StartConfigurationSession: {e}"))?;
+            let token = session
+                .initial_configuration_token
+                .ok_or("no session token")?;
+            let out = self
+                .client
+                .get_latest_configuration()
+                .configuration_token(token)
+                .send()
+                .await
+                .map_err(|e| format!("GetLatestConfiguration: {e}"))?;
+            Ok(out
+                .configuration
+                .map(|b| b.into_inner())
+                .filter(|b| !b.is_empty()))
+        })
+    }
+}
+
+/// Handles one invocation; every outcome is an answer AppConfig understands.
+pub async fn handle(event: &Event, deployed: &dyn DeployedContent, now: DateTime<Utc>) -> Value {
+    match event.kind.as_str() {
+        "PreStartDeployment" => match pre_start(event, deployed, now).await {
+            Ok(content) => json!({ "Content": STANDARD.encode(content) }),
+            Err(message) => {
+                tracing::warn!(path = "deployment_blocked", reason = %message, "deployment blocked");
+                json!({ "Error": "BadRequestError", "Message": message })
+            }
+        },
+        "OnDeploymentRolledBack" => {
+            tracing::warn!(
+                path = "rolled_back",
+                rolled_back_at = %now.to_rfc3339(),
+                deployment = ?event.deployment_number,
+                environment = %event.environment.id,
+                "deployment rolled back: content with an older stamp is live again; instances that have not polled since may report consistency for the rolled-back value for up to P"
+            );
+            json!({})
+        }
+        other => {
+            tracing::info!(kind = other, "action point ignored");
+            json!({})
+        }
+    }
+}
+
+async fn pre_start(
+    event: &Event,
+    deployed: &dyn DeployedContent,
+    now: DateTime<Utc>,
+) -> Result<Vec<u8>, String> {
+    let seconds: u64 = event
+        .parameters
+        .get(DURATION_PARAMETER)
+        .ok_or(format!("the extension parameter {DURATION_PARAMETER} (the deployment strategy's duration) is required"))?
+        .trim()
+        .parse()
+        .map_err(|_| format!("{DURATION_PARAMETER} must be a whole number of seconds"))?;
+    let content = event
+        .content
+        .as_deref()
+        .ok_or("the event carries no Content")?;
+    let content = STANDARD
+        .decode(content)
+        .map_err(|_| "Content is not valid base64".to_string())?;
+    let previous = match deployed.fetch(event).await {
+        Ok(previous) => previous,
+        Err(reason) => {
+            tracing::warn!(path = "no_previous", reason = %reason, "deployed content unreadable: every flag gets this deployment's stamp");
+            None
+        }
+    };
+    let stamped = lockstep::stamp::stamp(
+        &content,
+        previous.as_deref(),
+        now,
+        Duration::from_secs(seconds),
+    )
+    .map_err(|e| e.to_string())?;
+    for (flag, (change, stamp)) in &stamped.flags {
+        tracing::info!(flag = %flag, change = ?change, stamp = %stamp.at, delta_s = stamp.deployment_duration.as_secs(), "flag stamped");
+    }
+    Ok(stamped.content)
+}
