@@ -65,6 +65,12 @@ async fn env(flags: &str, overrides: Overrides) -> Env {
     }
 }
 
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.flags_dir);
+    }
+}
+
 struct Reply {
     status: u16,
     headers: http::HeaderMap,
