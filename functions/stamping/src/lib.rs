@@ -16,7 +16,8 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use lockstep::source::BoxFuture;
+use lockstep::appconfig::{AppConfigSource, Target};
+use lockstep::source::{BoxFuture, ConfigSource};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -75,30 +76,24 @@ pub struct AppConfigDeployed {
 
 impl DeployedContent for AppConfigDeployed {
     fn fetch<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>> {
+        // The protocol is owned by `lockstep::appconfig`: a new session's first poll returns the
+        // deployed content in full.
+        let target = Target {
+            application: event.application.id.clone(),
+            environment: event.environment.id.clone(),
+            profile: event.configuration_profile.id.clone(),
+        };
+        let mut source = AppConfigSource::new(
+            self.client.clone(),
+            target,
+            lockstep::settings::MIN_POLL_INTERVAL,
+        );
         Box::pin(async move {
-            let session = self
-                .client
-                .start_configuration_session()
-                .application_identifier(&event.application.id)
-                .environment_identifier(&event.environment.id)
-                .configuration_profile_identifier(&event.configuration_profile.id)
-                .send()
+            let fetched = source
+                .fetch(Utc::now())
                 .await
-                .map_err(|e| format!("StartConfigurationSession: {e}"))?;
-            let token = session
-                .initial_configuration_token
-                .ok_or("no session token")?;
-            let out = self
-                .client
-                .get_latest_configuration()
-                .configuration_token(token)
-                .send()
-                .await
-                .map_err(|e| format!("GetLatestConfiguration: {e}"))?;
-            Ok(out
-                .configuration
-                .map(|b| b.into_inner())
-                .filter(|b| !b.is_empty()))
+                .map_err(|e| format!("{e}: {:?}", std::error::Error::source(&e)))?;
+            Ok(fetched.content.map(|c| c.bytes))
         })
     }
 }
