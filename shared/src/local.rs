@@ -87,8 +87,9 @@ fn display(path: &Path) -> String {
     path.display().to_string()
 }
 
-/// FNV-1a, 64 bits: a stable content hash for version labels (not for security).
-fn fnv1a(bytes: &[u8]) -> u64 {
+/// FNV-1a, 64 bits: a stable, dependency-free content hash for version labels and request
+/// fingerprints (not for security).
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
         (hash ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
     })

@@ -126,9 +126,7 @@ impl SubmissionRequest {
             self.quantity,
             self.note.as_deref().unwrap_or("")
         );
-        let hash = canonical.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-        });
+        let hash = crate::local::fnv1a(canonical.as_bytes());
         format!("{hash:016x}")
     }
 }
