@@ -8,6 +8,7 @@ use http_body_util::BodyExt;
 use lockstep::dynamo::DynamoStore;
 use lockstep::dynamo_local::{client, ensure_table, DynamoLocal};
 use lockstep::{ManualClock, Overrides, Settings};
+use lockstep_local::fleet::FleetOptions;
 use lockstep_local::{router, Runner};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -53,6 +54,7 @@ async fn env(flags: &str, overrides: Overrides) -> Env {
         overrides,
         Arc::new(clock.clone()),
         Arc::new(DynamoStore::new(db.clone(), TABLE)),
+        FleetOptions::single(),
     )
     .await
     .unwrap();

