@@ -15,6 +15,8 @@
   const user = userId();
   let config = null; // the last /config body, with the browser's clock offset to the server's
   let availability = "loading";
+  let decision = { availability: "loading" }; // what the last /config said about journey X
+  let nextCheckAt = null; // when the next /config read is scheduled (browser clock)
   let view = "home";
   let checkTimer = null;
   let ticker = null;
@@ -129,7 +131,8 @@
       availability = "unreachable";
       // 2 s, 4 s, 8 s … up to P.
       const delay = Math.min(pollMs(), 1000 * 2 ** Math.min(unreachableChecks, 6));
-      render({ retryAt: Date.now() + delay });
+      nextCheckAt = Date.now() + delay;
+      render();
       checkTimer = setTimeout(checkConfig, delay);
       return;
     }
@@ -141,7 +144,7 @@
       instance: result.instance,
       offsetMs: Number.isFinite(serverTime) ? serverTime - receivedAt : 0,
     };
-    const decision = decide(config);
+    decision = decide(config);
     availability = decision.availability;
     let delay;
     if (decision.availability === "waiting") {
@@ -156,11 +159,12 @@
       unconfirmedChecks = 0;
       delay = pollMs();
     }
-    render({ decision, retryAt: Date.now() + delay });
+    nextCheckAt = Date.now() + delay;
+    render();
     checkTimer = setTimeout(checkConfig, delay);
   }
 
-  function render(extra = {}) {
+  function render() {
     app.dataset.availability = availability;
     app.dataset.view = view;
     const text = $("status-text");
@@ -178,7 +182,7 @@
         text.textContent = "Journey X is not available right now.";
         break;
       case "waiting": {
-        const at = extra.decision.at;
+        const at = decision.at;
         text.textContent = "Journey X has been switched on and is being rolled out to every server.";
         const time = $("opens-at");
         time.dateTime = new Date(at).toISOString();
@@ -195,10 +199,10 @@
       case "unconfirmed":
         text.textContent =
           "Journey X has been switched on, but the server cannot yet confirm that every server " +
-          `serves it. Checking again at ${clock(extra.retryAt)}.`;
+          `serves it. Checking again at ${clock(nextCheckAt)}.`;
         break;
       case "unreachable":
-        text.textContent = `Can't reach the service right now. Checking again at ${clock(extra.retryAt)}.`;
+        text.textContent = `Can't reach the service right now. Checking again at ${clock(nextCheckAt)}.`;
         break;
       default:
         break;
