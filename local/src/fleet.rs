@@ -283,7 +283,7 @@ impl Fleet {
     /// Serves a request on the next instance of `function`, naming it in [`INSTANCE_HEADER`].
     pub async fn serve(&self, function: Function, request: &Request) -> Response<Body> {
         let Some(instance) = self.pick(function) else {
-            // Instance 1 starts with the runner, so this cannot happen; answer like a throttle.
+            // Instance 1 starts with the runner, so this cannot happen.
             return lockstep::http::ApiError::Internal("no instance started".into())
                 .into_response();
         };
@@ -312,7 +312,11 @@ impl Fleet {
     pub fn set_frozen(&self, name: &str, frozen: bool) -> Option<InstanceJson> {
         let instance = self.instance(name)?;
         instance.frozen.store(frozen, Ordering::SeqCst);
-        tracing::info!(instance = %name, path = if frozen { "frozen" } else { "thawed" }, "instance {}", if frozen { "frozen" } else { "thawed" });
+        if frozen {
+            tracing::info!(instance = %name, path = "frozen", "instance frozen");
+        } else {
+            tracing::info!(instance = %name, path = "thawed", "instance thawed");
+        }
         Some(self.describe(instance))
     }
 
