@@ -205,6 +205,17 @@ test("the journey opens only when the fleet is consistent, in a real browser", {
 
   let consistentAt;
   await t.test("2. after deploying true, the journey is not offered before consistentAt, and the page says when", async () => {
+    // Every instance started (cold starts are staggered over P), so each picks the new version
+    // up at its own moment.
+    const deadline = Date.now() + (P + 10) * 1000;
+    for (;;) {
+      const fleet = await api(base, "GET", "/local/fleet");
+      const states = fleet.body.functions.flatMap((f) => f.instances.map((i) => i.state));
+      assert.equal(states.length, 2 * INSTANCES);
+      if (states.every((s) => s === "warm")) break;
+      assert.ok(Date.now() < deadline, `instances still starting: ${states}`);
+      await sleep(500);
+    }
     // The deployment goes through the fleet view's Deploy button (Δ = 5 s).
     const fleet = await context.newPage();
     watch(fleet, "fleet");
@@ -250,6 +261,8 @@ test("the journey opens only when the fleet is consistent, in a real browser", {
     assert.equal(await spa.textContent("#opens-at"), hhmmss(consistentAt));
     assert.match(await spa.textContent("#opens-in"), /\(in \d+ seconds?\)/);
     await spa.screenshot({ path: path.join(OUT, "step2-opens-at.png") });
+    // The fleet view mid-rollout: some instances already hold the new version, some not yet.
+    await fleet.waitForSelector("td:has-text('(latest)')");
     await fleet.screenshot({ path: path.join(OUT, "fleet-view.png"), fullPage: true });
     await fleet.close();
   });
