@@ -285,3 +285,72 @@ async fn an_older_instance_never_overwrites_a_newer_snapshot() {
     assert_eq!(env.store.load().await.unwrap().unwrap().version, "3");
     env.dynamo.stop().await;
 }
+
+/// Counts the writes reaching the real store.
+struct Counting {
+    inner: Arc<DynamoSnapshots>,
+    saves: std::sync::atomic::AtomicUsize,
+}
+
+impl SnapshotStore for Counting {
+    fn load(
+        &self,
+    ) -> lockstep::source::BoxFuture<
+        '_,
+        Result<Option<StoredConfig>, lockstep::durable::DurableError>,
+    > {
+        self.inner.load()
+    }
+    fn save<'a>(
+        &'a self,
+        config: &'a StoredConfig,
+    ) -> lockstep::source::BoxFuture<'a, Result<SaveOutcome, lockstep::durable::DurableError>> {
+        self.saves.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.save(config)
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+#[tokio::test]
+async fn only_new_versions_are_written_and_a_failed_write_changes_nothing_served() {
+    let env = env().await;
+    let counting = Arc::new(Counting {
+        inner: env.store.clone(),
+        saves: Default::default(),
+    });
+    let saves = || counting.saves.load(std::sync::atomic::Ordering::SeqCst);
+    let (source, handle) = MemorySource::new();
+    handle.publish("1", V1);
+    let cache =
+        FlagCache::with_durable_snapshot(Box::new(source), options(&env.clock), counting.clone())
+            .await;
+    assert_eq!(saves(), 1, "the first version is written");
+    // Unchanged polls write nothing.
+    for _ in 0..3 {
+        env.clock.advance(TimeDelta::from_std(P).unwrap());
+        assert_eq!(cache.read().await.snapshot().version, "1");
+    }
+    assert_eq!(saves(), 1);
+    // A new version is written once.
+    handle.publish("2", V2);
+    env.clock.advance(TimeDelta::from_std(P).unwrap());
+    assert_eq!(cache.read().await.snapshot().version, "2");
+    assert_eq!(saves(), 2);
+    assert_eq!(env.store.load().await.unwrap().unwrap().version, "2");
+    // Rejected content is not written.
+    handle.publish("3", "{not json");
+    env.clock.advance(TimeDelta::from_std(P).unwrap());
+    assert_eq!(cache.read().await.snapshot().version, "2");
+    assert_eq!(saves(), 2);
+    // DynamoDB gone: the write fails, the new version is served all the same, healthy.
+    env.dynamo.stop().await;
+    let v4 = V2.replace("09:30:00Z", "09:45:00Z");
+    handle.publish("4", v4);
+    env.clock.advance(TimeDelta::from_std(P).unwrap());
+    let view = cache.read().await;
+    assert_eq!(saves(), 3);
+    assert_eq!(view.snapshot().version, "4");
+    assert_eq!(view.degraded(), None);
+}
