@@ -64,8 +64,12 @@ pub fn configure(
 
 /// Builds an AppConfigData client from the default credential and region chain.
 pub async fn client_from_env() -> Client {
-    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    Client::from_conf(configure(aws_sdk_appconfigdata::config::Builder::from(&shared)).build())
+    client(&aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
+}
+
+/// An AppConfigData client from a loaded AWS configuration, configured as above.
+pub fn client(shared: &aws_config::SdkConfig) -> Client {
+    Client::from_conf(configure(aws_sdk_appconfigdata::config::Builder::from(shared)).build())
 }
 
 /// The AppConfigData source: one session per instance.

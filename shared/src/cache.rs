@@ -20,6 +20,12 @@
 //! AppConfig will answer "unchanged" to the next polls of the same session, and those must not
 //! look like a recovery while the instance still serves the older version.
 //!
+//! With a durable snapshot store ([`FlagCache::with_durable_snapshot`], [`crate::durable`]): every
+//! new version accepted from the source is written there (conditionally, newest stamp wins),
+//! and an instance that has neither fetched nor loaded anything yet loads it when its source
+//! fails, before falling back to the bundled defaults (rule 5); it stays degraded until its own
+//! source answers.
+//!
 //! Reading a flag on a fresh cache is a clock read, an atomic pointer load and a binary search:
 //! no I/O, no parsing, no lock.
 
@@ -27,6 +33,7 @@ use crate::catalog::{FlagCatalog, Visibility};
 use crate::clock::Clock;
 use crate::consistency::{is_consistent, Window};
 use crate::document;
+use crate::durable::{SaveOutcome, SnapshotStore, StoredConfig};
 use crate::overrides::Overrides;
 use crate::settings::Settings;
 use crate::snapshot::{FlagStatus, Origin, Snapshot};
@@ -63,6 +70,11 @@ pub enum Degraded {
         /// What the service asked for, seconds.
         service_seconds: u64,
     },
+    /// Nothing was ever fetched: serving the durable snapshot another instance wrote.
+    DurableSnapshot {
+        /// The kind of the last failure.
+        kind: &'static str,
+    },
 }
 
 impl Degraded {
@@ -74,6 +86,7 @@ impl Degraded {
             Degraded::Timeout => "timeout",
             Degraded::InvalidContent { .. } => "invalid_content",
             Degraded::PollIntervalTooLong { .. } => "poll_interval_too_long",
+            Degraded::DurableSnapshot { .. } => "durable_snapshot",
         }
     }
 }
@@ -119,6 +132,7 @@ pub struct FlagCache {
     fetch_timeout: Duration,
     catalog: FlagCatalog,
     overrides: Overrides,
+    durable: Option<Arc<dyn SnapshotStore>>,
 }
 
 impl std::fmt::Debug for FlagCache {
@@ -134,6 +148,25 @@ impl FlagCache {
     /// Builds the cache and fetches once (the prefetch at init, rule 5). If that fetch fails the
     /// cache serves the bundled defaults, degraded.
     pub async fn new(source: Box<dyn ConfigSource>, options: CacheOptions) -> Self {
+        Self::build(source, options, None).await
+    }
+
+    /// Like [`FlagCache::new`], with a durable snapshot store: new versions are written to it,
+    /// and when the source cannot be reached at cold start the stored snapshot is served
+    /// (degraded) before the bundled defaults.
+    pub async fn with_durable_snapshot(
+        source: Box<dyn ConfigSource>,
+        options: CacheOptions,
+        durable: Arc<dyn SnapshotStore>,
+    ) -> Self {
+        Self::build(source, options, Some(durable)).await
+    }
+
+    async fn build(
+        source: Box<dyn ConfigSource>,
+        options: CacheOptions,
+        durable: Option<Arc<dyn SnapshotStore>>,
+    ) -> Self {
         let CacheOptions {
             catalog,
             overrides,
@@ -151,7 +184,12 @@ impl FlagCache {
             next_refresh_at: now,
             degraded: Some(Degraded::NeverFetched { kind: "not_yet" }),
         };
-        tracing::info!(source = %source.describe(), poll_interval_s = settings.poll_interval.as_secs(), "flag cache prefetch");
+        tracing::info!(
+            source = %source.describe(),
+            durable = durable.as_ref().map(|d| d.describe()).unwrap_or_else(|| "none".into()),
+            poll_interval_s = settings.poll_interval.as_secs(),
+            "flag cache prefetch"
+        );
         let cache = Self {
             state: ArcSwap::from_pointee(initial),
             refresher: tokio::sync::Mutex::new(Refresher {
@@ -164,6 +202,7 @@ impl FlagCache {
             fetch_timeout: settings.fetch_timeout,
             catalog,
             overrides,
+            durable,
         };
         cache.refresh_if_due().await;
         cache
@@ -213,24 +252,100 @@ impl FlagCache {
             Ok(Ok(fetched)) => self.on_success(&mut refresher, &current, fetched, start, end),
             Ok(Err(error)) => {
                 tracing::warn!(error = %error, kind = error.kind(), version = %current.snapshot.version, path = "refresh_failed", "refresh failed; keeping last-known-good");
-                let degraded = match current.fetched_at {
-                    None => Degraded::NeverFetched { kind: error.kind() },
-                    Some(_) => Degraded::FetchFailed { kind: error.kind() },
-                };
-                self.on_failure(&mut refresher, &current, degraded, end)
+                self.on_failure(&mut refresher, &current, error.kind(), end)
             }
             Err(_elapsed) => {
                 tracing::warn!(timeout_ms = self.fetch_timeout.as_millis() as u64, version = %current.snapshot.version, path = "refresh_timeout", "refresh timed out; keeping last-known-good");
-                let degraded = match current.fetched_at {
-                    None => Degraded::NeverFetched { kind: "timeout" },
-                    Some(_) => Degraded::Timeout,
-                };
-                self.on_failure(&mut refresher, &current, degraded, end)
+                self.on_failure(&mut refresher, &current, "timeout", end)
             }
         };
+        let (mut next, to_save) = next;
+        if next.snapshot.origin == Origin::Defaults {
+            if let Some(kind) = next.degraded.as_ref().and_then(never_fetched_kind) {
+                if let Some(loaded) = self.load_durable().await {
+                    next.snapshot = Arc::new(loaded);
+                    next.degraded = Some(Degraded::DurableSnapshot { kind });
+                }
+            }
+        }
         let next = Arc::new(next);
         self.state.store(next.clone());
+        if let Some(config) = to_save {
+            self.save_durable(&config).await;
+        }
         self.view(next, end.timestamp_millis())
+    }
+
+    /// The durable snapshot as a resolved snapshot, or `None` (none configured, none stored,
+    /// unreachable, or invalid: each logged).
+    async fn load_durable(&self) -> Option<Snapshot> {
+        let durable = self.durable.as_ref()?;
+        let stored = match tokio::time::timeout(self.fetch_timeout, durable.load()).await {
+            Ok(Ok(Some(stored))) => stored,
+            Ok(Ok(None)) => {
+                tracing::warn!(
+                    path = "durable_snapshot_none",
+                    "no durable snapshot stored; serving bundled defaults"
+                );
+                return None;
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(error = %error, path = "durable_snapshot_unavailable", "durable snapshot unreadable; serving bundled defaults");
+                return None;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    timeout_ms = self.fetch_timeout.as_millis() as u64,
+                    path = "durable_snapshot_timeout",
+                    "durable snapshot timed out; serving bundled defaults"
+                );
+                return None;
+            }
+        };
+        match document::parse(&stored.content) {
+            Ok(doc) => {
+                let mut snapshot = Snapshot::from_document(
+                    stored.version,
+                    &doc,
+                    &self.catalog,
+                    &self.overrides,
+                    self.window,
+                );
+                snapshot.origin = Origin::Durable;
+                tracing::warn!(
+                    version = %snapshot.version,
+                    fetched_at = %stored.fetched_at.to_rfc3339(),
+                    path = "durable_snapshot_loaded",
+                    "source unreachable at cold start; serving the durable snapshot (degraded)"
+                );
+                Some(snapshot)
+            }
+            Err(error) => {
+                tracing::error!(version = %stored.version, reason = %error, path = "durable_snapshot_invalid", "durable snapshot does not validate; serving bundled defaults");
+                None
+            }
+        }
+    }
+
+    /// Writes a newly accepted version to the durable store; failures are logged, never served.
+    async fn save_durable(&self, config: &StoredConfig) {
+        let Some(durable) = self.durable.as_ref() else {
+            return;
+        };
+        match tokio::time::timeout(self.fetch_timeout, durable.save(config)).await {
+            Ok(Ok(SaveOutcome::Written)) => {
+                tracing::info!(version = %config.version, stamp_ms = config.stamp_millis, path = "durable_snapshot_written", "durable snapshot written");
+            }
+            Ok(Ok(SaveOutcome::KeptNewer)) => {
+                tracing::info!(version = %config.version, stamp_ms = config.stamp_millis, path = "durable_snapshot_kept", "durable snapshot already as new or newer; left as it was");
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(version = %config.version, error = %error, path = "durable_snapshot_write_failed", "durable snapshot not written");
+            }
+            Err(_) => {
+                tracing::warn!(version = %config.version, path = "durable_snapshot_write_timeout", "durable snapshot write timed out");
+            }
+        }
     }
 
     fn on_success(
@@ -240,20 +355,29 @@ impl FlagCache {
         fetched: crate::source::Fetched,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
-    ) -> CacheState {
+    ) -> (CacheState, Option<StoredConfig>) {
         refresher.consecutive_failures = 0;
         let mut snapshot = current.snapshot.clone();
+        let mut to_save = None;
         match fetched.content {
             Some(content) => match document::parse(&content.bytes) {
                 Ok(doc) => {
                     let next = Snapshot::from_document(
-                        content.version,
+                        content.version.clone(),
                         &doc,
                         &self.catalog,
                         &self.overrides,
                         self.window,
                     );
                     log_accepted(&current.snapshot, &next);
+                    if self.durable.is_some() {
+                        to_save = Some(StoredConfig {
+                            version: content.version,
+                            content: content.bytes,
+                            stamp_millis: next.profile_stamp.map_or(0, |s| s.at.timestamp_millis()),
+                            fetched_at: start,
+                        });
+                    }
                     snapshot = Arc::new(next);
                     refresher.rejected = None;
                 }
@@ -275,6 +399,8 @@ impl FlagCache {
         } else if snapshot.origin == Origin::Defaults {
             // A source that answered "unchanged" to its very first call delivered nothing.
             Some(Degraded::NeverFetched { kind: "no_content" })
+        } else if snapshot.origin == Origin::Durable {
+            Some(Degraded::DurableSnapshot { kind: "no_content" })
         } else if service_interval > self.window.poll_interval {
             tracing::warn!(
                 service_interval_s = service_interval.as_secs(),
@@ -288,31 +414,39 @@ impl FlagCache {
         } else {
             None
         };
-        CacheState {
+        let state = CacheState {
             snapshot,
             fetched_at: Some(start),
             next_refresh_at: (start + delta(self.window.poll_interval))
                 .max(end + delta(service_interval)),
             degraded,
-        }
+        };
+        (state, to_save)
     }
 
     fn on_failure(
         &self,
         refresher: &mut Refresher,
         current: &CacheState,
-        degraded: Degraded,
+        kind: &'static str,
         end: DateTime<Utc>,
-    ) -> CacheState {
+    ) -> (CacheState, Option<StoredConfig>) {
         refresher.consecutive_failures = refresher.consecutive_failures.saturating_add(1);
         let exponent = (refresher.consecutive_failures - 1).min(16);
         let backoff = Duration::from_secs(1u64 << exponent).min(self.window.poll_interval);
-        CacheState {
+        let degraded = match (current.fetched_at, current.snapshot.origin) {
+            (None, Origin::Durable) => Degraded::DurableSnapshot { kind },
+            (None, _) => Degraded::NeverFetched { kind },
+            (Some(_), _) if kind == "timeout" => Degraded::Timeout,
+            (Some(_), _) => Degraded::FetchFailed { kind },
+        };
+        let state = CacheState {
             snapshot: current.snapshot.clone(),
             fetched_at: current.fetched_at,
             next_refresh_at: end + delta(backoff),
             degraded: Some(degraded),
-        }
+        };
+        (state, None)
     }
 }
 
@@ -331,6 +465,13 @@ fn log_accepted(old: &Snapshot, new: &Snapshot) {
         path = "refreshed_new_version",
         "configuration accepted"
     );
+}
+
+fn never_fetched_kind(degraded: &Degraded) -> Option<&'static str> {
+    match degraded {
+        Degraded::NeverFetched { kind } => Some(kind),
+        _ => None,
+    }
 }
 
 fn delta(d: Duration) -> TimeDelta {

@@ -10,9 +10,12 @@
 //! A submission with an idempotency key is written with its record in one transaction, both
 //! conditional on not existing, so a retry can never store a duplicate and a failure leaves
 //! nothing half-written. Throttling and unavailability map to [`StoreError::Unavailable`] (503,
-//! nothing written). Every query logs the method it used and the consumed read capacity.
+//! nothing written). Every query logs the method it used and the consumed read capacity; a GSI
+//! listing happens only while the index is `ACTIVE` ([`crate::index_status`]).
 
+use crate::clock::{Clock, SystemClock};
 use crate::http::BoxError;
+use crate::index_status::IndexGuard;
 use crate::source::BoxFuture;
 use crate::submissions::{
     Created, Ident, ListQuery, Page, Plan, QueryMethod, StoreError, Submission, SubmissionStore,
@@ -24,25 +27,56 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnConsumedCapacity, Trans
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// The GSI a journey listing uses when the flag allows it.
 pub const GSI_NAME: &str = "byUserJourney";
 
 type Item = HashMap<String, AttributeValue>;
 
+/// How often the GSI's status is described by default: the extension's default P.
+pub const DEFAULT_INDEX_REFRESH: Duration = Duration::from_secs(45);
+
 /// Feature X's submissions in DynamoDB.
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
     client: Client,
     table: String,
+    index: Arc<IndexGuard>,
 }
 
 impl DynamoStore {
-    /// A store over `table`.
+    /// A store over `table`; the GSI's status is refreshed every [`DEFAULT_INDEX_REFRESH`] on the
+    /// system clock (see [`DynamoStore::with_index_refresh`]).
     pub fn new(client: Client, table: impl Into<String>) -> Self {
+        let table = table.into();
+        let index = IndexGuard::new(
+            client.clone(),
+            table.clone(),
+            GSI_NAME,
+            DEFAULT_INDEX_REFRESH,
+            Arc::new(SystemClock),
+        );
         Self {
             client,
-            table: table.into(),
+            table,
+            index: Arc::new(index),
+        }
+    }
+
+    /// Refreshes the GSI's status every `refresh` (the flags' P) on `clock`.
+    pub fn with_index_refresh(self, refresh: Duration, clock: Arc<dyn Clock>) -> Self {
+        let index = IndexGuard::new(
+            self.client.clone(),
+            self.table.clone(),
+            GSI_NAME,
+            refresh,
+            clock,
+        );
+        Self {
+            index: Arc::new(index),
+            ..self
         }
     }
 
@@ -175,7 +209,8 @@ impl DynamoStore {
         let mut items = Vec::new();
         let mut capacity = 0.0;
         let mut more = true;
-        let use_gsi = q.journey_id.is_some() && method == QueryMethod::Gsi;
+        let method = self.effective_method(q, method).await;
+        let use_gsi = method == QueryMethod::Gsi;
         // With a FilterExpression, Limit counts items read, not items returned; keep reading
         // until the page is full so both methods return the same pages.
         while more && (items.len() as u32) < q.limit {
@@ -228,17 +263,40 @@ impl DynamoStore {
                 start = out.last_evaluated_key;
             }
         }
-        let method_logged = match (&q.journey_id, use_gsi) {
-            (Some(_), true) => "GSI",
-            (Some(_), false) => "FilterExpression",
-            (None, _) => "KeyQuery",
-        };
-        tracing::info!(method = method_logged, consumed_rcu = capacity, items = items.len(), table = %self.table, "submissions listed");
+        tracing::info!(method = method.as_str(), consumed_rcu = capacity, items = items.len(), table = %self.table, "submissions listed");
         let next_cursor = match items.last() {
             Some(last) if more || items.len() as u32 == q.limit => Some(encode_cursor(last)),
             _ => None,
         };
-        Ok(Page { items, next_cursor })
+        Ok(Page {
+            items,
+            next_cursor,
+            method,
+        })
+    }
+
+    /// The interlock: what the listing actually does. A listing without a journey reads the base
+    /// key; a GSI listing happens only while the index is `ACTIVE`, else it falls back (warned).
+    async fn effective_method(&self, q: &ListQuery, requested: QueryMethod) -> QueryMethod {
+        if q.journey_id.is_none() {
+            return QueryMethod::KeyQuery;
+        }
+        if requested != QueryMethod::Gsi {
+            return QueryMethod::FilterExpression;
+        }
+        let state = self.index.state().await;
+        if state.is_active() {
+            return QueryMethod::Gsi;
+        }
+        tracing::warn!(
+            requested = "GSI",
+            method = "FilterExpression",
+            index = GSI_NAME,
+            index_status = state.as_str(),
+            path = "index_not_active",
+            "the flag asks for the GSI but it is not ACTIVE; using the FilterExpression path"
+        );
+        QueryMethod::FilterExpression
     }
 }
 

@@ -6,8 +6,9 @@
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
+    AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
+    GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TableStatus,
 };
 use aws_sdk_dynamodb::Client;
 use std::path::{Path, PathBuf};
@@ -182,6 +183,94 @@ pub async fn ensure_table(client: &Client, table: &str, with_gsi: bool) -> Resul
         .map_err(|e| LocalError::Table(Box::new(e)))?;
     tracing::info!(table, with_gsi, "table created");
     Ok(())
+}
+
+/// Creates a durable-snapshot table (`pk` string key, on demand) unless it exists.
+pub async fn ensure_snapshot_table(client: &Client, table: &str) -> Result<(), LocalError> {
+    let exists = client
+        .list_tables()
+        .send()
+        .await
+        .map_err(|e| LocalError::Table(Box::new(e)))?
+        .table_names()
+        .iter()
+        .any(|t| t == table);
+    if exists {
+        return Ok(());
+    }
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("name and type are set"),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("name and type are set"),
+        )
+        .send()
+        .await
+        .map_err(|e| LocalError::Table(Box::new(e)))?;
+    tracing::info!(table, "snapshot table created");
+    Ok(())
+}
+
+/// Adds the `byUserJourney` GSI to an existing table (`UpdateTable`), as a template change adding
+/// the index does in CloudFormation: the index starts `CREATING` and backfills.
+pub async fn add_gsi(client: &Client, table: &str) -> Result<(), LocalError> {
+    let create = CreateGlobalSecondaryIndexAction::builder()
+        .index_name(crate::dynamo::GSI_NAME)
+        .set_key_schema(Some(gsi().key_schema().to_vec()))
+        .set_projection(gsi().projection().cloned())
+        .build()
+        .map_err(|e| LocalError::Table(Box::new(e)))?;
+    client
+        .update_table()
+        .table_name(table)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("userJourney")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("name and type are set"),
+        )
+        .global_secondary_index_updates(
+            GlobalSecondaryIndexUpdate::builder().create(create).build(),
+        )
+        .send()
+        .await
+        .map_err(|e| LocalError::Table(Box::new(e)))?;
+    tracing::info!(table, index = crate::dynamo::GSI_NAME, "index added");
+    Ok(())
+}
+
+/// Waits until the table is `ACTIVE` (with `-delayTransientStatuses`, a new table is `CREATING`
+/// for a few seconds).
+pub async fn wait_table_active(client: &Client, table: &str) -> Result<(), LocalError> {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        let out = client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| LocalError::Table(Box::new(e)))?;
+        if out.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(LocalError::Table(
+        format!("table {table} not ACTIVE after 60 s").into(),
+    ))
 }
 
 /// The `byUserJourney` index definition.

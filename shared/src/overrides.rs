@@ -49,7 +49,14 @@ impl Overrides {
         let mut known = Vec::new();
         for decl in catalog.flags() {
             let var = format!("{PREFIX}{}", screaming_snake(&decl.name));
-            if let Some((_, value)) = vars.iter().find(|(name, _)| *name == var) {
+            // An empty value is "not set": a template parameter can carry the override and be
+            // cleared without removing the variable.
+            let value = vars
+                .iter()
+                .find(|(name, _)| *name == var)
+                .map(|(_, value)| value)
+                .filter(|value| !value.trim().is_empty());
+            if let Some(value) = value {
                 let parsed = match value.trim().to_ascii_lowercase().as_str() {
                     "true" => true,
                     "false" => false,
@@ -126,5 +133,12 @@ mod tests {
         let err = Overrides::from_vars(&catalog(), &vars(&[("FORCE_IS_FEATURE_X_ENABLED", "off")]))
             .unwrap_err();
         assert_eq!(err.var, "FORCE_IS_FEATURE_X_ENABLED");
+    }
+
+    #[test]
+    fn an_empty_force_value_is_not_set() {
+        let o =
+            Overrides::from_vars(&catalog(), &vars(&[("FORCE_USE_SUBMISSIONS_GSI", " ")])).unwrap();
+        assert_eq!(o.get("useSubmissionsGsi"), None);
     }
 }

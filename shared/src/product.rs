@@ -4,6 +4,7 @@ use crate::appconfig::{self, AppConfigSource, Target};
 use crate::cache::{CacheOptions, FlagCache};
 use crate::catalog::{CatalogError, FlagCatalog, FlagDecl};
 use crate::clock::SystemClock;
+use crate::durable::{DynamoSnapshots, SNAPSHOT_TABLE_VAR};
 use crate::local::LocalDirSource;
 use crate::overrides::{OverrideError, Overrides};
 use crate::settings::{Settings, SettingsError};
@@ -47,7 +48,8 @@ pub enum InitError {
 }
 
 /// Builds the flag cache from the environment and prefetches (rule 5): AppConfig when
-/// `LOCKSTEP_APPCONFIG_*` are set, a local directory when `LOCKSTEP_LOCAL_DIR` is.
+/// `LOCKSTEP_APPCONFIG_*` are set, a local directory when `LOCKSTEP_LOCAL_DIR` is; with
+/// `LOCKSTEP_SNAPSHOT_TABLE`, a durable last-known-good snapshot in that DynamoDB table.
 pub async fn cache_from_env(catalog: FlagCatalog) -> Result<FlagCache, InitError> {
     let settings = Settings::from_env()?;
     let catalog = match &settings.public_flags {
@@ -55,15 +57,26 @@ pub async fn cache_from_env(catalog: FlagCatalog) -> Result<FlagCache, InitError
         None => catalog,
     };
     let overrides = Overrides::from_env(&catalog)?;
-    let source: Box<dyn ConfigSource> = match std::env::var(LOCAL_DIR_VAR) {
-        Ok(dir) if !dir.is_empty() => {
-            let target = Target::from_env().unwrap_or_else(|_| local_target());
-            Box::new(LocalDirSource::new(dir, target))
-        }
-        _ => {
-            let target = Target::from_env().map_err(InitError::MissingTarget)?;
-            let client = appconfig::client_from_env().await;
-            Box::new(AppConfigSource::new(client, target, settings.poll_interval))
+    let local_dir = std::env::var(LOCAL_DIR_VAR).ok().filter(|d| !d.is_empty());
+    let snapshot_table = std::env::var(SNAPSHOT_TABLE_VAR)
+        .ok()
+        .filter(|t| !t.is_empty());
+    let target = match &local_dir {
+        Some(_) => Target::from_env().unwrap_or_else(|_| local_target()),
+        None => Target::from_env().map_err(InitError::MissingTarget)?,
+    };
+    let load_aws = || aws_config::load_defaults(aws_config::BehaviorVersion::latest());
+    // One AWS configuration for every client this instance needs.
+    let mut aws = None;
+    let source: Box<dyn ConfigSource> = match &local_dir {
+        Some(dir) => Box::new(LocalDirSource::new(dir, target.clone())),
+        None => {
+            let shared = aws.insert(load_aws().await);
+            Box::new(AppConfigSource::new(
+                appconfig::client(shared),
+                target.clone(),
+                settings.poll_interval,
+            ))
         }
     };
     let options = CacheOptions {
@@ -72,7 +85,15 @@ pub async fn cache_from_env(catalog: FlagCatalog) -> Result<FlagCache, InitError
         settings,
         clock: Arc::new(SystemClock),
     };
-    Ok(FlagCache::new(source, options).await)
+    let Some(table) = snapshot_table else {
+        return Ok(FlagCache::new(source, options).await);
+    };
+    let shared = match aws {
+        Some(shared) => shared,
+        None => load_aws().await,
+    };
+    let durable = DynamoSnapshots::new(aws_sdk_dynamodb::Client::new(&shared), table, &target);
+    Ok(FlagCache::with_durable_snapshot(source, options, Arc::new(durable)).await)
 }
 
 /// The application, environment and profile names local runs use.

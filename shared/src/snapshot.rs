@@ -21,6 +21,9 @@ pub enum Origin {
     Source,
     /// The bundled safe defaults: nothing was ever fetched.
     Defaults,
+    /// The durable last-known-good snapshot another instance wrote: the source was unreachable
+    /// at cold start.
+    Durable,
 }
 
 /// One resolved flag.

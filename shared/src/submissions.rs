@@ -196,6 +196,9 @@ pub enum QueryMethod {
     /// The base key (the user) with a FilterExpression on the journey: works while the index
     /// backfills, reads more.
     FilterExpression,
+    /// The base key alone: a listing of all of a user's submissions (no journey), whatever the
+    /// flag says.
+    KeyQuery,
 }
 
 impl QueryMethod {
@@ -204,6 +207,7 @@ impl QueryMethod {
         match self {
             QueryMethod::Gsi => "GSI",
             QueryMethod::FilterExpression => "FilterExpression",
+            QueryMethod::KeyQuery => "KeyQuery",
         }
     }
 }
@@ -216,6 +220,9 @@ pub struct Page {
     pub items: Vec<Submission>,
     /// Pass as `cursor` for the next page; none at the end.
     pub next_cursor: Option<String>,
+    /// How the store read it (logged; not part of the response).
+    #[serde(skip)]
+    pub method: QueryMethod,
 }
 
 /// What storing a submission did.
@@ -273,7 +280,8 @@ pub trait SubmissionStore: Send + Sync {
         id: &'a str,
     ) -> BoxFuture<'a, Result<Option<Submission>, StoreError>>;
 
-    /// A page of a user's submissions (of one journey when asked, read with `method`).
+    /// A page of a user's submissions (of one journey when asked, read with `method` when the
+    /// store can: an index that is not `ACTIVE` is never queried).
     fn list<'a>(
         &'a self,
         query: &'a ListQuery,
