@@ -50,13 +50,14 @@ impl SubmissionStore for MemoryStore {
     fn list<'a>(
         &'a self,
         _query: &'a ListQuery,
-        _method: QueryMethod,
+        method: QueryMethod,
     ) -> BoxFuture<'a, Result<Page, StoreError>> {
         let items = self.0.lock().unwrap().clone();
         Box::pin(async move {
             Ok(Page {
                 items,
                 next_cursor: None,
+                method,
             })
         })
     }
