@@ -5,8 +5,9 @@
 use axum::body::Body as AxumBody;
 use chrono::{DateTime, TimeDelta, Utc};
 use http_body_util::BodyExt;
+use lockstep::durable::{DynamoSnapshots, SnapshotStore};
 use lockstep::dynamo::DynamoStore;
-use lockstep::dynamo_local::{client, ensure_table, DynamoLocal};
+use lockstep::dynamo_local::{client, ensure_snapshot_table, ensure_table, DynamoLocal};
 use lockstep::{ManualClock, Overrides, Settings};
 use lockstep_local::fleet::FleetOptions;
 use lockstep_local::{router, Runner};
@@ -54,6 +55,7 @@ async fn env(flags: &str, overrides: Overrides) -> Env {
         overrides,
         Arc::new(clock.clone()),
         Arc::new(DynamoStore::new(db.clone(), TABLE)),
+        None,
         FleetOptions::single(),
     )
     .await
@@ -425,4 +427,71 @@ async fn the_event_fixtures_run_through_the_same_handlers() {
         assert_eq!(reply.headers()["content-type"], "application/problem+json");
     }
     assert_eq!(e.count("SUB#").await, 1);
+}
+
+/// A new runner (every instance a cold start) over the same flags, table and clock.
+async fn cold_start(e: &Env, durable: Arc<dyn SnapshotStore>) -> Runner {
+    Runner::new(
+        &e.flags_dir,
+        Settings {
+            poll_interval: std::time::Duration::from_secs(15),
+            ..Settings::default()
+        },
+        Overrides::none(),
+        Arc::new(e.clock.clone()),
+        Arc::new(DynamoStore::new(e.db.clone(), TABLE)),
+        Some(durable),
+        FleetOptions::single(),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_cold_start_without_the_flags_file_serves_the_durable_snapshot_degraded() {
+    let mut e = env(ENABLED, Overrides::none()).await;
+    ensure_snapshot_table(&e.db, "snapshots").await.unwrap();
+    let durable: Arc<dyn SnapshotStore> = Arc::new(DynamoSnapshots::new(
+        e.db.clone(),
+        "snapshots",
+        &lockstep::product::local_target(),
+    ));
+    // A runner that reads the file writes the snapshot.
+    e.runner = Arc::new(cold_start(&e, durable.clone()).await);
+    e.clock.advance(TimeDelta::minutes(10));
+    let healthy = e.send("GET", "/config", &[], "").await;
+    assert_eq!(healthy.body["isBackendConsistent"], true);
+    assert_eq!(healthy.body["degraded"], Value::Null);
+
+    // The flags file is gone: the next cold start serves the snapshot, degraded.
+    std::fs::remove_file(e.flags_dir.join("lockstep:local:flags.json")).unwrap();
+    e.runner = Arc::new(cold_start(&e, durable.clone()).await);
+    let config = e.send("GET", "/config", &[], "").await;
+    assert_eq!(config.status, 200);
+    assert_eq!(config.body["degraded"], "durable_snapshot");
+    assert_eq!(config.body["isFeatureXEnabled"], true);
+    assert_eq!(config.body["isBackendConsistent"], false);
+    assert_eq!(
+        config.body["configurationVersion"],
+        healthy.body["configurationVersion"]
+    );
+    // Its gate decides with the snapshot: journey X stays open.
+    let created = e.submit(None, &submission("snapshot-user", 1)).await;
+    assert_eq!(created.status, 201);
+
+    // Without a snapshot (a fresh table), the same cold start serves the defaults: closed.
+    e.db.delete_table()
+        .table_name("snapshots")
+        .send()
+        .await
+        .unwrap();
+    ensure_snapshot_table(&e.db, "snapshots").await.unwrap();
+    e.runner = Arc::new(cold_start(&e, durable.clone()).await);
+    let config = e.send("GET", "/config", &[], "").await;
+    assert_eq!(config.body["degraded"], "never_fetched");
+    assert_eq!(config.body["isFeatureXEnabled"], false);
+    assert_eq!(
+        e.submit(None, &submission("snapshot-user", 2)).await.status,
+        503
+    );
 }

@@ -115,6 +115,7 @@ async fn env(name: &str, flags: &str, fleet: FleetOptions) -> Env {
         Overrides::none(),
         Arc::new(clock.clone()),
         Arc::new(MemoryStore::default()),
+        None,
         fleet,
     )
     .await

@@ -16,6 +16,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use lambda_http::{Body, Request, Response};
 use lockstep::cache::{CacheOptions, FlagCache, FlagView};
 use lockstep::config_endpoint::FlagJson;
+use lockstep::durable::SnapshotStore;
 use lockstep::feature_x::FeatureX;
 use lockstep::local::LocalDirSource;
 use lockstep::submissions::SubmissionStore;
@@ -147,6 +148,7 @@ pub(crate) struct Builder {
     pub(crate) settings: Settings,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) store: Arc<dyn SubmissionStore>,
+    pub(crate) durable: Option<Arc<dyn SnapshotStore>>,
 }
 
 impl Builder {
@@ -159,7 +161,12 @@ impl Builder {
             settings: self.settings.clone(),
             clock: self.clock.clone(),
         };
-        let cache = Arc::new(FlagCache::new(Box::new(source), options).await);
+        let cache = Arc::new(match &self.durable {
+            Some(durable) => {
+                FlagCache::with_durable_snapshot(Box::new(source), options, durable.clone()).await
+            }
+            None => FlagCache::new(Box::new(source), options).await,
+        });
         match function {
             Function::Config => Handler::Config(cache),
             Function::FeatureX => Handler::FeatureX(FeatureX {

@@ -21,6 +21,7 @@ use fleet::{Builder, Fleet, FleetOptions, Function};
 use http::{Method, StatusCode};
 use lambda_http::{Body, RequestExt};
 use lockstep::catalog::CatalogError;
+use lockstep::durable::SnapshotStore;
 use lockstep::http::MAX_BODY_BYTES;
 use lockstep::http::{json_response, parse_json_body, path_segments, respond, ApiError};
 use lockstep::submissions::SubmissionStore;
@@ -54,14 +55,17 @@ pub struct Runner {
 
 impl Runner {
     /// Builds every function's instances over `flags_dir` and `store` (instance 1 of each
-    /// prefetched before this returns, the others on their staggered schedule); fails when
-    /// `LOCKSTEP_PUBLIC_FLAGS` names an undeclared flag.
+    /// prefetched before this returns, the others on their staggered schedule), with a durable
+    /// last-known-good snapshot when `durable` is given; fails when `LOCKSTEP_PUBLIC_FLAGS` names
+    /// an undeclared flag.
+    #[allow(clippy::too_many_arguments)]
     pub async fn new(
         flags_dir: &Path,
         settings: Settings,
         overrides: Overrides,
         clock: Arc<dyn Clock>,
         store: Arc<dyn SubmissionStore>,
+        durable: Option<Arc<dyn SnapshotStore>>,
         fleet: FleetOptions,
     ) -> Result<Self, CatalogError> {
         let catalog = lockstep::product::catalog();
@@ -80,6 +84,7 @@ impl Runner {
             settings,
             clock: clock.clone(),
             store,
+            durable,
         });
         Ok(Self {
             fleet: Fleet::start(builder, fleet).await,

@@ -3,14 +3,16 @@
 //! default 4), the SPA and the fleet view on 127.0.0.1:3000 (`LOCKSTEP_PORT`; 0 picks a free
 //! port). Ctrl-C or SIGTERM stops both.
 
+use lockstep::durable::DynamoSnapshots;
 use lockstep::dynamo::DynamoStore;
-use lockstep::dynamo_local::{ensure_table, DynamoLocal};
+use lockstep::dynamo_local::{ensure_snapshot_table, ensure_table, DynamoLocal};
 use lockstep::{Overrides, Settings, SystemClock};
 use lockstep_local::fleet::FleetOptions;
 use lockstep_local::{router, Runner, LOCAL_DEFAULTS};
 use std::sync::Arc;
 
 const TABLE: &str = "lockstep-local-submissions";
+const SNAPSHOT_TABLE: &str = "lockstep-local-snapshots";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Before any thread exists: the SDK clients read these, as they would in Lambda.
@@ -50,13 +52,24 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let client = aws_sdk_dynamodb::Client::new(&aws);
     ensure_table(&client, TABLE, true).await?;
+    ensure_snapshot_table(&client, SNAPSHOT_TABLE).await?;
+    let durable = DynamoSnapshots::new(
+        client.clone(),
+        SNAPSHOT_TABLE,
+        &lockstep::product::local_target(),
+    );
 
     let runner = Runner::new(
         &flags_dir,
         settings.clone(),
         overrides,
         Arc::new(SystemClock),
-        Arc::new(DynamoStore::new(client, TABLE)),
+        // The GSI's status is described at most once per P, as in the function.
+        Arc::new(
+            DynamoStore::new(client, TABLE)
+                .with_index_refresh(settings.poll_interval, Arc::new(SystemClock)),
+        ),
+        Some(Arc::new(durable)),
         fleet,
     )
     .await?;
@@ -79,7 +92,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         lockstep_local::deploy::flags_file(&flags_dir).display(),
         settings.poll_interval.as_secs()
     );
-    println!("  DynamoDB Local: {} (table {TABLE})", dynamo.endpoint);
+    println!(
+        "  DynamoDB Local: {} (tables {TABLE}, {SNAPSHOT_TABLE})",
+        dynamo.endpoint
+    );
     println!("Ctrl-C stops the runner and DynamoDB Local.");
     println!("listening on {base}");
     axum::serve(listener, router(Arc::new(runner)))
