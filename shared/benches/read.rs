@@ -40,12 +40,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-const CONTENT: &str = r#"{
-  "isFeatureXEnabled": true,
-  "isFeatureYEnabled": false,
-  "useSubmissionsGsi": true,
-  "lockstepMetadata": {"lastModifiedTimestamp": "2026-11-21T10:00:00Z", "deploymentDurationSeconds": 60}
-}"#;
+/// The flags every in-memory read here serves; the Powertools side reads the same file.
+const CONTENT: &str = include_str!("../../bench/flags.json");
 
 const FEATURE_X_OFF: &str = r#"{
   "isFeatureXEnabled": false,
