@@ -697,3 +697,82 @@ fn fleet_simulation_shows_no_unexplained_stale_503_and_the_naive_model_does() {
         "the naive model showed no violation: the simulation cannot tell right from wrong"
     );
 }
+
+/// An AppConfig session that never sees a deployment: content on the first call, "unchanged"
+/// (no content) after, and a bill.
+struct SteadySession {
+    clock: ManualClock,
+    calls: Arc<Mutex<Vec<(i64, bool)>>>,
+    content: Vec<u8>,
+}
+
+impl ConfigSource for SteadySession {
+    fn fetch(&mut self, _now: DateTime<Utc>) -> BoxFuture<'_, Result<Fetched, SourceError>> {
+        let mut calls = self.calls.lock().unwrap();
+        let first = calls.is_empty();
+        calls.push((ms(self.clock.now()), first));
+        let result = Ok(Fetched {
+            content: first.then(|| Content {
+                bytes: self.content.clone(),
+                version: "1".into(),
+            }),
+            next_poll_interval: Some(Duration::from_secs(P_SECS as u64)),
+        });
+        Box::pin(async move { result })
+    }
+
+    fn describe(&self) -> String {
+        "steady-appconfig".into()
+    }
+}
+
+#[test]
+fn a_busy_instance_calls_at_most_once_per_p_and_receives_nothing_unchanged() {
+    let start = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let clock = ManualClock::new(start);
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let stamp = ms(start) - 86_400_000;
+    let source = SteadySession {
+        clock: clock.clone(),
+        calls: calls.clone(),
+        content: stamped_document(&[(FLAG, true)], &[(stamp, 0)], (stamp, 0)),
+    };
+    let options = CacheOptions {
+        catalog: FlagCatalog::new(vec![FlagDecl::public(FLAG)]).unwrap(),
+        overrides: Overrides::none(),
+        settings: Settings {
+            poll_interval: Duration::from_secs(P_SECS as u64),
+            epsilon: Duration::from_secs(EPSILON_SECS),
+            ..Settings::default()
+        },
+        clock: Arc::new(clock.clone()),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+
+    // One request a second for an hour, the cold start's prefetch included.
+    runtime.block_on(async {
+        let cache = FlagCache::new(Box::new(source), options).await;
+        for _ in 0..3600 {
+            assert!(cache.read().await.is_enabled(FLAG));
+            clock.advance(TimeDelta::seconds(1));
+        }
+    });
+
+    let calls = calls.lock().unwrap();
+    // Each session's first GetLatestConfiguration follows its StartConfigurationSession.
+    let billed = calls.len() + 1;
+    let configurations = calls.iter().filter(|(_, first)| *first).count();
+    let bound = ((3600 + P_SECS - 1) / P_SECS + 1) as usize;
+    println!(
+        "busy-instance-hour: calls={billed} configs_received={configurations} configs_received_unchanged={} bound={bound} poll_interval_s={P_SECS}",
+        configurations.saturating_sub(1)
+    );
+    assert!(billed <= bound, "{billed} calls in an hour");
+    assert!(calls.windows(2).all(|w| w[1].0 - w[0].0 >= P_SECS * 1000));
+    assert_eq!(configurations, 1, "a configuration was received unchanged");
+}
