@@ -384,7 +384,9 @@ Run on {r['date']}: {m['cpu']}, {m['cores']} cores, {m['ram']} RAM, {m['os']}, c
   `LOCKSTEP_LOCAL_DIR=local/config` (the prefetch reads the flags file at init). Python:
   `bench/python/handler.py`, Powertools `FeatureFlags` over a `StoreProvider` reading the same
   file (cached for P), run by `bench/python/runtime_loop.py`, a tiny runtime loop that does less
-  than Lambda's own Python runtime (so it flatters Python).
+  than Lambda's own Python runtime (so it flatters Python). Most of the Python figure is
+  imports: `aws_lambda_powertools.utilities.feature_flags` brings in boto3 and botocore through
+  its AppConfig store even when a custom store is used (`python -X importtime` shows it).
 - **AppConfig bill** — `shared/tests/fleet_simulation.rs` at P = {f['poll_interval_s']:.0f} s,
   the real cache in virtual time. The busy instance takes one request a second for an hour from
   its cold start against a session that never changes: {busy['calls']:.0f} billed calls (the
