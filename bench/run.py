@@ -402,9 +402,10 @@ Run on {r['date']}: {m['cpu']}, {m['cores']} cores, {m['ram']} RAM, {m['os']}, c
   nothing changed, is the "when unchanged" figure. That the real client sends exactly two calls
   at a cold start and keeps the content on an empty answer is checked against the real SDK in
   `shared/tests/appconfig_protocol.rs`.
-- **Size** — `cargo lambda build --release --arm64 --bin config` (cargo-lambda
-  {r['versions']['cargo_lambda']} with zig from PyPI, in `bench/.venv`); the `bootstrap` as
-  built (not stripped further).
+- **Size** — {r['size']['arch']}: `cargo lambda build --release --arm64 --bin config`
+  (cargo-lambda {r['versions']['cargo_lambda']} with zig from PyPI, in `bench/.venv`), the
+  `bootstrap` as built, not stripped further; when that build fails (`--no-arm64`, or no zig),
+  the x86_64 release binary instead, as the row says.
 - **Peak RSS** — the same emulator serves {r['rss']['ours']['invocations']:,} `GET /config`
   events to one process, then reads `VmHWM` from `/proc/<pid>/status` (the emulator paces it:
   {r['rss']['ours']['seconds_after_first']:.1f} s for ours, {r['rss']['python']['seconds_after_first']:.1f} s
@@ -436,13 +437,16 @@ def main() -> None:
                 [python, "-c", "import aws_lambda_powertools as p; print(p.__version__)"],
                 capture_output=True, text=True, check=True,
             ).stdout.strip(),
-            "cargo_lambda": subprocess.run(
-                [str(Path(python).parent / "cargo-lambda"), "--version"],
-                capture_output=True, text=True,
-            ).stdout.split()[-1:] or ["?"],
+            # `cargo-lambda lambda --version` prints "cargo-lambda 1.9.2 (commit date)".
+            "cargo_lambda": (
+                subprocess.run(
+                    [str(Path(python).parent / "cargo-lambda"), "lambda", "--version"],
+                    capture_output=True, text=True,
+                ).stdout.split()[1:2]
+                or ["?"]
+            )[0],
         },
     }
-    results["versions"]["cargo_lambda"] = results["versions"]["cargo_lambda"][0]
 
     binary = build_config_binary()
     results["criterion"] = criterion(args.quick)
