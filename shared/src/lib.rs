@@ -41,7 +41,7 @@ pub mod submissions;
 
 pub use cache::{FlagCache, FlagView};
 pub use catalog::{FlagCatalog, FlagDecl, Visibility};
-pub use clock::{Clock, ManualClock, SkewedClock, SystemClock};
+pub use clock::{Clock, CoarseClock, ManualClock, SkewedClock, SystemClock};
 pub use consistency::{evaluate, Consistency, Stamp, Window};
 pub use overrides::Overrides;
 pub use settings::Settings;

@@ -3,7 +3,7 @@
 use crate::appconfig::{self, AppConfigSource, Target};
 use crate::cache::{CacheOptions, FlagCache};
 use crate::catalog::{CatalogError, FlagCatalog, FlagDecl};
-use crate::clock::SystemClock;
+use crate::clock::CoarseClock;
 use crate::durable::{DynamoSnapshots, SNAPSHOT_TABLE_VAR};
 use crate::local::LocalDirSource;
 use crate::overrides::{OverrideError, Overrides};
@@ -83,7 +83,7 @@ pub async fn cache_from_env(catalog: FlagCatalog) -> Result<FlagCache, InitError
         catalog,
         overrides,
         settings,
-        clock: Arc::new(SystemClock),
+        clock: Arc::new(CoarseClock::new()),
     };
     let Some(table) = snapshot_table else {
         return Ok(FlagCache::new(source, options).await);

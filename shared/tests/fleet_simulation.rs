@@ -29,7 +29,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -72,7 +72,11 @@ struct World {
     start_calls: u64,
     get_calls: u64,
     configs_received: u64,
+    /// Configurations received by a session that already held a version: one per change.
+    changes_received: u64,
     early_calls: u64,
+    /// The most calls (start and get) one session made within any hour.
+    busiest_hour_calls: usize,
 }
 
 fn ms(t: DateTime<Utc>) -> i64 {
@@ -197,6 +201,8 @@ struct SimSource {
     started: bool,
     delivered: Option<usize>,
     last_call_ms: Option<i64>,
+    /// This session's calls of the last hour.
+    recent_calls: VecDeque<i64>,
 }
 
 impl SimSource {
@@ -207,6 +213,7 @@ impl SimSource {
             started: false,
             delivered: None,
             last_call_ms: None,
+            recent_calls: VecDeque::new(),
         }
     }
 
@@ -220,8 +227,18 @@ impl SimSource {
         if !self.started {
             world.start_calls += 1;
             self.started = true;
+            self.recent_calls.push_back(t);
         }
         world.get_calls += 1;
+        self.recent_calls.push_back(t);
+        while self
+            .recent_calls
+            .front()
+            .is_some_and(|&c| c <= t - 3_600_000)
+        {
+            self.recent_calls.pop_front();
+        }
+        world.busiest_hour_calls = world.busiest_hour_calls.max(self.recent_calls.len());
         if self
             .last_call_ms
             .is_some_and(|last| t - last < P_SECS * 1000)
@@ -235,6 +252,9 @@ impl SimSource {
                 at_ms: t,
                 new: None,
             });
+        }
+        if self.delivered.is_some() {
+            world.changes_received += 1;
         }
         self.delivered = Some(version);
         world.configs_received += 1;
@@ -475,7 +495,9 @@ struct Outcome {
     start_calls: u64,
     get_calls: u64,
     configs_received: u64,
+    changes_received: u64,
     early_calls: u64,
+    busiest_hour_calls: usize,
     instance_hours: f64,
     deployments: usize,
 }
@@ -499,7 +521,9 @@ async fn simulate(model: Model, seed: u64, journeys: u64) -> Outcome {
         start_calls: 0,
         get_calls: 0,
         configs_received: 0,
+        changes_received: 0,
         early_calls: 0,
+        busiest_hour_calls: 0,
     }));
     let mut fleet = Fleet {
         model,
@@ -581,7 +605,9 @@ async fn simulate(model: Model, seed: u64, journeys: u64) -> Outcome {
     outcome.start_calls = world.start_calls;
     outcome.get_calls = world.get_calls;
     outcome.configs_received = world.configs_received;
+    outcome.changes_received = world.changes_received;
     outcome.early_calls = world.early_calls;
+    outcome.busiest_hour_calls = world.busiest_hour_calls;
     let alive_ms: i64 = fleet.slots.iter().map(|s| last_t - s.created_ms).sum();
     outcome.instance_hours = (fleet.instance_ms + alive_ms) as f64 / 3_600_000.0;
     outcome.deployments = world
@@ -629,7 +655,7 @@ fn fleet_simulation_shows_no_unexplained_stale_503_and_the_naive_model_does() {
         naive.violations
     );
     println!(
-        "fleet-simulation-detail: seed={seed} feature_calls={} explained_by_deployment={} explained_by_failure={} deployments={} cold_starts={} start_calls={} get_calls={} configs_received={} instance_hours={:.1} calls_per_instance_hour={:.1} bound={} naive_journeys={} elapsed_ms={}",
+        "fleet-simulation-detail: seed={seed} feature_calls={} explained_by_deployment={} explained_by_failure={} deployments={} cold_starts={} start_calls={} get_calls={} configs_received={} changes_received={} instance_hours={:.1} calls_per_instance_hour={:.1} busiest_instance_hour_calls={} configs_per_instance_hour={:.2} bound={} poll_interval_s={P_SECS} naive_journeys={} elapsed_ms={}",
         lockstep.feature_calls,
         lockstep.explained_by_deployment,
         lockstep.explained_by_failure,
@@ -638,9 +664,12 @@ fn fleet_simulation_shows_no_unexplained_stale_503_and_the_naive_model_does() {
         lockstep.start_calls,
         lockstep.get_calls,
         lockstep.configs_received,
+        lockstep.changes_received,
         lockstep.instance_hours,
         (lockstep.start_calls + lockstep.get_calls) as f64 / lockstep.instance_hours,
-        3600 / P_SECS + 1,
+        lockstep.busiest_hour_calls,
+        lockstep.configs_received as f64 / lockstep.instance_hours,
+        (3600 + P_SECS - 1) / P_SECS + 1,
         naive.journeys,
         started.elapsed().as_millis()
     );
@@ -654,6 +683,11 @@ fn fleet_simulation_shows_no_unexplained_stale_503_and_the_naive_model_does() {
         lockstep.early_calls, 0,
         "a call was made before the service's poll interval"
     );
+    assert!(
+        lockstep.busiest_hour_calls as i64 <= (3600 + P_SECS - 1) / P_SECS + 1,
+        "an instance made {} calls within an hour",
+        lockstep.busiest_hour_calls
+    );
     assert_eq!(
         lockstep.violations, 0,
         "journeys hit a stale 503 with no later deployment or failure to explain it"
@@ -662,4 +696,83 @@ fn fleet_simulation_shows_no_unexplained_stale_503_and_the_naive_model_does() {
         naive.violations > 0,
         "the naive model showed no violation: the simulation cannot tell right from wrong"
     );
+}
+
+/// An AppConfig session that never sees a deployment: content on the first call, "unchanged"
+/// (no content) after, and a bill.
+struct SteadySession {
+    clock: ManualClock,
+    calls: Arc<Mutex<Vec<(i64, bool)>>>,
+    content: Vec<u8>,
+}
+
+impl ConfigSource for SteadySession {
+    fn fetch(&mut self, _now: DateTime<Utc>) -> BoxFuture<'_, Result<Fetched, SourceError>> {
+        let mut calls = self.calls.lock().unwrap();
+        let first = calls.is_empty();
+        calls.push((ms(self.clock.now()), first));
+        let result = Ok(Fetched {
+            content: first.then(|| Content {
+                bytes: self.content.clone(),
+                version: "1".into(),
+            }),
+            next_poll_interval: Some(Duration::from_secs(P_SECS as u64)),
+        });
+        Box::pin(async move { result })
+    }
+
+    fn describe(&self) -> String {
+        "steady-appconfig".into()
+    }
+}
+
+#[test]
+fn a_busy_instance_calls_at_most_once_per_p_and_receives_nothing_unchanged() {
+    let start = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let clock = ManualClock::new(start);
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let stamp = ms(start) - 86_400_000;
+    let source = SteadySession {
+        clock: clock.clone(),
+        calls: calls.clone(),
+        content: stamped_document(&[(FLAG, true)], &[(stamp, 0)], (stamp, 0)),
+    };
+    let options = CacheOptions {
+        catalog: FlagCatalog::new(vec![FlagDecl::public(FLAG)]).unwrap(),
+        overrides: Overrides::none(),
+        settings: Settings {
+            poll_interval: Duration::from_secs(P_SECS as u64),
+            epsilon: Duration::from_secs(EPSILON_SECS),
+            ..Settings::default()
+        },
+        clock: Arc::new(clock.clone()),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+
+    // One request a second for an hour, the cold start's prefetch included.
+    runtime.block_on(async {
+        let cache = FlagCache::new(Box::new(source), options).await;
+        for _ in 0..3600 {
+            assert!(cache.read().await.is_enabled(FLAG));
+            clock.advance(TimeDelta::seconds(1));
+        }
+    });
+
+    let calls = calls.lock().unwrap();
+    // Each session's first GetLatestConfiguration follows its StartConfigurationSession.
+    let billed = calls.len() + 1;
+    let configurations = calls.iter().filter(|(_, first)| *first).count();
+    let bound = ((3600 + P_SECS - 1) / P_SECS + 1) as usize;
+    println!(
+        "busy-instance-hour: calls={billed} configs_received={configurations} configs_received_unchanged={} bound={bound} poll_interval_s={P_SECS}",
+        configurations.saturating_sub(1)
+    );
+    assert!(billed <= bound, "{billed} calls in an hour");
+    assert!(calls.windows(2).all(|w| w[1].0 - w[0].0 >= P_SECS * 1000));
+    assert_eq!(configurations, 1, "a configuration was received unchanged");
 }

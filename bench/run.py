@@ -1,0 +1,486 @@
+"""Lockstep next to what users would pick instead, measured in one run on one machine.
+
+Run through `./scripts/bench` (which creates the venv this needs). It builds in release mode, runs
+every measurement, prints one markdown table and rewrites BENCHMARKS.md with it, the machine, the
+date and the commands. Nothing here is a hard-coded result: every figure comes from this run.
+
+Options: --quick (shorter criterion runs, 5 cold starts, 2,000 requests for memory), --no-arm64
+(skip `cargo lambda build --arm64` and report the x86_64 release binary instead), --no-write
+(print only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+OUT = BENCH / "out"
+sys.path.insert(0, str(BENCH))
+
+from lambda_emulator import Emulator, cold_starts  # noqa: E402
+
+P_SECONDS = 45
+FLAGS_FILE = ROOT / "local" / "config" / "lockstep:local:flags.json"
+CRITERION = {
+    "read": "read a flag and its consistency",
+    "read_precise": "read a flag and its consistency with the precise clock",
+    "agent": "agent-style read over loopback HTTP",
+    "config": "config handler request to response bytes",
+    "gate": "feature gate decision",
+}
+
+
+def log(message: str) -> None:
+    print(f"== {message}", file=sys.stderr, flush=True)
+
+
+def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
+    log(" ".join(command))
+    return subprocess.run(command, cwd=ROOT, check=True, **kwargs)
+
+
+def target_dir() -> Path:
+    return Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")).resolve()
+
+
+def build_config_binary() -> Path:
+    run(["cargo", "build", "--release", "-p", "config", "--bin", "config"])
+    OUT.mkdir(parents=True, exist_ok=True)
+    binary = OUT / "config"
+    # A private copy: a shared target directory may be rebuilt by another checkout meanwhile.
+    shutil.copy2(target_dir() / "release" / "config", binary)
+    return binary
+
+
+def criterion(quick: bool) -> dict[str, float]:
+    started = time.time()
+    args = ["--warm-up-time", "1", "--measurement-time", "2"] if quick else []
+    run(["cargo", "bench", "-p", "lockstep", "--bench", "read", "--", *args])
+    medians = {}
+    for key, name in CRITERION.items():
+        estimates = target_dir() / "criterion" / name / "new" / "estimates.json"
+        if estimates.stat().st_mtime < started:
+            raise RuntimeError(f"{estimates} was not written by this run")
+        medians[key] = json.loads(estimates.read_text())["median"]["point_estimate"]
+    return medians
+
+
+def powertools(python: str, quick: bool) -> dict:
+    command = [python, str(BENCH / "python" / "powertools_bench.py"), str(BENCH / "flags.json")]
+    log(" ".join(command))
+    output = subprocess.run(
+        command + (["--quick"] if quick else []),
+        cwd=BENCH / "python",
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(output)
+
+
+def functions(binary: Path, python: str):
+    rust = (
+        [str(binary)],
+        {
+            "LOCKSTEP_LOCAL_DIR": str(FLAGS_FILE.parent),
+            "AWS_APPCONFIG_EXTENSION_POLL_INTERVAL_SECONDS": str(P_SECONDS),
+        },
+    )
+    py = (
+        [python, str(BENCH / "python" / "runtime_loop.py"), "handler.handler"],
+        {
+            "PYTHONPATH": str(BENCH / "python"),
+            "LOCKSTEP_LOCAL_FILE": str(FLAGS_FILE),
+            "AWS_APPCONFIG_EXTENSION_POLL_INTERVAL_SECONDS": str(P_SECONDS),
+        },
+    )
+    return rust, py
+
+
+def check_config_answer(answer: dict, who: str) -> None:
+    body = json.loads(answer["body"])
+    if answer.get("statusCode") != 200 or body.get("isFeatureXEnabled") is not True:
+        raise RuntimeError(f"{who} answered {answer!r}")
+
+
+def fleet() -> dict[str, float]:
+    output = run(
+        ["cargo", "test", "--release", "-p", "lockstep", "--test", "fleet_simulation", "--",
+         "--nocapture"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    def figures(prefix: str) -> dict[str, float]:
+        line = next(l for l in output.splitlines() if l.startswith(prefix))
+        return {k: float(v) for k, v in (pair.split("=", 1) for pair in line.split()[1:])}
+
+    return {"fleet": figures("fleet-simulation-detail:"), "busy": figures("busy-instance-hour:")}
+
+
+def bootstrap_size(binary: Path, arm64: bool) -> dict:
+    if arm64:
+        try:
+            env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+            run(["cargo", "lambda", "build", "--release", "--arm64", "--bin", "config"], env=env)
+            bootstrap = target_dir() / "lambda" / "config" / "bootstrap"
+            return {"bytes": bootstrap.stat().st_size, "arch": "arm64 (cargo lambda build)"}
+        except (subprocess.CalledProcessError, FileNotFoundError) as error:
+            log(f"arm64 build failed ({error}); reporting the x86_64 release binary")
+    return {"bytes": binary.stat().st_size, "arch": "x86_64 (cargo build --release)"}
+
+
+def machine() -> dict[str, str]:
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
+    mem_kib = int(re.search(r"^MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text(), re.M)[1])
+    os_release = Path("/etc/os-release").read_text()
+    pretty = re.search(r'^PRETTY_NAME="?([^"\n]+)', os_release, re.M)
+    clocksource = Path("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+    rustc = subprocess.run(["rustc", "-V"], capture_output=True, text=True).stdout.strip()
+    return {
+        "cpu": model[1] if model else platform.processor(),
+        "cores": str(os.cpu_count()),
+        "ram": f"{mem_kib / 1024 / 1024:.1f} GiB",
+        "os": f"{pretty[1] if pretty else platform.system()}, kernel {platform.release()}",
+        "clocksource": clocksource.read_text().strip() if clocksource.exists() else "?",
+        "rustc": rustc,
+        "python": platform.python_version(),
+        "load": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
+    }
+
+
+def ns(value: float) -> str:
+    if value >= 1e6:
+        return f"{value / 1e6:.2f} ms"
+    if value >= 1e3:
+        return f"{value / 1e3:.2f} µs"
+    return f"{value:.0f} ns"
+
+
+def times(ratio: float) -> str:
+    return f"{ratio:,.0f}×" if ratio >= 10 else f"{ratio:.1f}×"
+
+
+def mib(n_bytes: float) -> str:
+    return f"{n_bytes / 1024 / 1024:.1f} MiB"
+
+
+def rows(r: dict) -> list[dict]:
+    c, f, busy = r["criterion"], r["fleet"]["fleet"], r["fleet"]["busy"]
+    read_ratio = c["agent"] / c["read"]
+    pt_ratio = r["powertools"]["median_ns"] / c["read"]
+    cold, cold_py = r["cold_start"]["ours"]["median_ms"], r["cold_start"]["python"]["median_ms"]
+    bound = math.ceil(3600 / P_SECONDS) + 1
+    unchanged = f["configs_received"] - f["changes_received"] - f["start_calls"]
+    rss, rss_py = r["rss"]["ours"]["peak_rss_kib"], r["rss"]["python"]["peak_rss_kib"]
+    return [
+        {
+            "key": "read",
+            "what": "In-process read: a flag and its consistency, fresh cache (criterion)",
+            "ours": ns(c["read"]),
+            "alternative": f"{ns(c['agent'])} agent-style read over loopback HTTP",
+            "ratio": f"{times(read_ratio)} faster",
+            "target": "≤ 100 ns and ≥ 100×",
+            "met": c["read"] <= 100 and read_ratio >= 100,
+        },
+        {
+            "key": "read_precise",
+            "what": "… the same read with the precise clock (`SystemClock`, before the coarse clock)",
+            "ours": ns(c["read_precise"]),
+            "alternative": f"{ns(c['agent'])} (same loopback read)",
+            "ratio": f"{times(c['agent'] / c['read_precise'])} faster",
+            "target": "(for reference)",
+            "met": None,
+        },
+        {
+            "key": "config",
+            "what": "`/config` handler: request → response bytes, in process (criterion)",
+            "ours": ns(c["config"]),
+            "alternative": "—",
+            "ratio": "—",
+            "target": "≤ 10 µs",
+            "met": c["config"] <= 10_000,
+        },
+        {
+            "key": "gate",
+            "what": "Feature gate decision on a `POST /feature-x/submissions`, flag off → 503 (criterion)",
+            "ours": ns(c["gate"]),
+            "alternative": "—",
+            "ratio": "—",
+            "target": "—",
+            "met": None,
+        },
+        {
+            "key": "powertools",
+            "what": "Flag evaluation per call, in-memory store: ours (read + consistency) vs Powertools `FeatureFlags.evaluate`",
+            "ours": ns(c["read"]),
+            "alternative": f"{ns(r['powertools']['median_ns'])} Powertools {r['versions']['powertools']}",
+            "ratio": f"{times(pt_ratio)} faster",
+            "target": "—",
+            "met": None,
+        },
+        {
+            "key": "cold_start",
+            "what": f"Cold start: spawn → first `/config` answer, Runtime API emulator, median of {r['cold_start']['ours']['runs']}",
+            "ours": f"{cold:.1f} ms",
+            "alternative": f"{cold_py:.0f} ms Python + Powertools handler",
+            "ratio": f"{times(cold_py / cold)} faster",
+            "target": "≤ 30 ms and ≥ 5×",
+            "met": cold <= 30 and cold_py / cold >= 5,
+        },
+        {
+            "key": "bill",
+            "what": f"AppConfig bill at P = {P_SECONDS:.0f} s: calls and configurations received per instance-hour, an instance busy all hour (1 request/s)",
+            "ours": (
+                f"{busy['calls']:.0f} calls, {busy['configs_received']:.0f} configuration "
+                f"(cold start), {busy['configs_received_unchanged']:.0f} unchanged"
+            ),
+            "alternative": f"bound ⌈3600/P⌉ + 1 = {bound}",
+            "ratio": f"{busy['calls'] / bound:.2f} of the bound",
+            "target": f"≤ {bound}, none received when unchanged",
+            "met": busy["calls"] <= bound and busy["configs_received_unchanged"] == 0,
+        },
+        {
+            "key": "bill",
+            "what": f"… the fleet simulation ({f['instance_hours']:.0f} instance-hours, {f['cold_starts']:.0f} cold starts, {f['deployments']:.0f} deployments): busiest instance-hour; mean; configurations",
+            "ours": (
+                f"{f['busiest_instance_hour_calls']:.0f} calls busiest, {f['calls_per_instance_hour']:.1f}/h mean; "
+                f"{f['configs_per_instance_hour']:.2f} configurations/h, {unchanged:.0f} unchanged"
+            ),
+            "alternative": f"bound {bound}",
+            "ratio": f"{f['busiest_instance_hour_calls'] / bound:.2f} of the bound",
+            "target": f"≤ {bound}, none received when unchanged",
+            "met": f["busiest_instance_hour_calls"] <= bound and unchanged == 0,
+        },
+        {
+            "key": "size",
+            "what": f"Release `bootstrap` size, {r['size']['arch']}",
+            "ours": mib(r["size"]["bytes"]),
+            "alternative": "—",
+            "ratio": "—",
+            "target": "—",
+            "met": None,
+        },
+        {
+            "key": "rss",
+            "what": f"Peak RSS (VmHWM) after serving {r['rss']['ours']['invocations']:,} `/config` requests",
+            "ours": mib(rss * 1024),
+            "alternative": f"{mib(rss_py * 1024)} Python + Powertools handler",
+            "ratio": f"{times(rss_py / rss)} smaller",
+            "target": "—",
+            "met": None,
+        },
+    ]
+
+
+def table(rows_: list[dict]) -> str:
+    mark = {True: "yes", False: "**no**", None: "—"}
+    lines = [
+        "| what | ours | alternative | ratio | target | met? |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows_:
+        lines.append(
+            f"| {row['what']} | {row['ours']} | {row['alternative']} | {row['ratio']} | "
+            f"{row['target']} | {mark[row['met']]} |"
+        )
+    return "\n".join(lines)
+
+
+# Why a target can miss and what would close it; printed for the rows that miss.
+MISSES = {
+    "read": (
+        "A fresh read is the clock (a few ns with the coarse clock; the precise-clock row shows "
+        "what it replaced), an `ArcSwap` snapshot load with an `Arc` clone and its release (three "
+        "atomic read-modify-writes, ~35 ns in isolation on this VM), a binary search over the flag "
+        "names (string compares through libc `memcmp`, about a third of the read in a perf profile "
+        "taken on this machine) and the consistency rule. Two changes were tried and measured "
+        "without a gain beyond the noise: a view holding an `arc_swap::Guard` instead of an `Arc` "
+        "clone, and a boxed refresh path to shrink the read's future. What would close it: flags "
+        "looked up by a handle resolved once at init (an index into the snapshot instead of a name "
+        "search) and a per-thread cached snapshot pointer (`arc_swap::Cache`, revalidated by one "
+        "atomic load); both change the cache's API and wait for the cache work of issue 6 to land. "
+        "On this loaded 2-core VM the figure also moves by ±20 ns between runs; the ratio to the "
+        "loopback read, measured in the same run, is the stable figure."
+    ),
+    "config": (
+        "The handler serializes the whole body (per-flag objects, RFC 3339 times) with serde_json "
+        "and builds the response headers; a pre-rendered body per snapshot (only `serverTime` and "
+        "the consistency bits change between reads) would close it."
+    ),
+    "cold_start": (
+        "Most of the cold start is process start and the runtime client's first connection; the "
+        "flag prefetch reads a local file. On a loaded machine the spawn itself dominates: the "
+        "ratio is the stable figure."
+    ),
+    "bill": (
+        "More calls than the bound in an hour would mean a refresh before P; configurations "
+        "received when unchanged would mean a second session. Either is a bug in the cache."
+    ),
+}
+
+
+def markdown(r: dict, rows_: list[dict], quick: bool) -> str:
+    m = r["machine"]
+    missed = [row for row in rows_ if row["met"] is False]
+    notes = "\n".join(f"- **{row['what']}** — {MISSES[row['key']]}" for row in missed)
+    f, busy = r["fleet"]["fleet"], r["fleet"]["busy"]
+    return f"""# Benchmarks
+
+Lockstep next to what users would pick instead. Every figure below comes from one run of
+`./scripts/bench{' --quick' if quick else ''}` on one machine; compare the **ratios**, which are
+measured side by side in the same run, more than the absolute figures. The file is rewritten by
+each run (`bench/run.py`); nothing in the table is typed by hand.
+
+Run on {r['date']}: {m['cpu']}, {m['cores']} cores, {m['ram']} RAM, {m['os']}, clocksource
+`{m['clocksource']}`, {m['rustc']}, Python {m['python']}; load average before the run
+{r['load_before']} (other builds share this machine).
+
+{table(rows_)}
+
+## Targets missed
+
+{notes or "None in this run."}
+
+## How each row is measured
+
+- **In-process read** — `shared/benches/read.rs` (criterion, median): `cache.read().await`, then
+  the flag's status (value and consistency) on a fresh cache, with the product's clock
+  (`CoarseClock`: `CLOCK_REALTIME_COARSE` plus one tick; see `shared/src/clock.rs` for why its
+  few milliseconds of error sit inside ε). The **agent-style read** serves the same flags
+  (`bench/flags.json`) from a minimal hyper HTTP/1.1 server on 127.0.0.1 in another thread, at
+  the AppConfig extension's path; per read: one GET on a kept-alive connection (hyper's http1
+  client, `TCP_NODELAY`), the body parsed into a `serde_json::Value` and the flag looked up. The
+  agent gives no consistency, so it does strictly less work than our read.
+- **`/config` handler** — the config function's handler (`lockstep::routes::config_function`) on
+  `events/config-get.json` parsed once, to the response body's bytes. No log subscriber is
+  installed: in Lambda each request also writes one log line.
+- **Feature gate decision** — `FeatureX::handle` on `events/feature-x-create.json` with
+  `isFeatureXEnabled` off: routing, the flag read and the 503 decision; the store panics if
+  called, proving the gate comes first.
+- **Powertools** — `aws-lambda-powertools=={r['versions']['powertools']}` in `bench/.venv`:
+  `FeatureFlags.evaluate(name=..., default=False)` per call (timeit, median of repeats), with a
+  custom `StoreProvider` that returns the flags of `bench/flags.json` translated to Powertools'
+  schema (`{{"name": {{"default": bool}}}}`), the same dict each call, so Powertools validates it
+  once (its best case). Ours is the in-process read above.
+- **Cold start** — `bench/lambda_emulator.py`, a minimal Lambda Runtime API on 127.0.0.1
+  (Python `http.server`), spawns the function the way Lambda does (`AWS_LAMBDA_RUNTIME_API` and
+  the usual variables set) with one `GET /config` event (events/config-get.json) queued, and
+  times from just before the spawn to the arrival of the first response; one discarded warm-up
+  run, then the median. Ours: the config function's x86_64 release binary with
+  `LOCKSTEP_LOCAL_DIR=local/config` (the prefetch reads the flags file at init). Python:
+  `bench/python/handler.py`, Powertools `FeatureFlags` over a `StoreProvider` reading the same
+  file (cached for P), run by `bench/python/runtime_loop.py`, a tiny runtime loop that does less
+  than Lambda's own Python runtime (so it flatters Python). Most of the Python figure is
+  imports: `aws_lambda_powertools.utilities.feature_flags` brings in boto3 and botocore through
+  its AppConfig store even when a custom store is used (`python -X importtime` shows it).
+- **AppConfig bill** — `shared/tests/fleet_simulation.rs` at P = {f['poll_interval_s']:.0f} s,
+  the real cache in virtual time. The busy instance takes one request a second for an hour from
+  its cold start against a session that never changes: {busy['calls']:.0f} billed calls (the
+  cold start's `StartConfigurationSession` and `GetLatestConfiguration`, then one call per P) and
+  {busy['configs_received']:.0f} configuration received. The fleet simulation, 100,000 journeys:
+  {f['start_calls']:.0f} `StartConfigurationSession` and {f['get_calls']:.0f}
+  `GetLatestConfiguration` calls over {f['instance_hours']:.1f} instance-hours
+  ({f['cold_starts']:.0f} cold starts, {f['deployments']:.0f} deployments). "Busiest" is the most
+  calls one instance made within any sliding hour (a cold start's two calls included); the mean
+  is lower because frozen instances make no calls. Configurations received:
+  {f['configs_received']:.0f}, of which {f['start_calls']:.0f} at session start and
+  {f['changes_received']:.0f} after a deployment reached the session; the rest, received when
+  nothing changed, is the "when unchanged" figure. That the real client sends exactly two calls
+  at a cold start and keeps the content on an empty answer is checked against the real SDK in
+  `shared/tests/appconfig_protocol.rs`.
+- **Size** — {r['size']['arch']}: `cargo lambda build --release --arm64 --bin config`
+  (cargo-lambda {r['versions']['cargo_lambda']} with zig from PyPI, in `bench/.venv`), the
+  `bootstrap` as built, not stripped further; when that build fails (`--no-arm64`, or no zig),
+  the x86_64 release binary instead, as the row says.
+- **Peak RSS** — the same emulator serves {r['rss']['ours']['invocations']:,} `GET /config`
+  events to one process, then reads `VmHWM` from `/proc/<pid>/status` (the emulator paces it:
+  {r['rss']['ours']['seconds_after_first']:.1f} s for ours, {r['rss']['python']['seconds_after_first']:.1f} s
+  for Python).
+
+## Commands
+
+    ./scripts/bench            # everything above, rewrites this file
+    ./scripts/bench --quick    # shorter runs, for a quick look
+    cargo bench -p lockstep --bench read                      # the criterion rows alone
+    cargo test --release -p lockstep --test fleet_simulation -- --nocapture   # the bill
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--no-arm64", action="store_true")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+
+    python = sys.executable
+    results: dict = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "load_before": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
+        "machine": machine(),
+        "versions": {
+            "powertools": subprocess.run(
+                [python, "-c", "import aws_lambda_powertools as p; print(p.__version__)"],
+                capture_output=True, text=True, check=True,
+            ).stdout.strip(),
+            # `cargo-lambda lambda --version` prints "cargo-lambda 1.9.2 (commit date)".
+            "cargo_lambda": (
+                subprocess.run(
+                    [str(Path(python).parent / "cargo-lambda"), "lambda", "--version"],
+                    capture_output=True, text=True,
+                ).stdout.split()[1:2]
+                or ["?"]
+            )[0],
+        },
+    }
+
+    binary = build_config_binary()
+    results["criterion"] = criterion(args.quick)
+    results["powertools"] = powertools(python, args.quick)
+
+    emulator = Emulator()
+    event = (ROOT / "events" / "config-get.json").read_bytes()
+    (rust_cmd, rust_env), (py_cmd, py_env) = functions(binary, python)
+    runs = 5 if args.quick else 15
+    log(f"cold starts: {runs} each")
+    ours = cold_starts(emulator, rust_cmd, rust_env, str(ROOT), event, runs)
+    theirs = cold_starts(emulator, py_cmd, py_env, str(ROOT / "bench" / "python"), event, runs)
+    check_config_answer(ours["response"], "the config function")
+    check_config_answer(theirs["response"], "the Python handler")
+    results["cold_start"] = {"ours": ours, "python": theirs}
+
+    invocations = 2_000 if args.quick else 10_000
+    log(f"peak RSS: {invocations} requests each")
+    results["rss"] = {
+        "ours": emulator.serve(rust_cmd, rust_env, str(ROOT), event, invocations),
+        "python": emulator.serve(py_cmd, py_env, str(ROOT / "bench" / "python"), event, invocations),
+    }
+
+    results["fleet"] = fleet()
+    results["size"] = bootstrap_size(binary, arm64=not args.no_arm64)
+
+    rows_ = rows(results)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(table(rows_))
+    if not args.no_write:
+        (ROOT / "BENCHMARKS.md").write_text(markdown(results, rows_, args.quick))
+        log("BENCHMARKS.md written")
+
+
+if __name__ == "__main__":
+    main()
