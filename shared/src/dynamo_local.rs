@@ -58,6 +58,14 @@ impl DynamoLocal {
             .map(Path::to_path_buf)
     }
 
+    /// Finds the project root from `start` (see [`DynamoLocal::find_root`]) and starts DynamoDB
+    /// Local there on a free port: what the tests do.
+    pub async fn start_from(start: &Path, extra: &[&str]) -> Result<Self, LocalError> {
+        let root = Self::find_root(start)
+            .ok_or_else(|| LocalError::JarMissing(start.display().to_string()))?;
+        Self::start(&root, 0, extra).await
+    }
+
     /// Starts DynamoDB Local in memory on `port` (0: a free one), with `extra` arguments (for
     /// example `-delayTransientStatuses`), and waits until it answers (about 3 s).
     pub async fn start(root: &Path, port: u16, extra: &[&str]) -> Result<Self, LocalError> {
@@ -139,15 +147,7 @@ pub fn client(endpoint: &str) -> Client {
 
 /// Creates the submissions table, with its `byUserJourney` GSI when `with_gsi`, unless it exists.
 pub async fn ensure_table(client: &Client, table: &str, with_gsi: bool) -> Result<(), LocalError> {
-    let exists = client
-        .list_tables()
-        .send()
-        .await
-        .map_err(|e| LocalError::Table(Box::new(e)))?
-        .table_names()
-        .iter()
-        .any(|t| t == table);
-    if exists {
+    if table_exists(client, table).await? {
         return Ok(());
     }
     let attr = |name: &str| {
@@ -187,15 +187,7 @@ pub async fn ensure_table(client: &Client, table: &str, with_gsi: bool) -> Resul
 
 /// Creates a durable-snapshot table (`pk` string key, on demand) unless it exists.
 pub async fn ensure_snapshot_table(client: &Client, table: &str) -> Result<(), LocalError> {
-    let exists = client
-        .list_tables()
-        .send()
-        .await
-        .map_err(|e| LocalError::Table(Box::new(e)))?
-        .table_names()
-        .iter()
-        .any(|t| t == table);
-    if exists {
+    if table_exists(client, table).await? {
         return Ok(());
     }
     client
@@ -271,6 +263,17 @@ pub async fn wait_table_active(client: &Client, table: &str) -> Result<(), Local
     Err(LocalError::Table(
         format!("table {table} not ACTIVE after 60 s").into(),
     ))
+}
+
+async fn table_exists(client: &Client, table: &str) -> Result<bool, LocalError> {
+    Ok(client
+        .list_tables()
+        .send()
+        .await
+        .map_err(|e| LocalError::Table(Box::new(e)))?
+        .table_names()
+        .iter()
+        .any(|t| t == table))
 }
 
 /// The `byUserJourney` index definition.

