@@ -252,14 +252,22 @@ impl FlagCache {
             Ok(Ok(fetched)) => self.on_success(&mut refresher, &current, fetched, start, end),
             Ok(Err(error)) => {
                 tracing::warn!(error = %error, kind = error.kind(), version = %current.snapshot.version, path = "refresh_failed", "refresh failed; keeping last-known-good");
-                self.on_failure(&mut refresher, &current, error.kind(), end)
+                (
+                    self.on_failure(&mut refresher, &current, error.kind(), end),
+                    None,
+                )
             }
             Err(_elapsed) => {
                 tracing::warn!(timeout_ms = self.fetch_timeout.as_millis() as u64, version = %current.snapshot.version, path = "refresh_timeout", "refresh timed out; keeping last-known-good");
-                self.on_failure(&mut refresher, &current, "timeout", end)
+                (
+                    self.on_failure(&mut refresher, &current, "timeout", end),
+                    None,
+                )
             }
         };
+        // (The state to store, and a newly accepted version for the durable store.)
         let (mut next, to_save) = next;
+        // Rule 5: nothing of its own yet and the source failed: the durable snapshot, if any.
         if next.snapshot.origin == Origin::Defaults {
             if let Some(kind) = next.degraded.as_ref().and_then(never_fetched_kind) {
                 if let Some(loaded) = self.load_durable().await {
@@ -430,7 +438,7 @@ impl FlagCache {
         current: &CacheState,
         kind: &'static str,
         end: DateTime<Utc>,
-    ) -> (CacheState, Option<StoredConfig>) {
+    ) -> CacheState {
         refresher.consecutive_failures = refresher.consecutive_failures.saturating_add(1);
         let exponent = (refresher.consecutive_failures - 1).min(16);
         let backoff = Duration::from_secs(1u64 << exponent).min(self.window.poll_interval);
@@ -440,13 +448,12 @@ impl FlagCache {
             (Some(_), _) if kind == "timeout" => Degraded::Timeout,
             (Some(_), _) => Degraded::FetchFailed { kind },
         };
-        let state = CacheState {
+        CacheState {
             snapshot: current.snapshot.clone(),
             fetched_at: current.fetched_at,
             next_refresh_at: end + delta(backoff),
             degraded: Some(degraded),
-        };
-        (state, None)
+        }
     }
 }
 
