@@ -2,19 +2,18 @@
 //! which each test starts on a free port. A missing Java or `npm ci` fails the test loudly.
 //! The `events/` fixtures (API Gateway HTTP API payload v2) run through the same handlers.
 
-use axum::body::Body as AxumBody;
 use chrono::{DateTime, TimeDelta, Utc};
-use http_body_util::BodyExt;
 use lockstep::durable::{DynamoSnapshots, SnapshotStore};
 use lockstep::dynamo::DynamoStore;
 use lockstep::dynamo_local::{client, ensure_snapshot_table, ensure_table, DynamoLocal};
 use lockstep::{ManualClock, Overrides, Settings};
 use lockstep_local::fleet::FleetOptions;
-use lockstep_local::{router, Runner};
+use lockstep_local::Runner;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tower::ServiceExt;
+
+mod support;
 
 const TABLE: &str = "submissions";
 const ENABLED: &str = r#"{"isFeatureXEnabled": true, "useSubmissionsGsi": true, "lockstepMetadata": {"lastModifiedTimestamp": "2026-11-21T09:00:00Z"}}"#;
@@ -81,15 +80,8 @@ struct Reply {
 
 impl Env {
     async fn send(&self, method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-        let mut request = http::Request::builder().method(method).uri(uri);
-        for (k, v) in headers {
-            request = request.header(*k, *v);
-        }
-        let request = request.body(AxumBody::from(body.to_owned())).unwrap();
-        let response = router(self.runner.clone()).oneshot(request).await.unwrap();
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let (status, headers, bytes) =
+            support::exchange(&self.runner, method, uri, headers, body).await;
         let body = if bytes.is_empty() {
             Value::Null
         } else {

@@ -5,21 +5,20 @@
 //! a manual clock); feature X's storage is an in-memory stand-in, so no DynamoDB is needed here
 //! (tests/e2e.rs covers DynamoDB Local).
 
-use axum::body::Body as AxumBody;
 use chrono::{DateTime, TimeDelta, Utc};
-use http_body_util::BodyExt;
 use lockstep::source::BoxFuture;
 use lockstep::submissions::{
     Created, Ident, ListQuery, Page, QueryMethod, StoreError, Submission, SubmissionStore,
 };
 use lockstep::{ManualClock, Overrides, Settings};
 use lockstep_local::fleet::{FleetOptions, INSTANCE_HEADER};
-use lockstep_local::{router, Runner};
+use lockstep_local::Runner;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tower::ServiceExt;
+
+mod support;
 
 const DISABLED: &str = r#"{"isFeatureXEnabled": false, "useSubmissionsGsi": false, "lockstepMetadata": {"lastModifiedTimestamp": "2026-11-21T09:00:00Z"}}"#;
 const ENABLED_LATER: &str = r#"{"isFeatureXEnabled": true, "useSubmissionsGsi": false, "lockstepMetadata": {"lastModifiedTimestamp": "2026-11-21T10:00:05Z"}}"#;
@@ -136,15 +135,8 @@ fn fleet(instances: usize) -> FleetOptions {
 
 impl Env {
     async fn send(&self, method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-        let mut request = http::Request::builder().method(method).uri(uri);
-        for (k, v) in headers {
-            request = request.header(*k, *v);
-        }
-        let request = request.body(AxumBody::from(body.to_owned())).unwrap();
-        let response = router(self.runner.clone()).oneshot(request).await.unwrap();
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let (status, headers, bytes) =
+            support::exchange(&self.runner, method, uri, headers, body).await;
         Reply {
             status,
             headers,

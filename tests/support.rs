@@ -1,0 +1,28 @@
+//! What the runner's tests share: one HTTP exchange through the runner's router.
+
+use axum::body::Body as AxumBody;
+use http_body_util::BodyExt;
+use lockstep_local::{router, Runner};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+/// Sends one request through the router, as the HTTP server would; returns the status, the
+/// headers and the body's bytes.
+pub async fn exchange(
+    runner: &Arc<Runner>,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, http::HeaderMap, Vec<u8>) {
+    let mut request = http::Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let request = request.body(AxumBody::from(body.to_owned())).unwrap();
+    let response = router(runner.clone()).oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, bytes.to_vec())
+}
