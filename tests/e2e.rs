@@ -4,11 +4,11 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use lockstep::durable::{DynamoSnapshots, SnapshotStore};
-use lockstep::dynamo::DynamoStore;
-use lockstep::dynamo_local::{client, ensure_snapshot_table, ensure_table, DynamoLocal};
 use lockstep::{ManualClock, Overrides, Settings};
 use lockstep_local::fleet::FleetOptions;
 use lockstep_local::Runner;
+use lockstep_sample::dynamo::DynamoStore;
+use lockstep_testkit::dynamo_local::{client, ensure_snapshot_table, ensure_table, DynamoLocal};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -162,7 +162,7 @@ async fn the_config_route_shows_the_public_flags_and_consistency() {
 
 #[tokio::test]
 async fn a_force_override_closes_the_gate_with_503_problem_json_and_writes_nothing() {
-    let catalog = lockstep::product::catalog();
+    let catalog = lockstep_sample::product::catalog();
     let overrides = Overrides::from_vars(
         &catalog,
         &[("FORCE_IS_FEATURE_X_ENABLED".into(), "false".into())],
@@ -444,7 +444,7 @@ async fn a_cold_start_without_the_flags_file_serves_the_durable_snapshot_degrade
     let durable: Arc<dyn SnapshotStore> = Arc::new(DynamoSnapshots::new(
         e.db.clone(),
         "snapshots",
-        &lockstep::product::local_target(),
+        &lockstep::init::local_target(),
     ));
     // A runner that reads the file writes the snapshot.
     e.runner = Arc::new(cold_start(&e, durable.clone()).await);

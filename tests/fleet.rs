@@ -7,12 +7,12 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use lockstep::source::BoxFuture;
-use lockstep::submissions::{
-    Created, Ident, ListQuery, Page, QueryMethod, StoreError, Submission, SubmissionStore,
-};
 use lockstep::{ManualClock, Overrides, Settings};
 use lockstep_local::fleet::{FleetOptions, INSTANCE_HEADER};
 use lockstep_local::Runner;
+use lockstep_sample::submissions::{
+    Created, Ident, ListQuery, Page, QueryMethod, StoreError, Submission, SubmissionStore,
+};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

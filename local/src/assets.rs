@@ -7,7 +7,7 @@
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{Method, StatusCode};
 use lambda_http::{Body, Response};
-use lockstep::http::ApiError;
+use lockstep_http::problem::ApiError;
 
 /// One served file.
 pub struct Asset {

@@ -12,7 +12,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use lockstep::catalog::{FlagCatalog, METADATA_KEY};
-use lockstep::consistency::{consistent_at, Window};
+use lockstep::consistency::{consistent_at, Window, MAX_DEPLOYMENT_DURATION};
 use lockstep::local::LocalDirSource;
 use lockstep::stamp::{stamp, Change, StampError};
 use lockstep::{ConfigSource, Fetched};
@@ -23,9 +23,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use thiserror::Error;
-
-/// AppConfig's longest deployment strategy: 24 hours.
-pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// What to deploy: flag values and the strategy's duration Δ.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +55,7 @@ impl DeployRequest {
                     .join(", "),
             });
         }
-        if duration > MAX_DURATION {
+        if duration > MAX_DEPLOYMENT_DURATION {
             return Err(DeployError::Duration);
         }
         Ok(Self { flags, duration })
@@ -82,8 +79,9 @@ pub enum DeployError {
     /// Δ over AppConfig's 24 hours.
     #[error("the deployment duration must be between 0 and 86400 seconds")]
     Duration,
-    /// The current file is not a JSON object this command can edit.
-    #[error("{path}: {why}")]
+    /// The current file is not a JSON object this command can edit (a fault of the machine's
+    /// state, not of the request: the path is for logs, never for a response).
+    #[error("the current flags file cannot be edited: {why}")]
     Current {
         /// The file.
         path: String,
@@ -107,7 +105,7 @@ pub enum DeployError {
 impl DeployError {
     /// True when the caller's request is at fault (400), false for the machine's (500).
     pub fn is_bad_request(&self) -> bool {
-        !matches!(self, DeployError::Io { .. })
+        !matches!(self, DeployError::Io { .. } | DeployError::Current { .. })
     }
 }
 
@@ -118,7 +116,7 @@ pub struct DeployedFlag {
     /// Its value.
     pub value: bool,
     /// `new`, `changed` or `kept`.
-    pub change: &'static str,
+    pub change: Change,
     /// T: its stamp.
     pub last_modified_timestamp: DateTime<Utc>,
     /// Δ, seconds.
@@ -131,7 +129,8 @@ pub struct DeployedFlag {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Deployment {
-    /// The file written.
+    /// The file written (for the command line; not sent in responses).
+    #[serde(skip)]
     pub file: String,
     /// T: when the deployment started.
     pub last_modified_timestamp: DateTime<Utc>,
@@ -164,7 +163,7 @@ impl Deployment {
 /// The flags file the local runner reads in `dir` (AppConfig Agent local-development naming);
 /// `<application>:<environment>:<profile>.json` when there is none yet.
 pub fn flags_file(dir: &Path) -> PathBuf {
-    let target = lockstep::product::local_target();
+    let target = lockstep::init::local_target();
     let path = LocalDirSource::new(dir, target.clone()).path();
     if path.exists() {
         path
@@ -207,11 +206,7 @@ pub fn deploy(
         .map(|(name, (change, s))| {
             let flag = DeployedFlag {
                 value: values.get(name).is_some_and(|f| f.enabled),
-                change: match change {
-                    Change::New => "new",
-                    Change::Changed => "changed",
-                    Change::Kept => "kept",
-                },
+                change: *change,
                 last_modified_timestamp: s.at,
                 deployment_duration_seconds: s.deployment_duration.as_secs(),
                 consistent_at: consistent_at(Some(*s), false, window),
@@ -269,7 +264,7 @@ pub struct Current {
 
 /// Reads the flags file through the same source and parser the instances use.
 pub async fn current(dir: &Path, window: Window) -> Current {
-    let mut source = LocalDirSource::new(dir, lockstep::product::local_target());
+    let mut source = LocalDirSource::new(dir, lockstep::init::local_target());
     let mut current = Current {
         file: source.path().display().to_string(),
         configuration_version: None,
@@ -385,7 +380,7 @@ mod tests {
         DeployRequest::new(
             flags.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
             Duration::from_secs(seconds),
-            &lockstep::product::catalog(),
+            &lockstep_sample::product::catalog(),
         )
         .unwrap()
     }
@@ -409,11 +404,11 @@ mod tests {
         .unwrap();
 
         let feature = &deployment.flags["isFeatureXEnabled"];
-        assert_eq!((feature.value, feature.change), (true, "changed"));
+        assert_eq!((feature.value, feature.change), (true, Change::Changed));
         assert_eq!(feature.last_modified_timestamp, at("2026-11-21T10:00:00Z"));
         assert_eq!(feature.consistent_at, Some(at("2026-11-21T10:00:30Z")));
         let gsi = &deployment.flags["useSubmissionsGsi"];
-        assert_eq!((gsi.value, gsi.change), (true, "kept"));
+        assert_eq!((gsi.value, gsi.change), (true, Change::Kept));
         assert_eq!(gsi.last_modified_timestamp, at("2026-01-01T00:00:00Z"));
         let doc =
             lockstep::document::parse(&std::fs::read(flags_file(&dir)).unwrap()).expect("valid");
@@ -439,21 +434,21 @@ mod tests {
         )
         .unwrap();
 
-        assert_eq!(deployment.flags["isFeatureXEnabled"].change, "new");
+        assert_eq!(deployment.flags["isFeatureXEnabled"].change, Change::New);
         assert!(flags_file(&dir).ends_with("lockstep:local:flags.json"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn undeclared_flags_empty_requests_and_absurd_durations_are_refused() {
-        let catalog = lockstep::product::catalog();
+        let catalog = lockstep_sample::product::catalog();
         let one = |name: &str| BTreeMap::from([(name.to_owned(), true)]);
 
         let unknown = DeployRequest::new(one("isFeatureYEnabled"), Duration::ZERO, &catalog);
         let empty = DeployRequest::new(BTreeMap::new(), Duration::ZERO, &catalog);
         let long = DeployRequest::new(
             one("isFeatureXEnabled"),
-            MAX_DURATION + Duration::from_secs(1),
+            MAX_DEPLOYMENT_DURATION + Duration::from_secs(1),
             &catalog,
         );
 

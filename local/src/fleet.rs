@@ -15,12 +15,12 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use lambda_http::{Body, Request, Response};
 use lockstep::cache::{CacheOptions, FlagCache, FlagView};
-use lockstep::config_endpoint::FlagJson;
 use lockstep::durable::SnapshotStore;
-use lockstep::feature_x::FeatureX;
 use lockstep::local::LocalDirSource;
-use lockstep::submissions::SubmissionStore;
-use lockstep::{Clock, FlagCatalog, Overrides, Settings};
+use lockstep::{Clock, FlagCatalog, FlagStatus, Overrides, Settings};
+use lockstep_http::problem::ApiError;
+use lockstep_sample::submissions::SubmissionStore;
+use lockstep_sample::FeatureX;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -126,16 +126,14 @@ impl Handler {
     fn cache(&self) -> &FlagCache {
         match self {
             Handler::Config(cache) => cache,
-            Handler::FeatureX(feature_x) => &feature_x.flags,
+            Handler::FeatureX(feature_x) => feature_x.flags(),
         }
     }
 
-    async fn serve(&self, request: &Request) -> Response<Body> {
+    async fn serve(&self, request: Request) -> Response<Body> {
         match self {
-            Handler::Config(cache) => lockstep::routes::config_function(cache, request).await,
-            Handler::FeatureX(feature_x) => {
-                lockstep::routes::feature_x_function(feature_x, request).await
-            }
+            Handler::Config(cache) => lockstep_http::config_endpoint::serve(cache, &request).await,
+            Handler::FeatureX(feature_x) => feature_x.serve(request).await,
         }
     }
 }
@@ -154,26 +152,21 @@ pub(crate) struct Builder {
 impl Builder {
     /// A cold start: a new cache over the flags directory, prefetched.
     async fn build(&self, function: Function) -> Handler {
-        let source = LocalDirSource::new(&self.flags_dir, lockstep::product::local_target());
+        let source = LocalDirSource::new(&self.flags_dir, lockstep::init::local_target());
         let options = CacheOptions {
             catalog: self.catalog.clone(),
             overrides: self.overrides.clone(),
             settings: self.settings.clone(),
             clock: self.clock.clone(),
         };
-        let cache = Arc::new(match &self.durable {
-            Some(durable) => {
-                FlagCache::with_durable_snapshot(Box::new(source), options, durable.clone()).await
-            }
-            None => FlagCache::new(Box::new(source), options).await,
-        });
+        let cache =
+            Arc::new(FlagCache::build(Box::new(source), options, self.durable.clone()).await);
         match function {
             Function::Config => Handler::Config(cache),
-            Function::FeatureX => Handler::FeatureX(FeatureX {
-                flags: cache,
-                store: self.store.clone(),
-                clock: self.clock.clone(),
-            }),
+            Function::FeatureX => Handler::FeatureX(
+                FeatureX::new(cache, self.store.clone(), self.clock.clone())
+                    .expect("the product catalog declares feature X's flags"),
+            ),
         }
     }
 }
@@ -288,15 +281,13 @@ impl Fleet {
     }
 
     /// Serves a request on the next instance of `function`, naming it in [`INSTANCE_HEADER`].
-    pub async fn serve(&self, function: Function, request: &Request) -> Response<Body> {
+    pub async fn serve(&self, function: Function, request: Request) -> Response<Body> {
         let Some(instance) = self.pick(function) else {
             // Instance 1 starts with the runner, so this cannot happen.
-            return lockstep::http::ApiError::Internal("no instance started".into())
-                .into_response();
+            return ApiError::Internal("no instance started".into()).into_response();
         };
         let Some(handler) = instance.handler.get() else {
-            return lockstep::http::ApiError::Internal("instance not started".into())
-                .into_response();
+            return ApiError::Internal("instance not started".into()).into_response();
         };
         instance.served.fetch_add(1, Ordering::Relaxed);
         instance
@@ -379,21 +370,12 @@ impl Fleet {
             json.next_refresh_at = Some(state.next_refresh_at);
             json.refresh_due = now_ms >= state.next_refresh_at.timestamp_millis();
             json.degraded = view.degraded().map(|d| d.reason());
-            json.is_backend_consistent = Some(view.is_backend_consistent());
+            json.is_backend_consistent = Some(view.backend().consistent);
             json.flags = self
                 .catalog
                 .flags()
                 .iter()
-                .filter_map(|decl| {
-                    let status = view.status(&decl.name)?;
-                    let flag = FlagJson {
-                        value: status.value,
-                        consistent: status.consistent,
-                        consistent_at: status.consistent_at,
-                        forced: status.forced,
-                    };
-                    Some((decl.name.clone(), flag))
-                })
+                .filter_map(|decl| Some((decl.name.clone(), view.status(&decl.name)?)))
                 .collect();
         }
         json
@@ -446,7 +428,7 @@ pub struct InstanceJson {
     /// What its `/config` would say now.
     pub is_backend_consistent: Option<bool>,
     /// Every declared flag as it holds it.
-    pub flags: BTreeMap<String, FlagJson>,
+    pub flags: BTreeMap<String, FlagStatus>,
     /// Requests it served.
     pub served: u64,
     /// When it last served one.

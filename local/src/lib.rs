@@ -22,10 +22,10 @@ use http::{Method, StatusCode};
 use lambda_http::{Body, RequestExt};
 use lockstep::catalog::CatalogError;
 use lockstep::durable::SnapshotStore;
-use lockstep::http::MAX_BODY_BYTES;
-use lockstep::http::{json_response, parse_json_body, path_segments, respond, ApiError};
-use lockstep::submissions::SubmissionStore;
 use lockstep::{Clock, FlagCatalog, Overrides, Settings, Window};
+use lockstep_http::problem::MAX_BODY_BYTES;
+use lockstep_http::problem::{json_response, parse_json_body, path_segments, respond, ApiError};
+use lockstep_sample::submissions::SubmissionStore;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,15 +33,38 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Environment defaults of a local run (set only when missing): dummy AWS credentials for the
-/// SDK clients, P = 15 s and the sample flags directory.
-pub const LOCAL_DEFAULTS: [(&str, &str); 6] = [
+/// SDK clients and P = 15 s.
+pub const LOCAL_DEFAULTS: [(&str, &str); 5] = [
     ("AWS_ACCESS_KEY_ID", "local"),
     ("AWS_SECRET_ACCESS_KEY", "local"),
     ("AWS_REGION", "us-east-1"),
     ("AWS_EC2_METADATA_DISABLED", "true"),
     (lockstep::settings::POLL_INTERVAL_VAR, "15"),
-    (lockstep::product::LOCAL_DIR_VAR, "local/config"),
 ];
+
+/// The tracked sample flags (never written by a local run).
+pub const SAMPLE_DIR: &str = "local/config";
+
+/// Where local deployments write by default: an ignored directory, seeded from [`SAMPLE_DIR`],
+/// so that a deployment never dirties the work tree.
+pub const STATE_DIR: &str = ".lockstep/local/config";
+
+/// The flags directory of a local run: `LOCKSTEP_LOCAL_DIR` when set (used as it is), else
+/// [`STATE_DIR`] under `root`, seeded with the sample flags file when it has none yet.
+pub fn flags_dir(root: &Path) -> std::io::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os(lockstep::init::LOCAL_DIR_VAR).filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    let dir = root.join(STATE_DIR);
+    let file = deploy::flags_file(&dir);
+    if !file.exists() {
+        std::fs::create_dir_all(&dir)?;
+        let sample = deploy::flags_file(&root.join(SAMPLE_DIR));
+        std::fs::copy(&sample, &file)?;
+        tracing::info!(from = %sample.display(), to = %file.display(), path = "local_state_seeded", "local flags seeded from the sample");
+    }
+    Ok(dir)
+}
 
 /// The functions' instances and the local control state.
 pub struct Runner {
@@ -68,15 +91,12 @@ impl Runner {
         durable: Option<Arc<dyn SnapshotStore>>,
         fleet: FleetOptions,
     ) -> Result<Self, CatalogError> {
-        let catalog = lockstep::product::catalog();
+        let catalog = lockstep_sample::product::catalog();
         let catalog = match &settings.public_flags {
             Some(names) => catalog.with_public(names)?,
             None => catalog,
         };
-        let window = Window {
-            poll_interval: settings.poll_interval,
-            epsilon: settings.epsilon,
-        };
+        let window = settings.window();
         let builder = Arc::new(Builder {
             flags_dir: flags_dir.to_path_buf(),
             catalog: catalog.clone(),
@@ -109,8 +129,8 @@ impl Runner {
         }
         match path_segments(&request).first() {
             Some(&"local") => respond(self.control(&request).await),
-            Some(&"feature-x") => self.fleet.serve(Function::FeatureX, &request).await,
-            _ => self.fleet.serve(Function::Config, &request).await,
+            Some(&"feature-x") => self.fleet.serve(Function::FeatureX, request).await,
+            _ => self.fleet.serve(Function::Config, request).await,
         }
     }
 
@@ -188,9 +208,11 @@ struct FleetBody {
     deployed: deploy::Current,
 }
 
+/// A refused request is told why; a fault of the machine (a file it cannot read or edit) is
+/// logged with its path and answered 500 without it.
 fn deploy_error(error: DeployError) -> ApiError {
     if error.is_bad_request() {
-        ApiError::BadRequest(format!("{error}."))
+        ApiError::BadRequest(format!("{}.", lockstep::error_chain(&error)))
     } else {
         ApiError::Internal(Box::new(error))
     }

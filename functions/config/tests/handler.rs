@@ -23,7 +23,7 @@ async fn cache(content: Option<&str>, overrides: Overrides, now: &str) -> FlagCa
             .with_timezone(&Utc),
     );
     let options = CacheOptions {
-        catalog: lockstep::product::catalog(),
+        catalog: lockstep_sample::product::catalog(),
         overrides,
         settings: Settings::default(),
         clock: Arc::new(clock),

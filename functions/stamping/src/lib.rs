@@ -17,11 +17,13 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use lockstep::appconfig::{AppConfigSource, Target};
-use lockstep::source::{BoxFuture, ConfigSource};
+use lockstep::source::{BoxFuture, ConfigSource, SourceError};
+use lockstep::stamp::StampError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
+use thiserror::Error;
 
 /// The extension parameter naming Δ.
 pub const DURATION_PARAMETER: &str = "DeploymentDurationSeconds";
@@ -65,7 +67,28 @@ pub struct Event {
 /// Reads the content currently deployed to an environment and profile.
 pub trait DeployedContent: Send + Sync {
     /// The deployed content, or `None` when nothing is deployed yet.
-    fn fetch<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>>;
+    fn fetch<'a>(&'a self, event: &'a Event)
+        -> BoxFuture<'a, Result<Option<Vec<u8>>, SourceError>>;
+}
+
+/// Why a deployment is blocked; AppConfig shows the whole chain as the reason.
+#[derive(Debug, Error)]
+pub enum ExtensionError {
+    /// The Δ parameter is missing.
+    #[error("the extension parameter {DURATION_PARAMETER} (the deployment strategy's duration) is required")]
+    MissingDuration,
+    /// The Δ parameter is not whole seconds.
+    #[error("{DURATION_PARAMETER} must be a whole number of seconds")]
+    BadDuration(#[source] std::num::ParseIntError),
+    /// The event has no content.
+    #[error("the event carries no Content")]
+    NoContent,
+    /// The content is not base64.
+    #[error("Content is not valid base64")]
+    NotBase64(#[source] base64::DecodeError),
+    /// The content cannot be stamped.
+    #[error("the configuration cannot be stamped")]
+    Stamp(#[from] StampError),
 }
 
 /// The deployed content through AppConfigData (one session, one call).
@@ -75,7 +98,10 @@ pub struct AppConfigDeployed {
 }
 
 impl DeployedContent for AppConfigDeployed {
-    fn fetch<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>> {
+    fn fetch<'a>(
+        &'a self,
+        event: &'a Event,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, SourceError>> {
         // The protocol is owned by `lockstep::appconfig`: a new session's first poll returns the
         // deployed content in full.
         let target = Target {
@@ -89,10 +115,7 @@ impl DeployedContent for AppConfigDeployed {
             lockstep::settings::MIN_POLL_INTERVAL,
         );
         Box::pin(async move {
-            let fetched = source
-                .fetch(Utc::now())
-                .await
-                .map_err(|e| format!("{e}: {:?}", std::error::Error::source(&e)))?;
+            let fetched = source.fetch(Utc::now()).await?;
             Ok(fetched.content.map(|c| c.bytes))
         })
     }
@@ -103,7 +126,8 @@ pub async fn handle(event: &Event, deployed: &dyn DeployedContent, now: DateTime
     match event.kind.as_str() {
         "PreStartDeployment" => match pre_start(event, deployed, now).await {
             Ok(content) => json!({ "Content": STANDARD.encode(content) }),
-            Err(message) => {
+            Err(error) => {
+                let message = lockstep::error_chain(&error);
                 tracing::warn!(path = "deployment_blocked", reason = %message, "deployment blocked");
                 json!({ "Error": "BadRequestError", "Message": message })
             }
@@ -129,25 +153,22 @@ async fn pre_start(
     event: &Event,
     deployed: &dyn DeployedContent,
     now: DateTime<Utc>,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, ExtensionError> {
     let seconds: u64 = event
         .parameters
         .get(DURATION_PARAMETER)
-        .ok_or(format!("the extension parameter {DURATION_PARAMETER} (the deployment strategy's duration) is required"))?
+        .ok_or(ExtensionError::MissingDuration)?
         .trim()
         .parse()
-        .map_err(|_| format!("{DURATION_PARAMETER} must be a whole number of seconds"))?;
-    let content = event
-        .content
-        .as_deref()
-        .ok_or("the event carries no Content")?;
+        .map_err(ExtensionError::BadDuration)?;
+    let content = event.content.as_deref().ok_or(ExtensionError::NoContent)?;
     let content = STANDARD
         .decode(content)
-        .map_err(|_| "Content is not valid base64".to_string())?;
+        .map_err(ExtensionError::NotBase64)?;
     let previous = match deployed.fetch(event).await {
         Ok(previous) => previous,
-        Err(reason) => {
-            tracing::warn!(path = "no_previous", reason = %reason, "deployed content unreadable: every flag gets this deployment's stamp");
+        Err(error) => {
+            tracing::warn!(path = "no_previous", reason = %lockstep::error_chain(&error), "deployed content unreadable: every flag gets this deployment's stamp");
             None
         }
     };
@@ -156,10 +177,9 @@ async fn pre_start(
         previous.as_deref(),
         now,
         Duration::from_secs(seconds),
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     for (flag, (change, stamp)) in &stamped.flags {
-        tracing::info!(flag = %flag, change = ?change, stamp = %stamp.at, delta_s = stamp.deployment_duration.as_secs(), "flag stamped");
+        tracing::info!(flag = %flag, change = %change, stamp = %stamp.at, delta_s = stamp.deployment_duration.as_secs(), "flag stamped");
     }
     Ok(stamped.content)
 }

@@ -12,14 +12,17 @@ use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use lockstep::source::BoxFuture;
+use lockstep::source::{BoxFuture, SourceError};
 use serde_json::Value;
 use stamping::{handle, AppConfigDeployed, DeployedContent, Event};
 
 struct Deployed(Option<Vec<u8>>);
 
 impl DeployedContent for Deployed {
-    fn fetch<'a>(&'a self, _event: &'a Event) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>> {
+    fn fetch<'a>(
+        &'a self,
+        _event: &'a Event,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, SourceError>> {
         let content = self.0.clone();
         Box::pin(async move { Ok(content) })
     }

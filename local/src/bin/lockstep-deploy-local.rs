@@ -5,11 +5,12 @@
 //! lockstep-deploy-local isFeatureXEnabled=true [useSubmissionsGsi=false ...] [--duration-seconds 60]
 //! ```
 //!
-//! The directory is `LOCKSTEP_LOCAL_DIR` (default `local/config`); P and ε for the reported
+//! The directory is `LOCKSTEP_LOCAL_DIR` (default the ignored `.lockstep/local/config`, seeded
+//! from the sample in `local/config`); P and ε for the reported
 //! `consistentAt` are the runner's (`AWS_APPCONFIG_EXTENSION_POLL_INTERVAL_SECONDS`, default 15
 //! locally; `LOCKSTEP_EPSILON_SECONDS`). Exit 2 and nothing written on a refused request.
 
-use lockstep::{Settings, Window};
+use lockstep::Settings;
 use lockstep_local::deploy::{deploy, DeployRequest};
 use lockstep_local::LOCAL_DEFAULTS;
 use std::collections::BTreeMap;
@@ -51,16 +52,13 @@ fn run() -> Result<String, String> {
             },
         }
     }
-    let request = DeployRequest::new(flags, duration, &lockstep::product::catalog())
+    let request = DeployRequest::new(flags, duration, &lockstep_sample::product::catalog())
         .map_err(|e| e.to_string())?;
     let settings = Settings::from_lookup(lookup).map_err(|e| e.to_string())?;
-    let window = Window {
-        poll_interval: settings.poll_interval,
-        epsilon: settings.epsilon,
-    };
-    let dir = lookup(lockstep::product::LOCAL_DIR_VAR).unwrap_or_default();
-    let deployment =
-        deploy(dir.as_ref(), &request, chrono::Utc::now(), window).map_err(|e| e.to_string())?;
+    let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
+    let dir = lockstep_local::flags_dir(&cwd).map_err(|e| format!("local flags: {e}"))?;
+    let deployment = deploy(&dir, &request, chrono::Utc::now(), settings.window())
+        .map_err(|e| lockstep::error_chain(&e))?;
     Ok(deployment.report())
 }
 

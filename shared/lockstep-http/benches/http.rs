@@ -1,0 +1,118 @@
+//! The handlers' hot paths: `cargo bench -p lockstep-http --bench http` (part of `./scripts/bench`,
+//! BENCHMARKS.md). Every cache is fresh (P = 1 h) and reads with the product's clock.
+//!
+//! - "config handler request to response bytes": the config function's handler on a parsed
+//!   `GET /config` event (events/config-get.json), up to the response body's bytes.
+//! - "feature gate decision": a `POST /feature-x/submissions` event (events/feature-x-create.json)
+//!   through the [`GateLayer`] with the flag off, refused (503) before the route is called: the
+//!   route panics if it is.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use lambda_http::{Body, Request, Response};
+use lockstep::cache::CacheOptions;
+use lockstep::memory::MemorySource;
+use lockstep::{CoarseClock, FlagCache, FlagCatalog, FlagDecl, Overrides, Settings};
+use lockstep_http::GateLayer;
+use std::convert::Infallible;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+use tower::{service_fn, Layer, Service};
+
+const FEATURE_X_ON: &str = r#"{
+  "isFeatureXEnabled": true,
+  "useSubmissionsGsi": true,
+  "lockstepMetadata": {"lastModifiedTimestamp": "2026-11-21T10:00:00Z", "deploymentDurationSeconds": 60}
+}"#;
+
+const FEATURE_X_OFF: &str = r#"{
+  "isFeatureXEnabled": false,
+  "useSubmissionsGsi": true,
+  "lockstepMetadata": {"lastModifiedTimestamp": "2026-11-21T10:00:00Z", "deploymentDurationSeconds": 60}
+}"#;
+
+/// Polls a future that must be ready at once (a fresh cache never waits).
+fn ready<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("a fresh cache read waited"),
+    }
+}
+
+fn cache(content: &str) -> Arc<FlagCache> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let (source, handle) = MemorySource::new();
+    handle.publish("1", content);
+    let catalog = FlagCatalog::new(vec![
+        FlagDecl::public("isFeatureXEnabled"),
+        FlagDecl::internal("useSubmissionsGsi"),
+    ])
+    .unwrap();
+    let options = CacheOptions {
+        catalog,
+        overrides: Overrides::none(),
+        settings: Settings {
+            poll_interval: Duration::from_secs(3600),
+            ..Settings::default()
+        },
+        clock: Arc::new(CoarseClock::new()),
+    };
+    Arc::new(runtime.block_on(FlagCache::new(Box::new(source), options)))
+}
+
+fn event(json: &str) -> Request {
+    lambda_http::request::from_str(json).expect("a valid API Gateway event")
+}
+
+fn body_bytes(body: Body) -> Vec<u8> {
+    match body {
+        Body::Text(text) => text.into_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => Vec::new(),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let on = cache(FEATURE_X_ON);
+    let config_get = event(include_str!("../../../events/config-get.json"));
+    let first = ready(lockstep_http::config_endpoint::serve(&on, &config_get));
+    assert_eq!(first.status(), 200);
+    c.bench_function("config handler request to response bytes", |b| {
+        b.iter(|| {
+            let response = ready(lockstep_http::config_endpoint::serve(
+                &on,
+                black_box(&config_get),
+            ));
+            black_box(body_bytes(response.into_body()))
+        })
+    });
+
+    let off = cache(FEATURE_X_OFF);
+    let gate = GateLayer::new(off, "isFeatureXEnabled").expect("declared");
+    let mut gated = gate.layer(service_fn(|_request: Request| async {
+        panic!("the gate let a request through with the flag off");
+        #[allow(unreachable_code)]
+        Ok::<Response<Body>, Infallible>(Response::new(Body::Empty))
+    }));
+    let create = event(include_str!("../../../events/feature-x-create.json"));
+    assert_eq!(ready(gated.call(create.clone())).unwrap().status(), 503);
+    c.bench_function("feature gate decision", |b| {
+        b.iter(|| {
+            let response = ready(gated.call(black_box(create.clone()))).unwrap();
+            black_box(response.status())
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

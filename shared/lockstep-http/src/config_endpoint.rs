@@ -1,0 +1,105 @@
+//! `GET /config`: what the SPA reads to decide which journeys to open, and when to look again.
+//!
+//! The original design's readers keep working: every public flag is a top-level boolean, and
+//! `isBackendConsistent` is top-level. Beyond it: a per-flag object (value, consistent,
+//! consistentAt, forced), the top-level `consistentAt` (when `isBackendConsistent` turns true, if
+//! nothing changes), the configuration version, the stamp, P, the server time and the degraded
+//! reason. Only public flags appear; never internal flags or attributes.
+
+use crate::problem::{json_response, path_segments, respond, ApiError};
+use chrono::{DateTime, Utc};
+use http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use lockstep::{FlagCache, FlagStatus, FlagView};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Response fields a public flag's top-level boolean may not shadow.
+const RESERVED: [&str; 8] = [
+    "isBackendConsistent",
+    "consistentAt",
+    "flags",
+    "configurationVersion",
+    "lastModifiedTimestamp",
+    "pollIntervalSeconds",
+    "serverTime",
+    "degraded",
+];
+
+/// The `/config` body.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigBody {
+    /// Public flag values, top level (original design).
+    #[serde(flatten)]
+    pub values: BTreeMap<String, bool>,
+    /// True only when every public flag is consistent on a healthy instance.
+    pub is_backend_consistent: bool,
+    /// When `isBackendConsistent` turns true if nothing changes: the latest public
+    /// `consistentAt`; none when a public flag is unstamped or the instance is degraded.
+    pub consistent_at: Option<DateTime<Utc>>,
+    /// Public flags in detail (value, consistent, consistentAt, forced).
+    pub flags: BTreeMap<String, FlagStatus>,
+    /// The configuration version served.
+    pub configuration_version: String,
+    /// The profile stamp T.
+    pub last_modified_timestamp: Option<DateTime<Utc>>,
+    /// P, seconds.
+    pub poll_interval_seconds: u64,
+    /// This instance's clock at the read.
+    pub server_time: DateTime<Utc>,
+    /// Why this instance cannot vouch for its configuration, if it cannot.
+    pub degraded: Option<&'static str>,
+}
+
+/// Builds the body from one read of the cache.
+pub fn body(view: &FlagView) -> ConfigBody {
+    let flags: BTreeMap<String, FlagStatus> = view
+        .public_flags()
+        .map(|(name, status)| (name.to_owned(), status))
+        .collect();
+    let values = flags
+        .iter()
+        .filter(|(name, _)| !RESERVED.contains(&name.as_str()))
+        .map(|(name, status)| (name.clone(), status.value))
+        .collect();
+    let backend = view.backend();
+    ConfigBody {
+        values,
+        is_backend_consistent: backend.consistent,
+        consistent_at: backend.consistent_at,
+        flags,
+        configuration_version: view.snapshot().version.clone(),
+        last_modified_timestamp: view.snapshot().profile_stamp.map(|s| s.at),
+        poll_interval_seconds: view.window().poll_interval.as_secs(),
+        server_time: view.now(),
+        degraded: view.degraded().map(|d| d.reason()),
+    }
+}
+
+/// Serves `GET /config` (any other method: 405).
+#[tracing::instrument(skip_all, fields(route = "/config"))]
+pub async fn handle(cache: &FlagCache, request: &Request) -> Result<Response<Body>, ApiError> {
+    if request.method() != Method::GET {
+        return Err(ApiError::MethodNotAllowed { allowed: &["GET"] });
+    }
+    let view = cache.read().await;
+    let body = body(&view);
+    tracing::info!(
+        version = %body.configuration_version,
+        consistent = body.is_backend_consistent,
+        degraded = body.degraded,
+        path = "config_served",
+        "config served"
+    );
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+/// The config function: `GET /config`, 404 for any other path; every outcome, errors included,
+/// becomes a response.
+pub async fn serve(cache: &FlagCache, request: &Request) -> Response<Body> {
+    respond(match path_segments(request).as_slice() {
+        ["config"] => handle(cache, request).await,
+        _ => Err(ApiError::NotFound),
+    })
+}

@@ -1,0 +1,16 @@
+//! Lockstep's HTTP and Lambda adapter: what a function needs around the flag library.
+//!
+//! - [`problem`]: the one error-to-response mapping (RFC 9457 `application/problem+json`), JSON
+//!   bodies and request parsing (415, 413, 400).
+//! - [`gate`]: a `tower` layer that answers 503 + `Retry-After` + problem+json while a flag is off,
+//!   for your own routes, from `lambda_http` or axum.
+//! - [`config_endpoint`]: `GET /config`, the SPA's view of the flags and of the backend's
+//!   consistency.
+#![warn(missing_docs)]
+
+pub mod config_endpoint;
+pub mod gate;
+pub mod problem;
+
+pub use gate::{Decided, GateLayer};
+pub use problem::ApiError;

@@ -1,0 +1,311 @@
+//! The one place that turns errors into HTTP responses, plus the request and response helpers
+//! every function shares (JSON bodies, problem+json, request parsing).
+//!
+//! Responses are built for any body type that can be made from a `String` (`lambda_http::Body`,
+//! `axum::body::Body`, ...), so the same mapping serves Lambda and a local server.
+//!
+//! Every error a handler can meet becomes an [`ApiError`]; [`ApiError::into_response`] logs the
+//! detail (never a request body) and tells the client only what it may know, as RFC 9457
+//! `application/problem+json`.
+
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
+use http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::json;
+use thiserror::Error;
+
+pub use lockstep::source::BoxError;
+
+/// The largest request body Lockstep's functions accept (bytes); larger answers 413.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Everything a handler can answer other than success.
+#[derive(Debug, Error)]
+pub enum ApiError {
+    /// No route matches the path.
+    #[error("no route for this path")]
+    NotFound,
+    /// The route exists, the method does not.
+    #[error("method not allowed")]
+    MethodNotAllowed {
+        /// Methods the route accepts.
+        allowed: &'static [&'static str],
+    },
+    /// The body is not `application/json`.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// The body is over [`MAX_BODY_BYTES`].
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// The body or a parameter is malformed; the detail is safe to show the caller.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// A resource that does not exist.
+    #[error("not found: {0}")]
+    ResourceNotFound(String),
+    /// The request conflicts with stored state (e.g. an idempotency key reused with another body).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The feature's flag is disabled on this instance (design rule 4).
+    #[error("feature disabled by flag {flag}")]
+    FeatureDisabled {
+        /// The flag.
+        flag: String,
+        /// Seconds the client should wait (P: by then this instance has refreshed).
+        retry_after: u64,
+    },
+    /// Storage throttled or unreachable; nothing was written.
+    #[error("storage unavailable")]
+    StorageUnavailable(#[source] BoxError),
+    /// A fault of ours; the detail is logged, never shown.
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+}
+
+/// Seconds a client should wait after a storage failure.
+pub const STORAGE_RETRY_AFTER_SECONDS: u64 = 1;
+
+impl ApiError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::NotFound | ApiError::ResourceNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::FeatureDisabled { .. } | ApiError::StorageUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The problem+json response; logs what the client is not told.
+    pub fn into_response<B: From<String>>(self) -> Response<B> {
+        let status = self.status();
+        let (kind, title, detail) = match &self {
+            ApiError::NotFound => (
+                "not-found",
+                "Not Found",
+                "No route matches this path.".to_owned(),
+            ),
+            ApiError::MethodNotAllowed { allowed } => (
+                "method-not-allowed",
+                "Method Not Allowed",
+                format!("This route accepts {}.", allowed.join(", ")),
+            ),
+            ApiError::UnsupportedMediaType => (
+                "unsupported-media-type",
+                "Unsupported Media Type",
+                "The body must be application/json.".to_owned(),
+            ),
+            ApiError::PayloadTooLarge => (
+                "payload-too-large",
+                "Payload Too Large",
+                format!("The body must be at most {MAX_BODY_BYTES} bytes."),
+            ),
+            ApiError::BadRequest(detail) => ("bad-request", "Bad Request", detail.clone()),
+            ApiError::ResourceNotFound(detail) => ("not-found", "Not Found", detail.clone()),
+            ApiError::Conflict(detail) => ("conflict", "Conflict", detail.clone()),
+            ApiError::FeatureDisabled { flag, .. } => (
+                "feature-disabled",
+                "Feature Disabled",
+                format!("This feature is disabled by the flag {flag}. Nothing was written."),
+            ),
+            ApiError::StorageUnavailable(_) => (
+                "storage-unavailable",
+                "Service Unavailable",
+                "Storage is unavailable. Nothing was written; retry later.".to_owned(),
+            ),
+            ApiError::Internal(_) => (
+                "internal",
+                "Internal Server Error",
+                "An internal error occurred.".to_owned(),
+            ),
+        };
+        match &self {
+            ApiError::StorageUnavailable(cause) | ApiError::Internal(cause) => {
+                tracing::error!(status = status.as_u16(), kind, error = %cause, source = ?cause.source(), "request failed");
+            }
+            ApiError::FeatureDisabled { flag, .. } => {
+                tracing::info!(status = 503, kind, flag = %flag, path = "gate_closed", "feature gate closed");
+            }
+            _ => tracing::info!(status = status.as_u16(), kind, "request refused"),
+        }
+        let mut body = json!({
+            "type": format!("urn:lockstep:problem:{kind}"),
+            "title": title,
+            "status": status.as_u16(),
+            "detail": detail,
+        });
+        if let ApiError::FeatureDisabled { flag, .. } = &self {
+            body["flag"] = json!(flag);
+        }
+        let mut response = Response::builder()
+            .status(status)
+            .header(CONTENT_TYPE, "application/problem+json")
+            .header(CACHE_CONTROL, "no-store")
+            .body(B::from(body.to_string()))
+            .expect("static headers are valid");
+        let retry_after = match &self {
+            ApiError::FeatureDisabled { retry_after, .. } => Some(*retry_after),
+            ApiError::StorageUnavailable(_) => Some(STORAGE_RETRY_AFTER_SECONDS),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let ApiError::MethodNotAllowed { allowed } = &self {
+            if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
+                response.headers_mut().insert(http::header::ALLOW, value);
+            }
+        }
+        response
+    }
+}
+
+/// A JSON response with `Cache-Control: no-store`.
+pub fn json_response<T: Serialize, B: From<String>>(status: StatusCode, body: &T) -> Response<B> {
+    match serde_json::to_string(body) {
+        Ok(text) => Response::builder()
+            .status(status)
+            .header(CONTENT_TYPE, "application/json")
+            .header(CACHE_CONTROL, "no-store")
+            .body(B::from(text))
+            .expect("static headers are valid"),
+        Err(error) => ApiError::Internal(Box::new(error)).into_response(),
+    }
+}
+
+/// Turns a handler's result into a response.
+pub fn respond(result: Result<Response<Body>, ApiError>) -> Response<Body> {
+    result.unwrap_or_else(ApiError::into_response)
+}
+
+/// Reads a JSON body into `T`: 415 unless `application/json`, 413 over [`MAX_BODY_BYTES`], 400
+/// for malformed JSON, wrong types or missing fields (the parser's message names the field and
+/// position; it is not logged).
+pub fn parse_json_body<T: DeserializeOwned>(request: &Request) -> Result<T, ApiError> {
+    let is_json = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let bytes: &[u8] = match request.body() {
+        Body::Empty => b"",
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => b"",
+    };
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    if bytes.is_empty() {
+        return Err(ApiError::BadRequest(
+            "The body is empty; a JSON object is required.".into(),
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|error| {
+        let what = match error.classify() {
+            serde_json::error::Category::Data => {
+                "The body does not match the expected fields or types"
+            }
+            _ => "The body is not valid JSON",
+        };
+        ApiError::BadRequest(format!("{what}: {error}."))
+    })
+}
+
+/// The route a request resolves to, before method checks: a path split on `/`.
+pub fn path_segments(request: &Request) -> Vec<&str> {
+    request
+        .uri()
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Thing {
+        name: String,
+    }
+
+    fn request(content_type: Option<&str>, body: &str) -> Request {
+        let mut builder = http::Request::builder().method("POST").uri("/x");
+        if let Some(ct) = content_type {
+            builder = builder.header(CONTENT_TYPE, ct);
+        }
+        builder.body(Body::Text(body.to_owned())).unwrap()
+    }
+
+    fn problem(response: &Response<Body>) -> serde_json::Value {
+        match response.body() {
+            Body::Text(t) => serde_json::from_str(t).unwrap(),
+            other => panic!("unexpected body {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_disabled_feature_answers_503_problem_json_with_retry_after_naming_the_flag() {
+        let response = ApiError::FeatureDisabled {
+            flag: "isFeatureXEnabled".into(),
+            retry_after: 45,
+        }
+        .into_response();
+
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/problem+json");
+        assert_eq!(response.headers()[RETRY_AFTER], "45");
+        let body = problem(&response);
+        assert_eq!(body["flag"], "isFeatureXEnabled");
+        assert_eq!(body["status"], 503);
+    }
+
+    #[test]
+    fn internal_errors_never_reach_the_client() {
+        let response = ApiError::Internal("secret table name xyz".into()).into_response();
+        assert_eq!(response.status(), 500);
+        assert!(!problem(&response).to_string().contains("xyz"));
+    }
+
+    #[test]
+    fn body_parsing_maps_each_bad_input_to_its_status() {
+        let ok: Result<Thing, _> = parse_json_body(&request(
+            Some("application/json; charset=utf-8"),
+            r#"{"name":"a"}"#,
+        ));
+        assert!(ok.is_ok());
+        let cases = [
+            (request(Some("text/plain"), r#"{"name":"a"}"#), 415),
+            (request(None, r#"{"name":"a"}"#), 415),
+            (
+                request(Some("application/json"), &"x".repeat(MAX_BODY_BYTES + 1)),
+                413,
+            ),
+            (request(Some("application/json"), "{not json"), 400),
+            (request(Some("application/json"), r#"{"name": 5}"#), 400),
+            (request(Some("application/json"), r#"{}"#), 400),
+            (request(Some("application/json"), ""), 400),
+        ];
+        for (req, status) in cases {
+            let err = parse_json_body::<Thing>(&req).unwrap_err();
+            assert_eq!(err.status(), status, "{err}");
+        }
+    }
+}

@@ -1,0 +1,472 @@
+//! The two content formats, parsed and validated once per fetched version.
+//!
+//! Both formats carry the same information: a boolean per flag, and a metadata entry under the
+//! reserved key `lockstepMetadata` holding the profile stamp (`lastModifiedTimestamp`, UTC,
+//! RFC 3339), the deployment duration Δ (`deploymentDurationSeconds`) and optional per-flag stamps
+//! (each a T and the Δ of the deployment that introduced that flag's value). A flag without a
+//! per-flag stamp takes the profile stamp.
+//!
+//! **Freeform JSON** (recommended): flags are top-level booleans, so the original design's readers
+//! of `isFeatureXEnabled` keep working.
+//!
+//! ```json
+//! {
+//!   "isFeatureXEnabled": true,
+//!   "useSubmissionsGsi": false,
+//!   "lockstepMetadata": {
+//!     "lastModifiedTimestamp": "2026-11-21T10:00:00Z",
+//!     "deploymentDurationSeconds": 60,
+//!     "flags": {
+//!       "useSubmissionsGsi": { "lastModifiedTimestamp": "2026-11-20T08:00:00Z", "deploymentDurationSeconds": 1200 }
+//!     }
+//!   }
+//! }
+//! ```
+//!
+//! **AppConfig feature flags** (`AWS.AppConfig.FeatureFlags`, as `GetLatestConfiguration` returns
+//! it): every flag is `{"enabled": bool, ...attributes}`, and attributes of a disabled flag may be
+//! missing, so the stamps live on the reserved metadata flag, which must be enabled. Attributes
+//! cannot be objects, so per-flag stamps are strings `name=T/Δseconds` in a string array.
+//!
+//! ```json
+//! {
+//!   "isFeatureXEnabled": { "enabled": true },
+//!   "useSubmissionsGsi": { "enabled": false },
+//!   "lockstepMetadata": {
+//!     "enabled": true,
+//!     "lastModifiedTimestamp": "2026-11-21T10:00:00Z",
+//!     "deploymentDurationSeconds": 60,
+//!     "flagStamps": ["useSubmissionsGsi=2026-11-20T08:00:00Z/1200"]
+//!   }
+//! }
+//! ```
+//!
+//! Anything else is rejected with a [`ContentError`] naming the problem: content that is not a
+//! JSON object, a flag name outside `^[a-z][a-zA-Z\d_-]{0,63}$`, a flag value of the wrong type,
+//! formats mixed in one document, an unparsable or future-dated per-flag stamp, a Δ outside
+//! 0..=86400 seconds. Content without metadata is valid but unstamped: its flags can be read,
+//! never shown consistent.
+
+use crate::catalog::{check_flag_name, BadFlagName, METADATA_KEY};
+use crate::consistency::{Stamp, MAX_DEPLOYMENT_DURATION};
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use thiserror::Error;
+
+/// Why a Freeform flag was refused.
+pub const FREEFORM_FLAG_TYPE: &str = "a Freeform flag must be true or false";
+
+/// Which format a document was written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Format {
+    /// Freeform JSON: flags are top-level booleans.
+    Freeform,
+    /// AppConfig's feature-flag retrieval format.
+    FeatureFlags,
+}
+
+/// One flag as the document states it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DocFlag {
+    /// Its value.
+    pub enabled: bool,
+    /// Its stamp: the per-flag stamp, else the profile stamp, else none.
+    pub stamp: Option<Stamp>,
+}
+
+/// A parsed, validated document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    /// The format it was written in.
+    pub format: Format,
+    /// The profile stamp (`lastModifiedTimestamp` and Δ of the latest deployment).
+    pub profile_stamp: Option<Stamp>,
+    /// Every flag, by name.
+    pub flags: BTreeMap<String, DocFlag>,
+}
+
+/// Why content was rejected.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ContentError {
+    /// Not JSON at all.
+    #[error("content is not JSON: {0}")]
+    NotJson(String),
+    /// JSON, but not an object.
+    #[error("content must be a JSON object")]
+    NotObject,
+    /// A flag key AppConfig would refuse.
+    #[error(transparent)]
+    BadFlagName(#[from] BadFlagName),
+    /// A flag whose value is of the wrong type for the document's format.
+    #[error("flag {flag:?}: {why}")]
+    BadFlag {
+        /// The flag.
+        flag: String,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// A metadata field that is missing, of the wrong type or out of range.
+    #[error("{METADATA_KEY}.{field}: {why}")]
+    BadMetadata {
+        /// The field.
+        field: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// Parses and validates content in either format.
+pub fn parse(bytes: &[u8]) -> Result<Document, ContentError> {
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| ContentError::NotJson(e.to_string()))?;
+    let Value::Object(mut object) = value else {
+        return Err(ContentError::NotObject);
+    };
+    let metadata = object.remove(METADATA_KEY);
+    let format = detect_format(metadata.as_ref(), &object)?;
+
+    let mut flags = BTreeMap::new();
+    for (name, value) in &object {
+        check_flag_name(name)?;
+        let enabled = match (format, value) {
+            (Format::Freeform, Value::Bool(b)) => *b,
+            (Format::Freeform, _) => {
+                return Err(ContentError::BadFlag {
+                    flag: name.clone(),
+                    why: FREEFORM_FLAG_TYPE,
+                })
+            }
+            (Format::FeatureFlags, Value::Object(fields)) => match fields.get("enabled") {
+                Some(Value::Bool(b)) => *b,
+                _ => {
+                    return Err(ContentError::BadFlag {
+                        flag: name.clone(),
+                        why: "a feature flag must have a boolean \"enabled\"",
+                    })
+                }
+            },
+            (Format::FeatureFlags, _) => {
+                return Err(ContentError::BadFlag {
+                    flag: name.clone(),
+                    why: "a feature flag must be an object {\"enabled\": ...}",
+                })
+            }
+        };
+        flags.insert(
+            name.clone(),
+            DocFlag {
+                enabled,
+                stamp: None,
+            },
+        );
+    }
+
+    let (profile_stamp, per_flag) = match metadata {
+        None => (None, BTreeMap::new()),
+        Some(Value::Object(fields)) => parse_metadata(format, &fields)?,
+        Some(_) => {
+            return Err(ContentError::BadMetadata {
+                field: String::new(),
+                why: "must be an object".into(),
+            })
+        }
+    };
+    for (name, stamp) in &per_flag {
+        let Some(flag) = flags.get_mut(name) else {
+            return Err(ContentError::BadMetadata {
+                field: format!("stamp of {name}"),
+                why: "names a flag the document does not contain".into(),
+            });
+        };
+        if profile_stamp.is_some_and(|p| stamp.at > p.at) {
+            return Err(ContentError::BadMetadata {
+                field: format!("stamp of {name}"),
+                why: "is later than lastModifiedTimestamp".into(),
+            });
+        }
+        flag.stamp = Some(*stamp);
+    }
+    for flag in flags.values_mut() {
+        flag.stamp = flag.stamp.or(profile_stamp);
+    }
+    Ok(Document {
+        format,
+        profile_stamp,
+        flags,
+    })
+}
+
+fn detect_format(
+    metadata: Option<&Value>,
+    flags: &Map<String, Value>,
+) -> Result<Format, ContentError> {
+    let from_metadata = metadata.and_then(|m| match m {
+        Value::Object(fields) if fields.contains_key("enabled") => Some(Format::FeatureFlags),
+        Value::Object(_) => Some(Format::Freeform),
+        _ => None,
+    });
+    let from_flags = flags.values().next().map(|v| match v {
+        Value::Object(_) => Format::FeatureFlags,
+        _ => Format::Freeform,
+    });
+    match (from_metadata, from_flags) {
+        (Some(a), Some(b)) if a != b => Err(ContentError::BadMetadata {
+            field: "enabled".into(),
+            why: "the metadata entry and the flags are in different formats".into(),
+        }),
+        (Some(f), _) | (None, Some(f)) => Ok(f),
+        (None, None) => Ok(Format::Freeform),
+    }
+}
+
+type Stamps = (Option<Stamp>, BTreeMap<String, Stamp>);
+
+fn parse_metadata(format: Format, fields: &Map<String, Value>) -> Result<Stamps, ContentError> {
+    if format == Format::FeatureFlags && fields.get("enabled") != Some(&Value::Bool(true)) {
+        return Err(bad(
+            "enabled",
+            "the metadata flag must be enabled, or AppConfig may drop its attributes",
+        ));
+    }
+    let at = match fields.get("lastModifiedTimestamp") {
+        None => return Ok((None, BTreeMap::new())),
+        Some(Value::String(s)) => {
+            parse_time(s).map_err(|why| bad("lastModifiedTimestamp", &why))?
+        }
+        Some(_) => return Err(bad("lastModifiedTimestamp", "must be an RFC 3339 string")),
+    };
+    let deployment_duration = match fields.get("deploymentDurationSeconds") {
+        None => Duration::ZERO,
+        Some(v) => parse_duration(v).map_err(|why| bad("deploymentDurationSeconds", why))?,
+    };
+    let profile = Stamp {
+        at,
+        deployment_duration,
+    };
+    let mut per_flag = BTreeMap::new();
+    match format {
+        Format::Freeform => match fields.get("flags") {
+            None => {}
+            Some(Value::Object(entries)) => {
+                for (name, entry) in entries {
+                    let field = format!("flags.{name}");
+                    let Value::Object(entry) = entry else {
+                        return Err(bad(&field, "must be an object"));
+                    };
+                    let at = match entry.get("lastModifiedTimestamp") {
+                        Some(Value::String(s)) => parse_time(s).map_err(|why| bad(&field, &why))?,
+                        _ => {
+                            return Err(bad(
+                                &field,
+                                "needs lastModifiedTimestamp as an RFC 3339 string",
+                            ))
+                        }
+                    };
+                    let deployment_duration = match entry.get("deploymentDurationSeconds") {
+                        None => Duration::ZERO,
+                        Some(v) => parse_duration(v).map_err(|why| bad(&field, why))?,
+                    };
+                    per_flag.insert(
+                        name.clone(),
+                        Stamp {
+                            at,
+                            deployment_duration,
+                        },
+                    );
+                }
+            }
+            Some(_) => return Err(bad("flags", "must be an object")),
+        },
+        Format::FeatureFlags => match fields.get("flagStamps") {
+            None => {}
+            Some(Value::Array(items)) => {
+                for item in items {
+                    let Value::String(text) = item else {
+                        return Err(bad("flagStamps", "must hold strings name=T/seconds"));
+                    };
+                    let (name, stamp) =
+                        parse_flag_stamp(text).map_err(|why| bad("flagStamps", &why))?;
+                    per_flag.insert(name, stamp);
+                }
+            }
+            Some(_) => return Err(bad("flagStamps", "must be an array of strings")),
+        },
+    }
+    Ok((Some(profile), per_flag))
+}
+
+/// Formats a per-flag stamp for the feature-flag format: `name=T/Δseconds`.
+pub fn format_flag_stamp(name: &str, stamp: &Stamp) -> String {
+    format!(
+        "{name}={}/{}",
+        stamp
+            .at
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        stamp.deployment_duration.as_secs()
+    )
+}
+
+fn parse_flag_stamp(text: &str) -> Result<(String, Stamp), String> {
+    let (name, rest) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not name=T/seconds"))?;
+    let (at, seconds) = rest
+        .rsplit_once('/')
+        .ok_or_else(|| format!("{text:?} is not name=T/seconds"))?;
+    let seconds: u64 = seconds
+        .parse()
+        .map_err(|_| format!("{text:?}: the duration is not whole seconds"))?;
+    let deployment_duration = Duration::from_secs(seconds);
+    if deployment_duration > MAX_DEPLOYMENT_DURATION {
+        return Err(format!("{text:?}: the duration is over 24 hours"));
+    }
+    Ok((
+        name.to_owned(),
+        Stamp {
+            at: parse_time(at)?,
+            deployment_duration,
+        },
+    ))
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time: {e}"))
+}
+
+fn parse_duration(v: &Value) -> Result<Duration, &'static str> {
+    let seconds = v
+        .as_u64()
+        .ok_or("must be a whole, non-negative number of seconds")?;
+    let d = Duration::from_secs(seconds);
+    if d > MAX_DEPLOYMENT_DURATION {
+        return Err("must be at most 86400 (AppConfig's longest deployment)");
+    }
+    Ok(d)
+}
+
+fn bad(field: &str, why: &str) -> ContentError {
+    ContentError::BadMetadata {
+        field: field.to_owned(),
+        why: why.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_freeform_document_with_per_flag_stamps_parses() {
+        let doc = parse(
+            br#"{
+              "isFeatureXEnabled": true,
+              "useSubmissionsGsi": false,
+              "lockstepMetadata": {
+                "lastModifiedTimestamp": "2026-11-21T10:00:00Z",
+                "deploymentDurationSeconds": 60,
+                "flags": {"useSubmissionsGsi": {"lastModifiedTimestamp": "2026-11-20T08:00:00+00:00", "deploymentDurationSeconds": 1200}}
+              }
+            }"#,
+        )
+        .unwrap();
+
+        assert_eq!(doc.format, Format::Freeform);
+        let x = doc.flags["isFeatureXEnabled"];
+        assert!(x.enabled);
+        assert_eq!(x.stamp.unwrap().at, t("2026-11-21T10:00:00Z"));
+        assert_eq!(
+            x.stamp.unwrap().deployment_duration,
+            Duration::from_secs(60)
+        );
+        let gsi = doc.flags["useSubmissionsGsi"];
+        assert!(!gsi.enabled);
+        assert_eq!(gsi.stamp.unwrap().at, t("2026-11-20T08:00:00Z"));
+        assert_eq!(
+            gsi.stamp.unwrap().deployment_duration,
+            Duration::from_secs(1200)
+        );
+    }
+
+    #[test]
+    fn a_feature_flag_document_keeps_its_stamps_on_the_metadata_flag() {
+        let doc = parse(
+            br#"{
+              "isFeatureXEnabled": {"enabled": true, "owner": "team-x"},
+              "useSubmissionsGsi": {"enabled": false},
+              "lockstepMetadata": {
+                "enabled": true,
+                "lastModifiedTimestamp": "2026-11-21T10:00:00Z",
+                "deploymentDurationSeconds": 0,
+                "flagStamps": ["useSubmissionsGsi=2026-11-20T08:00:00.000Z/1800"]
+              }
+            }"#,
+        )
+        .unwrap();
+
+        assert_eq!(doc.format, Format::FeatureFlags);
+        assert!(doc.flags["isFeatureXEnabled"].enabled);
+        assert_eq!(
+            doc.flags["isFeatureXEnabled"].stamp.unwrap().at,
+            t("2026-11-21T10:00:00Z")
+        );
+        let gsi = doc.flags["useSubmissionsGsi"].stamp.unwrap();
+        assert_eq!(gsi.at, t("2026-11-20T08:00:00Z"));
+        assert_eq!(gsi.deployment_duration, Duration::from_secs(1800));
+    }
+
+    #[test]
+    fn a_flag_stamp_round_trips_through_its_string_form() {
+        let stamp = Stamp {
+            at: t("2026-11-20T08:00:00.250Z"),
+            deployment_duration: Duration::from_secs(60),
+        };
+        let text = format_flag_stamp("isFeatureXEnabled", &stamp);
+        assert_eq!(
+            parse_flag_stamp(&text).unwrap(),
+            ("isFeatureXEnabled".to_string(), stamp)
+        );
+    }
+
+    #[test]
+    fn content_without_metadata_is_valid_but_unstamped() {
+        let doc = parse(br#"{"isFeatureXEnabled": true}"#).unwrap();
+        assert_eq!(doc.profile_stamp, None);
+        assert_eq!(doc.flags["isFeatureXEnabled"].stamp, None);
+    }
+
+    #[test]
+    fn invalid_content_is_rejected_with_a_reason() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"{not json", "not JSON"),
+            (b"[true]", "JSON object"),
+            (br#"{"IsFeature": true}"#, "must match"),
+            (br#"{"isFeatureXEnabled": "true"}"#, "true or false"),
+            (br#"{"a": true, "b": {"enabled": true}}"#, "true or false"),
+            (br#"{"a": {"enabled": "yes"}}"#, "boolean"),
+            (br#"{"a": true, "lockstepMetadata": {"lastModifiedTimestamp": "yesterday"}}"#, "RFC 3339"),
+            (br#"{"a": true, "lockstepMetadata": {"lastModifiedTimestamp": "2026-11-21T10:00:00Z", "deploymentDurationSeconds": -1}}"#, "whole"),
+            (br#"{"a": true, "lockstepMetadata": {"lastModifiedTimestamp": "2026-11-21T10:00:00Z", "flags": {"b": {"lastModifiedTimestamp": "2026-11-21T10:00:00Z"}}}}"#, "does not contain"),
+            (br#"{"a": true, "lockstepMetadata": {"lastModifiedTimestamp": "2026-11-21T10:00:00Z", "flags": {"a": {"lastModifiedTimestamp": "2026-11-22T10:00:00Z"}}}}"#, "later than"),
+            (br#"{"a": {"enabled": true}, "lockstepMetadata": {"enabled": false}}"#, "must be enabled"),
+            (br#"{"a": {"enabled": true}, "lockstepMetadata": {"enabled": true, "lastModifiedTimestamp": "2026-11-21T10:00:00Z", "flagStamps": ["a=2026-11-21T10:00:00Z"]}}"#, "name=T/seconds"),
+            (br#"{"a": true, "lockstepMetadata": {"enabled": true}}"#, "different formats"),
+        ];
+        for (content, expected) in cases {
+            let err = parse(content).unwrap_err().to_string();
+            assert!(
+                err.contains(expected),
+                "{} gave {err:?}, expected {expected:?}",
+                String::from_utf8_lossy(content)
+            );
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! A configuration version with every flag resolved, built once per fetched version so that a
+//! read is a lookup and a comparison.
+//!
+//! Resolution precedence, written once (design rules 5 and 6):
+//! 1. a `FORCE_<FLAG>` override wins over everything, and marks the flag forced;
+//! 2. else the document's value, with its per-flag stamp or the profile stamp;
+//! 3. else (a declared flag the document lacks) the declared default, stamped with the profile
+//!    stamp: the latest deployment is no earlier than the one that removed the flag;
+//! 4. with no document at all (bundled defaults), the declared default and no stamp.
+
+use crate::catalog::{FlagCatalog, FlagHandle, Visibility};
+use crate::consistency::{self, FlagStatus, Stamp, Window};
+use crate::document::{Document, Format};
+use crate::overrides::Overrides;
+
+/// Where a snapshot's values came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Origin {
+    /// Fetched from the configured source.
+    Source,
+    /// The bundled safe defaults: nothing was ever fetched.
+    Defaults,
+    /// The durable last-known-good snapshot another instance wrote: the source was unreachable
+    /// at cold start.
+    Durable,
+}
+
+/// One resolved flag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedFlag {
+    /// Its key.
+    pub name: String,
+    /// The value this instance serves.
+    pub value: bool,
+    /// The stamp of the deployment that introduced the value, if known.
+    pub stamp: Option<Stamp>,
+    /// Whether a `FORCE_` variable set the value.
+    pub forced: bool,
+    /// Whether `/config` may expose it (undeclared flags are internal).
+    pub visibility: Visibility,
+    /// `T + Δ + P + ε` for this instance's window, computed once per version.
+    pub consistent_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The same in Unix milliseconds, the read path's form.
+    consistent_at_ms: Option<i64>,
+}
+
+impl ResolvedFlag {
+    fn new(name: &str, value: bool, stamp: Option<Stamp>) -> Self {
+        Self {
+            name: name.to_owned(),
+            value,
+            stamp,
+            forced: false,
+            visibility: Visibility::Internal,
+            consistent_at: None,
+            consistent_at_ms: None,
+        }
+    }
+
+    /// Its status at `now_ms` on an instance that is (or is not) degraded: the rule's per-read
+    /// half, [`consistency::is_consistent`].
+    #[inline]
+    pub fn status(&self, now_ms: i64, degraded: bool) -> FlagStatus {
+        FlagStatus {
+            value: self.value,
+            consistent: consistency::is_consistent(
+                self.consistent_at_ms,
+                self.forced,
+                now_ms,
+                degraded,
+            ),
+            consistent_at: self.consistent_at,
+            forced: self.forced,
+        }
+    }
+}
+
+/// A validated configuration version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The version label (AppConfig's `VersionLabel`, the local file's content hash, or
+    /// `defaults`).
+    pub version: String,
+    /// Where the values came from.
+    pub origin: Origin,
+    /// The document's format, when there was a document.
+    pub format: Option<Format>,
+    /// The profile stamp.
+    pub profile_stamp: Option<Stamp>,
+    flags: Vec<ResolvedFlag>,
+    /// The catalog the flags were resolved against, and for each of its handles the flag's
+    /// position in `flags`.
+    catalog: u32,
+    by_handle: Box<[u32]>,
+}
+
+impl Snapshot {
+    /// Resolves a fetched document against the catalog, the overrides and this instance's P and ε.
+    pub fn from_document(
+        version: String,
+        doc: &Document,
+        catalog: &FlagCatalog,
+        overrides: &Overrides,
+        window: Window,
+    ) -> Self {
+        let mut flags: Vec<ResolvedFlag> = doc
+            .flags
+            .iter()
+            .map(|(name, f)| ResolvedFlag::new(name, f.enabled, f.stamp))
+            .collect();
+        for decl in catalog.flags() {
+            if !doc.flags.contains_key(&decl.name) {
+                flags.push(ResolvedFlag::new(
+                    &decl.name,
+                    decl.default,
+                    doc.profile_stamp,
+                ));
+            }
+        }
+        Self::resolve(
+            version,
+            Origin::Source,
+            Some(doc.format),
+            doc.profile_stamp,
+            flags,
+            catalog,
+            overrides,
+            window,
+        )
+    }
+
+    /// The bundled safe defaults: every declared flag at its declared default, unstamped.
+    pub fn defaults(catalog: &FlagCatalog, overrides: &Overrides, window: Window) -> Self {
+        let flags = catalog
+            .flags()
+            .iter()
+            .map(|decl| ResolvedFlag::new(&decl.name, decl.default, None))
+            .collect();
+        Self::resolve(
+            "defaults".into(),
+            Origin::Defaults,
+            None,
+            None,
+            flags,
+            catalog,
+            overrides,
+            window,
+        )
+    }
+
+    /// Applies visibility, overrides and the window to the flags, sorts them and indexes the
+    /// catalog's handles.
+    #[allow(clippy::too_many_arguments)]
+    fn resolve(
+        version: String,
+        origin: Origin,
+        format: Option<Format>,
+        profile_stamp: Option<Stamp>,
+        mut flags: Vec<ResolvedFlag>,
+        catalog: &FlagCatalog,
+        overrides: &Overrides,
+        window: Window,
+    ) -> Self {
+        for flag in &mut flags {
+            if let Some(decl) = catalog.get(&flag.name) {
+                flag.visibility = decl.visibility;
+            }
+            if let Some(value) = overrides.get(&flag.name) {
+                flag.value = value;
+                flag.forced = true;
+            }
+            flag.consistent_at = consistency::consistent_at(flag.stamp, flag.forced, window);
+            flag.consistent_at_ms = flag.consistent_at.map(|at| at.timestamp_millis());
+        }
+        flags.sort_by(|a, b| a.name.cmp(&b.name));
+        // Every declared flag is present: the document's, or its default added above.
+        let by_handle = catalog
+            .flags()
+            .iter()
+            .map(|decl| {
+                let i = flags
+                    .binary_search_by(|f| f.name.as_str().cmp(&decl.name))
+                    .expect("every declared flag is resolved");
+                i as u32
+            })
+            .collect();
+        Self {
+            version,
+            origin,
+            format,
+            profile_stamp,
+            flags,
+            catalog: catalog.id(),
+            by_handle,
+        }
+    }
+
+    /// One flag.
+    pub fn flag(&self, name: &str) -> Option<&ResolvedFlag> {
+        self.flags
+            .binary_search_by(|f| f.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.flags[i])
+    }
+
+    /// One declared flag by its handle: an index, no name search. `None` for a handle of
+    /// another catalog.
+    #[inline]
+    pub fn flag_by_handle(&self, handle: FlagHandle) -> Option<&ResolvedFlag> {
+        if handle.catalog() != self.catalog {
+            return None;
+        }
+        let i = *self.by_handle.get(handle.index())?;
+        self.flags.get(i as usize)
+    }
+
+    /// Marks the snapshot as loaded from the durable store.
+    pub(crate) fn loaded_from_durable(mut self) -> Self {
+        self.origin = Origin::Durable;
+        self
+    }
+
+    /// Every flag, sorted by name.
+    pub fn flags(&self) -> &[ResolvedFlag] {
+        &self.flags
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::FlagDecl;
+    use crate::document::parse;
+    use std::time::Duration;
+
+    const WINDOW: Window = Window {
+        poll_interval: Duration::from_secs(45),
+        epsilon: Duration::from_secs(5),
+    };
+
+    fn catalog() -> FlagCatalog {
+        FlagCatalog::new(vec![
+            FlagDecl::public("isFeatureXEnabled"),
+            FlagDecl::internal("useSubmissionsGsi").default_value(true),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn an_override_wins_over_the_document() {
+        let doc = parse(br#"{"isFeatureXEnabled": true}"#).unwrap();
+        let overrides = Overrides::none().force("isFeatureXEnabled", false);
+
+        let snap = Snapshot::from_document("1".into(), &doc, &catalog(), &overrides, WINDOW);
+
+        let x = snap.flag("isFeatureXEnabled").unwrap();
+        assert!(!x.value);
+        assert!(x.forced);
+    }
+
+    #[test]
+    fn a_declared_flag_missing_from_the_document_takes_its_default_and_the_profile_stamp() {
+        let doc = parse(br#"{"isFeatureXEnabled": true, "lockstepMetadata": {"lastModifiedTimestamp": "2026-11-21T10:00:00Z"}}"#).unwrap();
+
+        let snap =
+            Snapshot::from_document("1".into(), &doc, &catalog(), &Overrides::none(), WINDOW);
+
+        let gsi = snap.flag("useSubmissionsGsi").unwrap();
+        assert!(gsi.value);
+        assert_eq!(gsi.stamp, doc.profile_stamp);
+        assert_eq!(gsi.visibility, Visibility::Internal);
+    }
+
+    #[test]
+    fn undeclared_flags_are_kept_but_never_public() {
+        let doc = parse(br#"{"isFeatureXEnabled": true, "secretBeta": true}"#).unwrap();
+        let snap =
+            Snapshot::from_document("1".into(), &doc, &catalog(), &Overrides::none(), WINDOW);
+        assert_eq!(
+            snap.flag("secretBeta").unwrap().visibility,
+            Visibility::Internal
+        );
+        assert_eq!(
+            snap.flag("isFeatureXEnabled").unwrap().visibility,
+            Visibility::Public
+        );
+    }
+
+    #[test]
+    fn a_handle_reads_the_same_flag_as_its_name() {
+        let catalog = catalog();
+        let doc = parse(br#"{"isFeatureXEnabled": true, "aaaUndeclared": false}"#).unwrap();
+        let snap = Snapshot::from_document("1".into(), &doc, &catalog, &Overrides::none(), WINDOW);
+
+        for decl in catalog.flags() {
+            let handle = catalog.handle(&decl.name).unwrap();
+            assert_eq!(snap.flag_by_handle(handle), snap.flag(&decl.name));
+        }
+        let other = FlagCatalog::new(vec![FlagDecl::public("isFeatureXEnabled")]).unwrap();
+        assert_eq!(
+            snap.flag_by_handle(other.handle("isFeatureXEnabled").unwrap()),
+            None
+        );
+    }
+
+    #[test]
+    fn bundled_defaults_are_unstamped_declared_defaults() {
+        let snap = Snapshot::defaults(&catalog(), &Overrides::none(), WINDOW);
+        assert_eq!(snap.origin, Origin::Defaults);
+        assert!(!snap.flag("isFeatureXEnabled").unwrap().value);
+        assert!(snap.flag("useSubmissionsGsi").unwrap().value);
+        assert!(snap.flags().iter().all(|f| f.stamp.is_none()));
+    }
+}

@@ -1,0 +1,326 @@
+//! Deploy-time stamping: the one implementation behind the AppConfig extension
+//! (`PRE_START_DEPLOYMENT`) and the pipeline command.
+//!
+//! It writes the profile stamp (`lastModifiedTimestamp` = the deployment's start, and Δ) and
+//! per-flag stamps: a flag whose value equals its value in the previously deployed content keeps
+//! that content's stamp (T and Δ); a changed or new flag gets this deployment's. Without previous
+//! content every flag gets this deployment's stamp: stamps already inside the new content are
+//! never trusted on their own, because an edited value under an old stamp would make a flag look
+//! consistent too early. Stamping its own output again, with that output as the previous
+//! content, moves no per-flag stamp.
+//!
+//! Formats: Freeform JSON, and the AppConfig feature-flag *stored* format
+//! (`{"version": "1", "flags": {...}, "values": {...}}`), where the metadata flag is declared in
+//! `flags` with its attributes and enabled in `values`, so AppConfig's own validation still
+//! passes. The previous content may be in either the stored or the retrieval form.
+
+use crate::catalog::{check_flag_name, BadFlagName, METADATA_KEY};
+use crate::consistency::{Stamp, MAX_DEPLOYMENT_DURATION};
+use crate::document::{self, format_flag_stamp, ContentError};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use thiserror::Error;
+
+/// Why content cannot be stamped (the extension blocks the deployment with this message, and
+/// its sources: see [`crate::error_chain`]).
+#[derive(Debug, Error)]
+pub enum StampError {
+    /// Not JSON.
+    #[error("the configuration is not JSON")]
+    NotJson(#[source] serde_json::Error),
+    /// JSON, but not an object.
+    #[error("the configuration must be a JSON object")]
+    NotObject,
+    /// A flag key AppConfig would refuse.
+    #[error(transparent)]
+    BadFlagName(#[from] BadFlagName),
+    /// Stored feature-flag content that AppConfig would refuse or Lockstep cannot read.
+    #[error("invalid feature-flag document: {0}")]
+    FeatureFlags(String),
+    /// Content that does not validate (before or after stamping).
+    #[error("invalid configuration")]
+    Invalid(#[source] ContentError),
+    /// The previously deployed content cannot be read.
+    #[error("the previously deployed content cannot be read")]
+    Previous(#[source] Box<StampError>),
+    /// A deployment duration over AppConfig's 24 hours.
+    #[error("the deployment duration must be at most 24 hours")]
+    Duration,
+}
+
+/// What happened to one flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    /// Not in the previous content.
+    New,
+    /// A different value than before.
+    Changed,
+    /// The same value: its stamp is kept.
+    Kept,
+}
+
+impl Change {
+    /// `new`, `changed` or `kept`: what the command line, logs and the local runner print.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::New => "new",
+            Change::Changed => "changed",
+            Change::Kept => "kept",
+        }
+    }
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The stamped content and a report per flag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamped {
+    /// The content to deploy.
+    pub content: Vec<u8>,
+    /// Each flag, what happened, and its resulting stamp.
+    pub flags: BTreeMap<String, (Change, Stamp)>,
+}
+
+/// Stamps `content` for a deployment starting `at` with strategy duration `deployment_duration`,
+/// keeping the stamps of flags unchanged since `previous`.
+pub fn stamp(
+    content: &[u8],
+    previous: Option<&[u8]>,
+    at: DateTime<Utc>,
+    deployment_duration: Duration,
+) -> Result<Stamped, StampError> {
+    if deployment_duration > MAX_DEPLOYMENT_DURATION {
+        return Err(StampError::Duration);
+    }
+    // Stamps are written with millisecond precision; keep the report equal to what is written.
+    let at = DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at);
+    let now = Stamp {
+        at,
+        deployment_duration,
+    };
+    let previous = previous
+        .map(previous_flags)
+        .transpose()
+        .map_err(|e| StampError::Previous(Box::new(e)))?
+        .unwrap_or_default();
+    let root: Value = serde_json::from_slice(content).map_err(StampError::NotJson)?;
+    let Value::Object(mut root) = root else {
+        return Err(StampError::NotObject);
+    };
+    let stored = root.contains_key("version") && root.contains_key("flags");
+    let values = if stored {
+        stored_values(&root)?
+    } else {
+        freeform_values(&root)?
+    };
+    let mut flags = BTreeMap::new();
+    for (name, value) in &values {
+        let entry = match previous.get(name) {
+            Some((old, Some(old_stamp))) if old == value => (Change::Kept, *old_stamp),
+            Some(_) => (Change::Changed, now),
+            None => (Change::New, now),
+        };
+        flags.insert(name.clone(), entry);
+    }
+    if stored {
+        write_stored(&mut root, &flags, now);
+    } else {
+        write_freeform(&mut root, &flags, now);
+    }
+    let content = serde_json::to_vec_pretty(&Value::Object(root)).expect("a JSON value serialises");
+    // What we deploy must be what the flag library accepts.
+    let check = if stored {
+        retrieval_form(&content)?
+    } else {
+        content.clone()
+    };
+    document::parse(&check).map_err(StampError::Invalid)?;
+    Ok(Stamped { content, flags })
+}
+
+fn freeform_values(root: &Map<String, Value>) -> Result<BTreeMap<String, bool>, StampError> {
+    let mut values = BTreeMap::new();
+    for (name, value) in root {
+        if name == METADATA_KEY {
+            continue;
+        }
+        check_flag_name(name)?;
+        match value {
+            Value::Bool(b) => values.insert(name.clone(), *b),
+            _ => {
+                return Err(StampError::Invalid(ContentError::BadFlag {
+                    flag: name.clone(),
+                    why: document::FREEFORM_FLAG_TYPE,
+                }))
+            }
+        };
+    }
+    Ok(values)
+}
+
+fn stored_values(root: &Map<String, Value>) -> Result<BTreeMap<String, bool>, StampError> {
+    let bad = |why: String| StampError::FeatureFlags(why);
+    if root.get("version") != Some(&json!("1")) {
+        return Err(bad("\"version\" must be \"1\"".into()));
+    }
+    let flags = root
+        .get("flags")
+        .and_then(Value::as_object)
+        .ok_or_else(|| bad("\"flags\" must be an object".into()))?;
+    let values = match root.get("values") {
+        None => Map::new(),
+        Some(Value::Object(v)) => v.clone(),
+        Some(_) => return Err(bad("\"values\" must be an object".into())),
+    };
+    let mut out = BTreeMap::new();
+    for (name, declaration) in flags {
+        if name == METADATA_KEY {
+            continue;
+        }
+        check_flag_name(name)?;
+        if !declaration.is_object() {
+            return Err(bad(format!("flags.{name} must be an object")));
+        }
+        let enabled = match values.get(name).map(|v| v.get("enabled")) {
+            None | Some(None) => false,
+            Some(Some(Value::Bool(b))) => *b,
+            Some(Some(_)) => return Err(bad(format!("values.{name}.enabled must be a boolean"))),
+        };
+        out.insert(name.clone(), enabled);
+    }
+    if let Some(undeclared) = values
+        .keys()
+        .find(|k| *k != METADATA_KEY && !flags.contains_key(*k))
+    {
+        return Err(bad(format!(
+            "values.{undeclared} has no declaration in flags"
+        )));
+    }
+    Ok(out)
+}
+
+fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn write_freeform(
+    root: &mut Map<String, Value>,
+    flags: &BTreeMap<String, (Change, Stamp)>,
+    now: Stamp,
+) {
+    let per_flag: Map<String, Value> = flags
+        .iter()
+        .map(|(name, (_, s))| {
+            (
+                name.clone(),
+                json!({"lastModifiedTimestamp": iso(s.at), "deploymentDurationSeconds": s.deployment_duration.as_secs()}),
+            )
+        })
+        .collect();
+    root.insert(
+        METADATA_KEY.into(),
+        json!({
+            "lastModifiedTimestamp": iso(now.at),
+            "deploymentDurationSeconds": now.deployment_duration.as_secs(),
+            "flags": per_flag,
+        }),
+    );
+}
+
+fn write_stored(
+    root: &mut Map<String, Value>,
+    flags: &BTreeMap<String, (Change, Stamp)>,
+    now: Stamp,
+) {
+    let stamps: Vec<Value> = flags
+        .iter()
+        .map(|(name, (_, s))| json!(format_flag_stamp(name, s)))
+        .collect();
+    if let Some(Value::Object(declared)) = root.get_mut("flags") {
+        declared.insert(
+            METADATA_KEY.into(),
+            json!({
+                "name": "Lockstep deployment metadata",
+                "description": "Written by Lockstep's stamping at deployment; keep enabled.",
+                "attributes": {
+                    "lastModifiedTimestamp": {"constraints": {"type": "string", "required": true}},
+                    "deploymentDurationSeconds": {"constraints": {"type": "number", "required": true}},
+                    "flagStamps": {"constraints": {"type": "array", "elements": {"type": "string"}}}
+                }
+            }),
+        );
+    }
+    let values = root.entry("values").or_insert_with(|| json!({}));
+    if let Value::Object(values) = values {
+        values.insert(
+            METADATA_KEY.into(),
+            json!({
+                "enabled": true,
+                "lastModifiedTimestamp": iso(now.at),
+                "deploymentDurationSeconds": now.deployment_duration.as_secs(),
+                "flagStamps": stamps,
+            }),
+        );
+    }
+}
+
+/// The retrieval form of stored feature-flag content: `{flag: {enabled, ...attributes}}`.
+pub fn retrieval_form(stored: &[u8]) -> Result<Vec<u8>, StampError> {
+    let root: Value = serde_json::from_slice(stored).map_err(StampError::NotJson)?;
+    let flags = root
+        .get("flags")
+        .and_then(Value::as_object)
+        .ok_or_else(|| StampError::FeatureFlags("\"flags\" must be an object".into()))?;
+    let values = root
+        .get("values")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let mut out = Map::new();
+    for name in flags.keys() {
+        let mut value = values
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| json!({"enabled": false}));
+        if value.get("enabled").is_none() {
+            value["enabled"] = json!(false);
+        }
+        out.insert(name.clone(), value);
+    }
+    Ok(serde_json::to_vec(&Value::Object(out)).expect("serialises"))
+}
+
+/// Flag values and stamps of previously deployed content, in any of the three forms.
+fn previous_flags(bytes: &[u8]) -> Result<BTreeMap<String, (bool, Option<Stamp>)>, StampError> {
+    let root: Value = serde_json::from_slice(bytes).map_err(StampError::NotJson)?;
+    let is_stored = root.get("version").is_some() && root.get("flags").is_some();
+    let retrieval = if is_stored {
+        retrieval_form(bytes)?
+    } else {
+        bytes.to_vec()
+    };
+    let doc = document::parse(&retrieval).map_err(StampError::Invalid)?;
+    Ok(doc
+        .flags
+        .into_iter()
+        .map(|(name, f)| (name, (f.enabled, f.stamp)))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_duration_over_a_day_is_refused() {
+        let err = stamp(b"{}", None, Utc::now(), Duration::from_secs(86_401)).unwrap_err();
+        assert!(matches!(err, StampError::Duration), "{err}");
+    }
+}

@@ -1,0 +1,220 @@
+//! Feature X's endpoints, behind the gate on `isFeatureXEnabled` (design rule 4, the
+//! [`lockstep_http::GateLayer`]): the route is matched first (404, 405), then the gate decides
+//! before the body is read; nothing is written when it is closed.
+//!
+//! - `POST /feature-x/submissions` — typed body; `Idempotency-Key` makes a retry return the
+//!   original submission (201 first, 200 on replay) and never stores a duplicate.
+//! - `GET /feature-x/submissions/{id}?userId=` — one submission (the user comes from the query
+//!   string here; behind an authorizer it would come from the token).
+//! - `GET /feature-x/submissions?userId=[&journeyId=][&limit=][&cursor=]` — a user's submissions,
+//!   or one journey's; a journey listing reads the GSI when `useSubmissionsGsi` is on (and the
+//!   store finds the index `ACTIVE`), decided with the same read as the gate.
+
+use crate::product::{FEATURE_X, USE_SUBMISSIONS_GSI};
+use crate::submissions::{
+    Created, Ident, InvalidInput, ListQuery, QueryMethod, StoreError, Submission, SubmissionBody,
+    SubmissionRequest, SubmissionStore, DEFAULT_PAGE, MAX_PAGE,
+};
+use http::{Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use lockstep::{Clock, FlagCache, FlagHandle};
+use lockstep_http::gate::{Decided, GateLayer, UndeclaredFlag};
+use lockstep_http::problem::{json_response, parse_json_body, path_segments, respond, ApiError};
+use std::convert::Infallible;
+use std::sync::Arc;
+use tower::{service_fn, Layer, ServiceExt};
+
+/// What feature X's handlers need.
+#[derive(Clone)]
+pub struct FeatureX {
+    flags: Arc<FlagCache>,
+    gate: GateLayer,
+    use_gsi: FlagHandle,
+    store: Arc<dyn SubmissionStore>,
+    clock: Arc<dyn Clock>,
+}
+
+impl FeatureX {
+    /// Feature X over `flags` (whose catalog must declare the product's flags), `store`, and
+    /// `clock` for `createdAt`.
+    pub fn new(
+        flags: Arc<FlagCache>,
+        store: Arc<dyn SubmissionStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, UndeclaredFlag> {
+        let use_gsi = flags
+            .handle(USE_SUBMISSIONS_GSI)
+            .ok_or_else(|| UndeclaredFlag(USE_SUBMISSIONS_GSI.into()))?;
+        Ok(Self {
+            gate: GateLayer::new(flags.clone(), FEATURE_X)?,
+            flags,
+            use_gsi,
+            store,
+            clock,
+        })
+    }
+
+    /// The flag cache.
+    pub fn flags(&self) -> &Arc<FlagCache> {
+        &self.flags
+    }
+
+    /// The feature-x function: every outcome, errors included, becomes a response.
+    pub async fn serve(&self, request: Request) -> Response<Body> {
+        let route = match route(&request) {
+            Ok(route) => route,
+            Err(error) => return error.into_response(),
+        };
+        let this = self.clone();
+        let gated = self.gate.layer(service_fn(move |request: Request| {
+            let (this, route) = (this.clone(), route.clone());
+            async move { Ok::<_, Infallible>(respond(this.dispatch(route, &request).await)) }
+        }));
+        match gated.oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
+
+    async fn dispatch(&self, route: Route, request: &Request) -> Result<Response<Body>, ApiError> {
+        match route {
+            Route::Create => self.create(request).await,
+            Route::Get(id) => self.get(request, &id).await,
+            Route::List => self.list(request).await,
+        }
+    }
+
+    async fn create(&self, request: &Request) -> Result<Response<Body>, ApiError> {
+        let key = match request.headers().get("idempotency-key") {
+            None => None,
+            Some(value) => Some(
+                Ident::parse(
+                    "Idempotency-Key",
+                    value.to_str().map_err(|_| {
+                        ApiError::BadRequest("Idempotency-Key must be ASCII.".into())
+                    })?,
+                )
+                .map_err(bad_request)?,
+            ),
+        };
+        let body: SubmissionBody = parse_json_body(request)?;
+        let parsed = SubmissionRequest::parse(body).map_err(bad_request)?;
+        let fingerprint = parsed.fingerprint();
+        let submission = Submission::new(parsed, self.clock.now());
+        match self
+            .store
+            .create(&submission, key.as_ref().map(|k| (k, fingerprint)))
+            .await
+            .map_err(store_error)?
+        {
+            Created::New(s) => {
+                tracing::info!(
+                    path = "submission_created",
+                    idempotent = key.is_some(),
+                    "submission stored"
+                );
+                Ok(json_response(StatusCode::CREATED, &s))
+            }
+            Created::Replayed(s) => Ok(json_response(StatusCode::OK, &s)),
+        }
+    }
+
+    async fn get(&self, request: &Request, id: &str) -> Result<Response<Body>, ApiError> {
+        let user_id = required_param(request, "userId")?;
+        let id_ok = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
+        if !id_ok {
+            return Err(ApiError::ResourceNotFound("No such submission.".into()));
+        }
+        match self.store.get(&user_id, id).await.map_err(store_error)? {
+            Some(s) => Ok(json_response(StatusCode::OK, &s)),
+            None => Err(ApiError::ResourceNotFound("No such submission.".into())),
+        }
+    }
+
+    async fn list(&self, request: &Request) -> Result<Response<Body>, ApiError> {
+        let params = request.query_string_parameters();
+        let user_id = required_param(request, "userId")?;
+        let journey_id = params
+            .first("journeyId")
+            .map(|j| Ident::parse("journeyId", j))
+            .transpose()
+            .map_err(bad_request)?;
+        let limit = match params.first("limit") {
+            None => DEFAULT_PAGE,
+            Some(l) => l
+                .parse::<u32>()
+                .ok()
+                .filter(|l| (1..=MAX_PAGE).contains(l))
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!("limit must be between 1 and {MAX_PAGE}."))
+                })?,
+        };
+        let query = ListQuery {
+            user_id,
+            journey_id,
+            limit,
+            cursor: params.first("cursor").map(str::to_owned),
+        };
+        // The read the gate decided with; the gate always leaves it.
+        let use_gsi = match request.extensions().get::<Decided>() {
+            Some(Decided(view)) => view.enabled(self.use_gsi),
+            None => self.flags.read().await.enabled(self.use_gsi),
+        };
+        let method = if use_gsi {
+            QueryMethod::Gsi
+        } else {
+            QueryMethod::FilterExpression
+        };
+        let page = self.store.list(&query, method).await.map_err(store_error)?;
+        Ok(json_response(StatusCode::OK, &page))
+    }
+}
+
+#[derive(Clone)]
+enum Route {
+    Create,
+    Get(String),
+    List,
+}
+
+/// Which handler a path and method resolve to: 404 for unknown paths, 405 for wrong methods.
+fn route(request: &Request) -> Result<Route, ApiError> {
+    match path_segments(request).as_slice() {
+        ["feature-x", "submissions"] => match *request.method() {
+            Method::POST => Ok(Route::Create),
+            Method::GET => Ok(Route::List),
+            _ => Err(ApiError::MethodNotAllowed {
+                allowed: &["GET", "POST"],
+            }),
+        },
+        ["feature-x", "submissions", id] => match *request.method() {
+            Method::GET => Ok(Route::Get((*id).to_owned())),
+            _ => Err(ApiError::MethodNotAllowed { allowed: &["GET"] }),
+        },
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+fn required_param(request: &Request, name: &str) -> Result<Ident, ApiError> {
+    let params = request.query_string_parameters();
+    let value = params
+        .first(name)
+        .ok_or_else(|| ApiError::BadRequest(format!("The query parameter {name} is required.")))?;
+    Ident::parse(name, value).map_err(bad_request)
+}
+
+fn bad_request(invalid: InvalidInput) -> ApiError {
+    ApiError::BadRequest(invalid.0)
+}
+
+/// What a storage failure tells the client.
+fn store_error(error: StoreError) -> ApiError {
+    match error {
+        StoreError::Unavailable(cause) => ApiError::StorageUnavailable(cause),
+        StoreError::KeyReused => ApiError::Conflict(
+            "This Idempotency-Key was already used with a different request.".into(),
+        ),
+        StoreError::BadCursor => ApiError::BadRequest("cursor is not valid.".into()),
+        StoreError::Internal(cause) => ApiError::Internal(cause),
+    }
+}

