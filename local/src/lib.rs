@@ -52,7 +52,11 @@ pub const STATE_DIR: &str = ".lockstep/local/config";
 /// The flags directory of a local run: `LOCKSTEP_LOCAL_DIR` when set (used as it is), else
 /// [`STATE_DIR`] under `root`, seeded with the sample flags file when it has none yet.
 pub fn flags_dir(root: &Path) -> std::io::Result<PathBuf> {
-    if let Some(dir) = std::env::var_os(lockstep::init::LOCAL_DIR_VAR).filter(|d| !d.is_empty()) {
+    flags_dir_with(root, std::env::var_os(lockstep::init::LOCAL_DIR_VAR))
+}
+
+fn flags_dir_with(root: &Path, configured: Option<std::ffi::OsString>) -> std::io::Result<PathBuf> {
+    if let Some(dir) = configured.filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(dir));
     }
     let dir = root.join(STATE_DIR);
@@ -289,4 +293,48 @@ fn from_lambda(response: lambda_http::Response<Body>) -> AxumResponse {
         _ => AxumBody::empty(),
     };
     AxumResponse::from_parts(parts, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_local_deployment_writes_the_seeded_state_and_never_the_tracked_sample() {
+        let root = std::env::temp_dir().join(format!("lockstep-state-{}", std::process::id()));
+        let sample_dir = root.join(SAMPLE_DIR);
+        std::fs::create_dir_all(&sample_dir).unwrap();
+        let sample = sample_dir.join("lockstep:local:flags.json");
+        std::fs::write(&sample, br#"{"isFeatureXEnabled": false}"#).unwrap();
+
+        let dir = flags_dir_with(&root, None).unwrap();
+        let request = DeployRequest::new(
+            BTreeMap::from([("isFeatureXEnabled".to_owned(), true)]),
+            Duration::ZERO,
+            &lockstep_sample::product::catalog(),
+        )
+        .unwrap();
+        deploy::deploy(
+            &dir,
+            &request,
+            chrono::Utc::now(),
+            Settings::default().window(),
+        )
+        .unwrap();
+
+        assert_eq!(dir, root.join(STATE_DIR));
+        assert_eq!(
+            std::fs::read(&sample).unwrap(),
+            br#"{"isFeatureXEnabled": false}"#,
+            "the tracked sample is untouched"
+        );
+        let state = std::fs::read_to_string(deploy::flags_file(&dir)).unwrap();
+        assert!(state.contains(r#""isFeatureXEnabled": true"#), "{state}");
+        let again = flags_dir_with(&root, None).unwrap();
+        let kept = std::fs::read_to_string(deploy::flags_file(&again)).unwrap();
+        assert_eq!(kept, state, "an existing state is not seeded again");
+        let configured = flags_dir_with(&root, Some("/somewhere/else".into())).unwrap();
+        assert_eq!(configured, PathBuf::from("/somewhere/else"));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }

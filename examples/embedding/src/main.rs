@@ -1,1 +1,17 @@
-fn main() {}
+use embedding_example::{catalog, handle, App};
+use lambda_http::{run, service_fn, Error};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    // Once per instance, at init: one AWS configuration, one flag cache (it fetches now).
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let cache = Arc::new(lockstep::init::cache_from_env(catalog(), &aws).await?);
+    let app = App::new(cache)?;
+    let app = &app;
+    run(service_fn(move |request| async move {
+        Ok::<_, Error>(handle(app, request).await)
+    }))
+    .await
+}

@@ -9,17 +9,12 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use lambda_http::{Body, Request, Response};
-use lockstep::cache::CacheOptions;
-use lockstep::memory::MemorySource;
-use lockstep::{CoarseClock, FlagCache, FlagCatalog, FlagDecl, Overrides, Settings};
+use lockstep::{CoarseClock, FlagCache, FlagCatalog, FlagDecl};
 use lockstep_http::GateLayer;
+use lockstep_testkit::fixtures::{fresh_cache, ready};
 use std::convert::Infallible;
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 use tower::{service_fn, Layer, Service};
 
 const FEATURE_X_ON: &str = r#"{
@@ -34,40 +29,13 @@ const FEATURE_X_OFF: &str = r#"{
   "lockstepMetadata": {"lastModifiedTimestamp": "2026-11-21T10:00:00Z", "deploymentDurationSeconds": 60}
 }"#;
 
-/// Polls a future that must be ready at once (a fresh cache never waits).
-fn ready<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("a fresh cache read waited"),
-    }
-}
-
 fn cache(content: &str) -> Arc<FlagCache> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
-    let (source, handle) = MemorySource::new();
-    handle.publish("1", content);
     let catalog = FlagCatalog::new(vec![
         FlagDecl::public("isFeatureXEnabled"),
         FlagDecl::internal("useSubmissionsGsi"),
     ])
     .unwrap();
-    let options = CacheOptions {
-        catalog,
-        overrides: Overrides::none(),
-        settings: Settings {
-            poll_interval: Duration::from_secs(3600),
-            ..Settings::default()
-        },
-        clock: Arc::new(CoarseClock::new()),
-    };
-    Arc::new(runtime.block_on(FlagCache::new(Box::new(source), options)))
+    Arc::new(fresh_cache(content, catalog, Arc::new(CoarseClock::new())))
 }
 
 fn event(json: &str) -> Request {

@@ -19,56 +19,18 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use lockstep::cache::CacheOptions;
-use lockstep::memory::MemorySource;
-use lockstep::{
-    Clock, CoarseClock, FlagCache, FlagCatalog, FlagDecl, Overrides, Settings, SystemClock,
-};
+use lockstep::{CoarseClock, FlagCatalog, FlagDecl, Overrides, Settings, SystemClock};
+use lockstep_testkit::fixtures::{fresh_cache, ready};
 use std::convert::Infallible;
-use std::future::Future;
 use std::hint::black_box;
 use std::net::SocketAddr;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 
 /// The flags every in-memory read here serves; the Powertools side reads the same file.
 const CONTENT: &str = include_str!("../../../bench/flags.json");
 
 /// Where the AppConfig Lambda extension serves a profile.
 const AGENT_PATH: &str = "/applications/lockstep/environments/local/configurations/flags";
-
-/// Polls a future that must be ready at once (a fresh cache never waits).
-fn ready<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("a fresh cache read waited"),
-    }
-}
-
-fn cache(content: &str, catalog: FlagCatalog, clock: Arc<dyn Clock>) -> FlagCache {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
-    let (source, handle) = MemorySource::new();
-    handle.publish("1", content);
-    let options = CacheOptions {
-        catalog,
-        overrides: Overrides::none(),
-        settings: Settings {
-            poll_interval: Duration::from_secs(3600),
-            ..Settings::default()
-        },
-        clock,
-    };
-    runtime.block_on(FlagCache::new(Box::new(source), options))
-}
 
 fn catalog() -> FlagCatalog {
     FlagCatalog::new(vec![
@@ -137,14 +99,14 @@ async fn agent_read(
 }
 
 fn bench(c: &mut Criterion) {
-    let coarse = cache(CONTENT, catalog(), Arc::new(CoarseClock::new()));
+    let coarse = fresh_cache(CONTENT, catalog(), Arc::new(CoarseClock::new()));
     let feature_x = coarse.handle("isFeatureXEnabled").expect("declared");
     assert_eq!(ready(coarse.flag(feature_x)).map(|s| s.value), Some(true));
     c.bench_function("read a flag and its consistency", |b| {
         b.iter(|| black_box(ready(coarse.flag(black_box(feature_x)))))
     });
 
-    let precise = cache(CONTENT, catalog(), Arc::new(SystemClock));
+    let precise = fresh_cache(CONTENT, catalog(), Arc::new(SystemClock));
     let feature_x_precise = precise.handle("isFeatureXEnabled").expect("declared");
     c.bench_function(
         "read a flag and its consistency with the precise clock",

@@ -37,15 +37,20 @@ pub struct Target {
     pub profile: String,
 }
 
+/// A variable naming the AppConfig target is not set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0} is not set")]
+pub struct MissingTargetVar(pub &'static str);
+
 impl Target {
     /// Reads `LOCKSTEP_APPCONFIG_APPLICATION`, `LOCKSTEP_APPCONFIG_ENVIRONMENT` and
     /// `LOCKSTEP_APPCONFIG_PROFILE`; the error names the first one missing.
-    pub fn from_env() -> Result<Self, &'static str> {
+    pub fn from_env() -> Result<Self, MissingTargetVar> {
         let get = |name: &'static str| {
             std::env::var(name)
                 .ok()
                 .filter(|v| !v.is_empty())
-                .ok_or(name)
+                .ok_or(MissingTargetVar(name))
         };
         Ok(Self {
             application: get("LOCKSTEP_APPCONFIG_APPLICATION")?,

@@ -8,7 +8,7 @@
 //!
 //! plus the [`crate::settings`] variables and the `FORCE_<FLAG>` overrides.
 
-use crate::appconfig::{self, AppConfigSource, Target};
+use crate::appconfig::{self, AppConfigSource, MissingTargetVar, Target};
 use crate::cache::{CacheOptions, FlagCache};
 use crate::catalog::{CatalogError, FlagCatalog};
 use crate::clock::CoarseClock;
@@ -37,8 +37,8 @@ pub enum InitError {
     #[error(transparent)]
     Catalog(#[from] CatalogError),
     /// The AppConfig target is not configured.
-    #[error("{0} is not set (or set {LOCAL_DIR_VAR} to read flags from a local directory)")]
-    MissingTarget(&'static str),
+    #[error("{0} (or set {LOCAL_DIR_VAR} to read flags from a local directory)")]
+    MissingTarget(#[from] MissingTargetVar),
     /// A durable snapshot table is configured, but this build cannot write DynamoDB.
     #[error("{SNAPSHOT_TABLE_VAR} is set, but lockstep was built without its `dynamodb` feature")]
     SnapshotWithoutDynamoDb,
@@ -62,7 +62,7 @@ pub async fn cache_from_env(
     let local_dir = non_empty(LOCAL_DIR_VAR);
     let target = match &local_dir {
         Some(_) => Target::from_env().unwrap_or_else(|_| local_target()),
-        None => Target::from_env().map_err(InitError::MissingTarget)?,
+        None => Target::from_env()?,
     };
     let source: Box<dyn ConfigSource> = match &local_dir {
         Some(dir) => Box::new(LocalDirSource::new(dir, target.clone())),

@@ -2,9 +2,10 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use lockstep::cache::{CacheOptions, Degraded};
+use lockstep::durable::{DurableError, SaveOutcome, SnapshotStore, StoredConfig};
 use lockstep::memory::{MemoryHandle, MemorySource};
 use lockstep::snapshot::Origin;
-use lockstep::source::FailureKind;
+use lockstep::source::{BoxFuture, FailureKind};
 use lockstep::{FlagCache, FlagCatalog, FlagDecl, ManualClock, Overrides, Settings};
 use std::sync::Arc;
 use std::time::Duration;
@@ -288,5 +289,92 @@ async fn consistency_opens_exactly_at_t_plus_delta_plus_p_plus_epsilon() {
     assert_eq!(
         at.status(X).unwrap().consistent_at,
         Some(t("2026-11-21T10:01:50Z"))
+    );
+}
+
+/// A durable snapshot store whose writes take `delay` (tokio time) and are counted.
+struct SlowStore {
+    delay: Duration,
+    saves_started: std::sync::atomic::AtomicUsize,
+}
+
+impl SnapshotStore for SlowStore {
+    fn load(&self) -> BoxFuture<'_, Result<Option<StoredConfig>, DurableError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn save<'a>(
+        &'a self,
+        _config: &'a StoredConfig,
+    ) -> BoxFuture<'a, Result<SaveOutcome, DurableError>> {
+        self.saves_started
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move {
+            tokio::time::sleep(self.delay).await;
+            Ok(SaveOutcome::Written)
+        })
+    }
+
+    fn describe(&self) -> String {
+        "slow".into()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_durable_write_keeps_no_waiting_reader_and_is_cut_at_its_own_timeout() {
+    let clock = ManualClock::new(t("2026-11-21T10:05:00Z"));
+    let (source, handle) = MemorySource::new();
+    handle.publish("1", doc(true, false, "2026-11-21T10:00:00Z", 0, None));
+    let store = Arc::new(SlowStore {
+        delay: Duration::from_secs(10),
+        saves_started: Default::default(),
+    });
+    let options = CacheOptions {
+        catalog: catalog(),
+        overrides: Overrides::none(),
+        settings: Settings::default(),
+        clock: Arc::new(clock.clone()),
+    };
+    let cache = FlagCache::build(Box::new(source), options, Some(store.clone())).await;
+    handle.publish("2", doc(false, false, "2026-11-21T10:06:00Z", 0, None));
+    handle.set_delay(Some(Duration::from_millis(100)));
+    clock.advance(TimeDelta::seconds(45));
+    let flag = cache.handle(X).unwrap();
+
+    // The first reader refreshes (a 100 ms fetch, then the write); the second waits on it.
+    let began = tokio::time::Instant::now();
+    let refresher = async {
+        let status = cache.flag(flag).await;
+        (status, began.elapsed())
+    };
+    let waiter = async {
+        tokio::task::yield_now().await;
+        let status = cache.flag(flag).await;
+        (status, began.elapsed())
+    };
+    let ((refreshed, refresher_waited), (waited, waiter_waited)) = tokio::join!(refresher, waiter);
+
+    assert_eq!(refreshed.map(|s| s.value), Some(false));
+    assert_eq!(waited.map(|s| s.value), Some(false));
+    assert_eq!(
+        handle.calls(),
+        2,
+        "one fetch at cold start, one shared refresh"
+    );
+    assert_eq!(
+        store
+            .saves_started
+            .load(std::sync::atomic::Ordering::SeqCst),
+        2
+    );
+    assert_eq!(
+        waiter_waited,
+        Duration::from_millis(100),
+        "the waiter waits for the fetch only"
+    );
+    assert_eq!(
+        refresher_waited,
+        Duration::from_millis(100) + lockstep::cache::DURABLE_SAVE_TIMEOUT,
+        "the refreshing request waits for its write, cut at the write's own timeout"
     );
 }

@@ -18,7 +18,9 @@
 //! `LOCKSTEP_FLEET_JOURNEYS` sets the number of journeys (default 100,000);
 //! `LOCKSTEP_FLEET_SEED` the seed.
 
+use aws_sdk_appconfigdata::Client as AppConfigClient;
 use chrono::{DateTime, TimeDelta, Utc};
+use lockstep::appconfig::{AppConfigSource, Target};
 use lockstep::cache::CacheOptions;
 use lockstep::source::{BoxFuture, Content, Fetched, SourceError};
 use lockstep::{
@@ -597,7 +599,6 @@ async fn simulate(model: Model, seed: u64, journeys: u64) -> Outcome {
                 }
             }
         }
-        events[id] = Event::ConfigRead; // slot no longer needed; keeps memory flat enough
     }
 
     let world = world.lock().unwrap();
@@ -654,25 +655,31 @@ fn fleet_simulation_shows_no_unexplained_stale_503_and_the_naive_model_does() {
         lockstep.explained_by_deployment + lockstep.explained_by_failure,
         naive.violations
     );
-    println!(
-        "fleet-simulation-detail: seed={seed} feature_calls={} explained_by_deployment={} explained_by_failure={} deployments={} cold_starts={} start_calls={} get_calls={} configs_received={} changes_received={} instance_hours={:.1} calls_per_instance_hour={:.1} busiest_instance_hour_calls={} configs_per_instance_hour={:.2} bound={} poll_interval_s={P_SECS} naive_journeys={} elapsed_ms={}",
-        lockstep.feature_calls,
-        lockstep.explained_by_deployment,
-        lockstep.explained_by_failure,
-        lockstep.deployments,
-        lockstep.cold_starts,
-        lockstep.start_calls,
-        lockstep.get_calls,
-        lockstep.configs_received,
-        lockstep.changes_received,
-        lockstep.instance_hours,
-        (lockstep.start_calls + lockstep.get_calls) as f64 / lockstep.instance_hours,
-        lockstep.busiest_hour_calls,
-        lockstep.configs_received as f64 / lockstep.instance_hours,
-        (3600 + P_SECS - 1) / P_SECS + 1,
-        naive.journeys,
-        started.elapsed().as_millis()
-    );
+    let detail = json!({
+        "seed": seed,
+        "journeys": lockstep.journeys,
+        "violations": lockstep.violations,
+        "feature_calls": lockstep.feature_calls,
+        "explained_by_deployment": lockstep.explained_by_deployment,
+        "explained_by_failure": lockstep.explained_by_failure,
+        "deployments": lockstep.deployments,
+        "cold_starts": lockstep.cold_starts,
+        "start_calls": lockstep.start_calls,
+        "get_calls": lockstep.get_calls,
+        "configs_received": lockstep.configs_received,
+        "changes_received": lockstep.changes_received,
+        "instance_hours": lockstep.instance_hours,
+        "calls_per_instance_hour": (lockstep.start_calls + lockstep.get_calls) as f64 / lockstep.instance_hours,
+        "busiest_instance_hour_calls": lockstep.busiest_hour_calls,
+        "configs_per_instance_hour": lockstep.configs_received as f64 / lockstep.instance_hours,
+        "bound": (3600 + P_SECS - 1) / P_SECS + 1,
+        "poll_interval_s": P_SECS,
+        "naive_journeys": naive.journeys,
+        "naive_violations": naive.violations,
+        "elapsed_ms": started.elapsed().as_millis() as u64,
+    });
+    println!("fleet-simulation-detail: {detail}");
+    write_report("fleet-simulation", &detail);
 
     assert!(
         lockstep.journeys >= journeys,
@@ -698,47 +705,106 @@ fn fleet_simulation_shows_no_unexplained_stale_503_and_the_naive_model_does() {
     );
 }
 
-/// An AppConfig session that never sees a deployment: content on the first call, "unchanged"
-/// (no content) after, and a bill.
-struct SteadySession {
-    clock: ManualClock,
-    calls: Arc<Mutex<Vec<(i64, bool)>>>,
+/// AppConfigData as it bills one instance, behind the real SDK client (aws-smithy-mocks): sessions,
+/// single-use tokens (a spent token panics), and what each session has been handed. A
+/// configuration body is sent only to a session that has not received the deployed version yet,
+/// exactly as the service does; so the counts below are what the instance actually received.
+#[derive(Default)]
+struct Billing {
+    /// The deployed version and its content.
+    version: u32,
     content: Vec<u8>,
+    sessions: u32,
+    /// Per session: the next token's sequence number and the version it holds.
+    session_state: std::collections::HashMap<u32, (u32, Option<u32>)>,
+    /// Virtual time of every billed call (start and get).
+    calls: Vec<i64>,
+    /// Configuration bodies received, and those received for a version this instance already
+    /// had (a wasted ~4000× charge).
+    configurations: u32,
+    unchanged_configurations: u32,
+    last_received: Option<u32>,
 }
 
-impl ConfigSource for SteadySession {
-    fn fetch(&mut self, _now: DateTime<Utc>) -> BoxFuture<'_, Result<Fetched, SourceError>> {
-        let mut calls = self.calls.lock().unwrap();
-        let first = calls.is_empty();
-        calls.push((ms(self.clock.now()), first));
-        let result = Ok(Fetched {
-            content: first.then(|| Content {
-                bytes: self.content.clone(),
-                version: "1".into(),
-            }),
-            next_poll_interval: Some(Duration::from_secs(P_SECS as u64)),
-        });
-        Box::pin(async move { result })
-    }
+fn billed_client(billing: &Arc<Mutex<Billing>>, clock: &ManualClock) -> AppConfigClient {
+    use aws_sdk_appconfigdata::operation::get_latest_configuration::GetLatestConfigurationOutput;
+    use aws_sdk_appconfigdata::operation::start_configuration_session::StartConfigurationSessionOutput;
+    use aws_sdk_appconfigdata::primitives::Blob;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
 
-    fn describe(&self) -> String {
-        "steady-appconfig".into()
-    }
+    let (b, c) = (billing.clone(), clock.clone());
+    let start =
+        mock!(AppConfigClient::start_configuration_session).then_compute_output(move |_| {
+            let mut billing = b.lock().unwrap();
+            billing.calls.push(ms(c.now()));
+            billing.sessions += 1;
+            let session = billing.sessions;
+            billing.session_state.insert(session, (0, None));
+            StartConfigurationSessionOutput::builder()
+                .initial_configuration_token(format!("s{session}.0"))
+                .build()
+        });
+    let (b, c) = (billing.clone(), clock.clone());
+    let get = mock!(AppConfigClient::get_latest_configuration).then_compute_output(move |input| {
+        let mut billing = b.lock().unwrap();
+        billing.calls.push(ms(c.now()));
+        let token = input.configuration_token().expect("a token");
+        let (session, sequence) = token
+            .trim_start_matches('s')
+            .split_once('.')
+            .map(|(s, n)| (s.parse::<u32>().unwrap(), n.parse::<u32>().unwrap()))
+            .expect("one of our tokens");
+        let version = billing.version;
+        let content = billing.content.clone();
+        let (next, held) = billing.session_state[&session];
+        assert_eq!(sequence, next, "token {token} was already used or skipped");
+        let send = held != Some(version);
+        billing
+            .session_state
+            .insert(session, (next + 1, Some(version)));
+        if send {
+            billing.configurations += 1;
+            if billing.last_received == Some(version) {
+                billing.unchanged_configurations += 1;
+            }
+            billing.last_received = Some(version);
+        }
+        GetLatestConfigurationOutput::builder()
+            .next_poll_configuration_token(format!("s{session}.{}", next + 1))
+            .next_poll_interval_in_seconds(P_SECS as i32)
+            .configuration(Blob::new(if send { content } else { Vec::new() }))
+            .set_version_label(send.then(|| version.to_string()))
+            .build()
+    });
+    mock_client!(
+        aws_sdk_appconfigdata,
+        RuleMode::MatchAny,
+        &[&start, &get],
+        |c| { lockstep::appconfig::configure(c) }
+    )
 }
 
 #[test]
-fn a_busy_instance_calls_at_most_once_per_p_and_receives_nothing_unchanged() {
+fn a_busy_instance_calls_at_most_once_per_p_and_receives_a_configuration_only_when_it_changed() {
     let start = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
         .unwrap()
         .with_timezone(&Utc);
     let clock = ManualClock::new(start);
-    let calls = Arc::new(Mutex::new(Vec::new()));
     let stamp = ms(start) - 86_400_000;
-    let source = SteadySession {
-        clock: clock.clone(),
-        calls: calls.clone(),
+    let billing = Arc::new(Mutex::new(Billing {
+        version: 1,
         content: stamped_document(&[(FLAG, true)], &[(stamp, 0)], (stamp, 0)),
-    };
+        ..Billing::default()
+    }));
+    let source = AppConfigSource::new(
+        billed_client(&billing, &clock),
+        Target {
+            application: "app".into(),
+            environment: "prod".into(),
+            profile: "flags".into(),
+        },
+        Duration::from_secs(P_SECS as u64),
+    );
     let options = CacheOptions {
         catalog: FlagCatalog::new(vec![FlagDecl::public(FLAG)]).unwrap(),
         overrides: Overrides::none(),
@@ -754,25 +820,57 @@ fn a_busy_instance_calls_at_most_once_per_p_and_receives_nothing_unchanged() {
         .build()
         .unwrap();
 
-    // One request a second for an hour, the cold start's prefetch included.
+    // One request a second for an hour from the cold start; half-way, a deployment changes the
+    // content once.
     runtime.block_on(async {
         let cache = FlagCache::new(Box::new(source), options).await;
-        for _ in 0..3600 {
-            assert!(cache.read().await.is_enabled(FLAG));
+        let flag = cache.handle(FLAG).unwrap();
+        for second in 0..3600 {
+            if second == 1800 {
+                let mut billing = billing.lock().unwrap();
+                billing.version = 2;
+                billing.content =
+                    stamped_document(&[(FLAG, true)], &[(stamp, 0)], (ms(start) + 1_800_000, 0));
+            }
+            assert_eq!(cache.flag(flag).await.map(|f| f.value), Some(true));
             clock.advance(TimeDelta::seconds(1));
         }
     });
 
-    let calls = calls.lock().unwrap();
-    // Each session's first GetLatestConfiguration follows its StartConfigurationSession.
-    let billed = calls.len() + 1;
-    let configurations = calls.iter().filter(|(_, first)| *first).count();
+    let billing = billing.lock().unwrap();
+    let billed = billing.calls.len();
     let bound = ((3600 + P_SECS - 1) / P_SECS + 1) as usize;
-    println!(
-        "busy-instance-hour: calls={billed} configs_received={configurations} configs_received_unchanged={} bound={bound} poll_interval_s={P_SECS}",
-        configurations.saturating_sub(1)
-    );
+    let report = serde_json::json!({
+        "calls": billed,
+        "sessions": billing.sessions,
+        "configs_received": billing.configurations,
+        "configs_received_unchanged": billing.unchanged_configurations,
+        "deployments": 1,
+        "bound": bound,
+        "poll_interval_s": P_SECS,
+    });
+    println!("busy-instance-hour: {report}");
+    write_report("busy-instance-hour", &report);
     assert!(billed <= bound, "{billed} calls in an hour");
-    assert!(calls.windows(2).all(|w| w[1].0 - w[0].0 >= P_SECS * 1000));
-    assert_eq!(configurations, 1, "a configuration was received unchanged");
+    assert_eq!(billing.sessions, 1, "one session for the instance's life");
+    let gets = &billing.calls[1..];
+    assert!(gets.windows(2).all(|w| w[1] - w[0] >= P_SECS * 1000));
+    assert_eq!(
+        billing.configurations, 2,
+        "the cold start's configuration and the deployment's, nothing else"
+    );
+    assert_eq!(billing.unchanged_configurations, 0);
+}
+
+/// Writes a machine-readable report for `scripts/bench` when `LOCKSTEP_REPORT_DIR` is set.
+fn write_report(name: &str, report: &serde_json::Value) {
+    if let Some(dir) = std::env::var_os("LOCKSTEP_REPORT_DIR") {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).expect("the report directory can be created");
+        std::fs::write(
+            dir.join(format!("{name}.json")),
+            serde_json::to_vec_pretty(report).expect("serialises"),
+        )
+        .expect("the report can be written");
+    }
 }

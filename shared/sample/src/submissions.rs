@@ -212,7 +212,7 @@ pub enum QueryMethod {
 }
 
 impl QueryMethod {
-    /// As logged: `method=GSI` or `method=FilterExpression`.
+    /// As logged: `method=GSI`, `method=FilterExpression` or `method=KeyQuery`.
     pub fn as_str(self) -> &'static str {
         match self {
             QueryMethod::Gsi => "GSI",

@@ -4,9 +4,13 @@ use chrono::{DateTime, Utc};
 use lambda_http::Request;
 use lockstep::cache::CacheOptions;
 use lockstep::memory::{MemoryHandle, MemorySource};
-use lockstep::{FlagCache, FlagCatalog, ManualClock, Overrides, Settings};
+use lockstep::{Clock, FlagCache, FlagCatalog, ManualClock, Overrides, Settings};
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 /// The project's `events/` directory.
 pub fn events_dir() -> PathBuf {
@@ -66,4 +70,37 @@ impl TestCache {
             source: handle,
         }
     }
+}
+
+/// Polls a future that must be ready at once (a fresh cache never waits): what the benchmarks
+/// time, with no runtime in the measurement. Panics if the future waits.
+pub fn ready<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("a fresh cache read waited"),
+    }
+}
+
+/// A cache over `content` that stays fresh for the benchmark's life (P = 1 h), reading `clock`.
+pub fn fresh_cache(content: &str, catalog: FlagCatalog, clock: Arc<dyn Clock>) -> FlagCache {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a current-thread runtime");
+    let (source, handle) = MemorySource::new();
+    handle.publish("1", content);
+    let options = CacheOptions {
+        catalog,
+        overrides: Overrides::none(),
+        settings: Settings {
+            poll_interval: Duration::from_secs(3600),
+            ..Settings::default()
+        },
+        clock,
+    };
+    runtime.block_on(FlagCache::new(Box::new(source), options))
 }
