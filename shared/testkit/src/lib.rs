@@ -5,10 +5,13 @@
 //!   17) on 127.0.0.1, and the tables the sample uses.
 //! - [`memory_store`]: an in-memory submission store for feature X's handler tests.
 //! - [`fixtures`]: the `events/` files as requests, flag documents, caches in virtual time.
+//! - [`ministack`]: the local AppConfig (control plane and AppConfigData) on 127.0.0.1, and the
+//!   layout a local run uses.
 #![warn(missing_docs)]
 
 pub mod dynamo_local;
 pub mod fixtures;
 pub mod memory_store;
+pub mod ministack;
 
 pub use memory_store::MemoryStore;

@@ -1,0 +1,159 @@
+//! `lockstep`: the pipeline command.
+//!
+//! ```text
+//! lockstep deploy --application APP --environment ENV --profile PROFILE --strategy STRATEGY
+//!                 (--set FLAG=true|false ... | --content FILE) [--allow-new-flags]
+//!                 [--description TEXT] [--wait] [--json]
+//! ```
+//!
+//! Works against AWS with the default credential chain, and against a local AppConfig with
+//! `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_APPCONFIG`). P and ε for the reported `consistentAt`
+//! come from `AWS_APPCONFIG_EXTENSION_POLL_INTERVAL_SECONDS` and `LOCKSTEP_EPSILON_SECONDS`, as
+//! the functions read them. Exit 0 when started (with `--wait`: when every changed flag is
+//! consistent), 2 when refused with nothing created (unknown names, undeclared flags, a
+//! deployment already in progress, content that does not validate), 1 when AppConfig failed or
+//! the deployment was rolled back.
+
+use clap::{Args, Parser, Subcommand};
+use lockstep::Settings;
+use lockstep_cli::deploy::{Changes, Deployer, Request, Target};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "lockstep", about = "Lockstep's pipeline command", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Stamp and start an AppConfig deployment, with Δ from the strategy itself.
+    Deploy(DeployArgs),
+}
+
+#[derive(Args)]
+struct DeployArgs {
+    /// The AppConfig application (name or id).
+    #[arg(long)]
+    application: String,
+    /// The environment (name or id).
+    #[arg(long)]
+    environment: String,
+    /// The configuration profile (name or id).
+    #[arg(long)]
+    profile: String,
+    /// The deployment strategy (name or id); Δ is its duration.
+    #[arg(long)]
+    strategy: String,
+    /// A flag to set in the content deployed now (Freeform), as FLAG=true or FLAG=false.
+    #[arg(long = "set", value_name = "FLAG=BOOL", value_parser = parse_set, conflicts_with = "content")]
+    set: Vec<(String, bool)>,
+    /// A whole content file to deploy instead (either format).
+    #[arg(long, value_name = "FILE")]
+    content: Option<PathBuf>,
+    /// Allow --set to add a flag the deployed content does not have yet.
+    #[arg(long)]
+    allow_new_flags: bool,
+    /// A description for the deployment.
+    #[arg(long)]
+    description: Option<String>,
+    /// Follow the deployment until every changed flag is consistent.
+    #[arg(long)]
+    wait: bool,
+    /// Print the started deployment as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_set(value: &str) -> Result<(String, bool), String> {
+    match value.split_once('=') {
+        Some((name, "true")) if !name.is_empty() => Ok((name.to_owned(), true)),
+        Some((name, "false")) if !name.is_empty() => Ok((name.to_owned(), false)),
+        _ => Err(format!("{value:?}: expected FLAG=true or FLAG=false")),
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let Command::Deploy(args) = Cli::parse().command;
+    match deploy(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err((code, message)) => {
+            eprintln!("lockstep deploy: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+async fn deploy(args: DeployArgs) -> Result<(), (u8, String)> {
+    let settings = Settings::from_env().map_err(|e| (2, e.to_string()))?;
+    let changes = match (&args.content, args.set.is_empty()) {
+        (Some(path), _) => Changes::Content(
+            std::fs::read(path).map_err(|e| (2, format!("{}: {e}", path.display())))?,
+        ),
+        (None, _) => Changes::Set(args.set.iter().cloned().collect::<BTreeMap<_, _>>()),
+    };
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let deployer = Deployer::new(
+        aws_sdk_appconfig::Client::new(&aws),
+        settings.window(),
+        None,
+    );
+    let request = Request {
+        target: Target {
+            application: args.application,
+            environment: args.environment,
+            profile: args.profile,
+        },
+        changes,
+        strategy: args.strategy,
+        description: args.description,
+        allow_new_flags: args.allow_new_flags,
+    };
+    let failed = |e: lockstep_cli::deploy::DeployError| {
+        (
+            if e.is_refusal() { 2 } else { 1 },
+            lockstep::error_chain(&e),
+        )
+    };
+    let started = deployer
+        .deploy(&request, chrono::Utc::now)
+        .await
+        .map_err(failed)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&started).expect("serialises")
+        );
+    } else {
+        println!("{}", started.report());
+    }
+    if args.wait {
+        let done = deployer
+            .wait(
+                &started,
+                Duration::from_secs(1),
+                chrono::Utc::now,
+                |p, left| {
+                    let left = left
+                        .map(|l| format!("{} s to consistentAt", l.num_seconds().max(0)))
+                        .unwrap_or_else(|| "no flag changed".into());
+                    eprintln!(
+                        "deployment {}: {} {:.0}% ({left})",
+                        p.deployment_number, p.state, p.percentage_complete
+                    );
+                },
+            )
+            .await
+            .map_err(failed)?;
+        println!(
+            "deployment {} {}: every changed flag is consistent",
+            done.deployment_number, done.state
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,9 @@
+//! Lockstep's command-line tools for pipelines, as a library the local runner shares:
+//!
+//! - [`deploy`]: a stamped AppConfig deployment through the control plane, with Δ from the
+//!   deployment strategy itself (`lockstep deploy`).
+//!
+//! The stamping command (`lockstep-stamp`) is a thin binary over `lockstep::stamp`.
+#![warn(missing_docs)]
+
+pub mod deploy;

@@ -1,0 +1,389 @@
+//! `lockstep deploy` against ministack, the local AppConfig: Δ from the strategy itself, kept
+//! stamps, `--wait` to consistency, and the refusals (a deployment in progress, undeclared
+//! flags, unknown names, a rollback). Each test starts its own ministack on 127.0.0.1; a missing
+//! venv fails the test loudly.
+
+use aws_sdk_appconfig::Client;
+use chrono::{TimeDelta, Utc};
+use lockstep::consistency::Window;
+use lockstep::stamp::Change;
+use lockstep_cli::deploy::{Changes, DeployError, Deployer, Request, Target};
+use lockstep_testkit::ministack::{appconfig_client, create_layout, Ministack};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+const WINDOW: Window = Window {
+    poll_interval: Duration::from_secs(15),
+    epsilon: Duration::from_secs(5),
+};
+
+const SAMPLE: &str = r#"{"isFeatureXEnabled": false, "useSubmissionsGsi": false}"#;
+
+async fn ministack() -> (Ministack, Client) {
+    let stack = Ministack::start_from(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .await
+        .expect("ministack must start (run ./scripts/venv ministack)");
+    let client = appconfig_client(&stack.endpoint);
+    create_layout(&client, "lockstep", "test", "flags")
+        .await
+        .expect("the local layout");
+    (stack, client)
+}
+
+fn target() -> Target {
+    Target {
+        application: "lockstep".into(),
+        environment: "test".into(),
+        profile: "flags".into(),
+    }
+}
+
+fn request(changes: Changes, strategy: &str) -> Request {
+    Request {
+        target: target(),
+        changes,
+        strategy: strategy.into(),
+        description: None,
+        allow_new_flags: false,
+    }
+}
+
+fn set(pairs: &[(&str, bool)]) -> Changes {
+    Changes::Set(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect::<BTreeMap<_, _>>(),
+    )
+}
+
+/// Deploys the sample all at once and waits until it is COMPLETE.
+async fn first_deployment(deployer: &Deployer) {
+    let started = deployer
+        .deploy(
+            &request(Changes::Content(SAMPLE.into()), "lockstep-all-at-once"),
+            Utc::now,
+        )
+        .await
+        .unwrap();
+    loop {
+        let progress = deployer
+            .progress(&started.resolved, started.deployment_number)
+            .await
+            .unwrap();
+        if progress.state == "COMPLETE" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_deployment_is_stamped_with_its_strategys_own_duration_and_keeps_unchanged_stamps() {
+    let (_stack, client) = ministack().await;
+    let deployer = Deployer::new(client.clone(), WINDOW, None);
+    first_deployment(&deployer).await;
+
+    let before = Utc::now();
+    let started = deployer
+        .deploy(
+            &request(
+                set(&[("isFeatureXEnabled", true)]),
+                "lockstep-linear-25pct-1min",
+            ),
+            Utc::now,
+        )
+        .await
+        .unwrap();
+    let after = Utc::now();
+
+    assert_eq!(
+        started.strategy.duration,
+        Duration::from_secs(60),
+        "Δ from GetDeploymentStrategy"
+    );
+    let t = started.last_modified_timestamp;
+    assert!(
+        before - TimeDelta::milliseconds(1) <= t && t <= after,
+        "T is the deployment's start"
+    );
+    let x = &started.flags["isFeatureXEnabled"];
+    assert_eq!((x.value, x.change), (true, Change::Changed));
+    assert_eq!(x.deployment_duration_seconds, 60);
+    assert_eq!(
+        started.consistent_at,
+        Some(t + TimeDelta::seconds(60 + 15 + 5)),
+        "consistentAt = T + Δ(strategy) + P + ε"
+    );
+    let gsi = &started.flags["useSubmissionsGsi"];
+    assert_eq!(gsi.change, Change::Kept);
+    assert!(
+        gsi.last_modified_timestamp < t,
+        "an unchanged flag keeps its earlier stamp"
+    );
+    // What AppConfig holds is what was reported.
+    let hosted = client
+        .get_hosted_configuration_version()
+        .application_id(&started.resolved.application)
+        .configuration_profile_id(&started.resolved.profile)
+        .version_number(started.configuration_version)
+        .send()
+        .await
+        .unwrap();
+    let doc = lockstep::document::parse(hosted.content().unwrap().as_ref()).unwrap();
+    let stamp = doc.flags["isFeatureXEnabled"].stamp.unwrap();
+    assert_eq!(
+        (stamp.at, stamp.deployment_duration),
+        (t, Duration::from_secs(60))
+    );
+}
+
+#[tokio::test]
+async fn a_deployment_while_another_is_in_progress_is_refused_and_creates_nothing() {
+    let (_stack, client) = ministack().await;
+    let deployer = Deployer::new(client.clone(), WINDOW, None);
+    first_deployment(&deployer).await;
+    let running = deployer
+        .deploy(
+            &request(
+                set(&[("isFeatureXEnabled", true)]),
+                "lockstep-linear-25pct-1min",
+            ),
+            Utc::now,
+        )
+        .await
+        .unwrap();
+    let ids = running.resolved.clone();
+    let versions = || {
+        let (client, ids) = (client.clone(), ids.clone());
+        async move {
+            client
+                .list_hosted_configuration_versions()
+                .application_id(&ids.application)
+                .configuration_profile_id(&ids.profile)
+                .send()
+                .await
+                .unwrap()
+                .items()
+                .len()
+        }
+    };
+    let before = versions().await;
+
+    let refused = deployer
+        .deploy(
+            &request(set(&[("useSubmissionsGsi", true)]), "lockstep-all-at-once"),
+            Utc::now,
+        )
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(refused, DeployError::InProgress { number, .. } if number == running.deployment_number),
+        "{refused}"
+    );
+    assert!(refused.is_refusal());
+    assert_eq!(versions().await, before, "no hosted version was created");
+}
+
+#[tokio::test]
+async fn undeclared_flags_unknown_strategies_and_unknown_targets_are_refused() {
+    let (_stack, client) = ministack().await;
+    let deployer = Deployer::new(client.clone(), WINDOW, None);
+    first_deployment(&deployer).await;
+    let catalog =
+        lockstep::FlagCatalog::new(vec![lockstep::FlagDecl::public("isFeatureXEnabled")]).unwrap();
+    let declared = Deployer::new(client, WINDOW, Some(catalog));
+
+    let typo = deployer
+        .deploy(
+            &request(set(&[("isFeatureXEnabeld", true)]), "lockstep-all-at-once"),
+            Utc::now,
+        )
+        .await
+        .unwrap_err();
+    let undeclared = declared
+        .deploy(
+            &request(set(&[("useSubmissionsGsi", true)]), "lockstep-all-at-once"),
+            Utc::now,
+        )
+        .await
+        .unwrap_err();
+    let strategy = deployer
+        .deploy(
+            &request(set(&[("isFeatureXEnabled", true)]), "NoSuchStrategy"),
+            Utc::now,
+        )
+        .await
+        .unwrap_err();
+    let mut elsewhere = request(set(&[("isFeatureXEnabled", true)]), "lockstep-all-at-once");
+    elsewhere.target.environment = "prod".into();
+    let environment = deployer.deploy(&elsewhere, Utc::now).await.unwrap_err();
+
+    assert!(
+        matches!(typo, DeployError::UndeclaredFlag { ref name, .. } if name == "isFeatureXEnabeld"),
+        "{typo}"
+    );
+    assert!(
+        matches!(undeclared, DeployError::UndeclaredFlag { .. }),
+        "{undeclared}"
+    );
+    assert!(
+        matches!(
+            strategy,
+            DeployError::NotFound {
+                kind: "deployment strategy",
+                ..
+            }
+        ),
+        "{strategy}"
+    );
+    assert!(
+        matches!(
+            environment,
+            DeployError::NotFound {
+                kind: "environment",
+                ..
+            }
+        ),
+        "{environment}"
+    );
+    assert!([typo, undeclared, strategy, environment]
+        .iter()
+        .all(DeployError::is_refusal));
+}
+
+fn lockstep(endpoint: &str, args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_lockstep"));
+    command
+        .args(args)
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_APPCONFIG_EXTENSION_POLL_INTERVAL_SECONDS", "15")
+        .env("LOCKSTEP_EPSILON_SECONDS", "0");
+    command
+}
+
+const TARGET_ARGS: [&str; 6] = [
+    "--application",
+    "lockstep",
+    "--environment",
+    "test",
+    "--profile",
+    "flags",
+];
+
+#[tokio::test]
+async fn deploy_wait_prints_progress_and_exits_0_once_every_changed_flag_is_consistent() {
+    let (stack, client) = ministack().await;
+    first_deployment(&Deployer::new(client, WINDOW, None)).await;
+    let endpoint = stack.endpoint.clone();
+
+    let began = std::time::Instant::now();
+    let output = tokio::task::spawn_blocking(move || {
+        let mut args = vec!["deploy"];
+        args.extend(TARGET_ARGS);
+        args.extend([
+            "--strategy",
+            "lockstep-all-at-once",
+            "--set",
+            "isFeatureXEnabled=true",
+            "--wait",
+        ]);
+        lockstep(&endpoint, &args).output().unwrap()
+    })
+    .await
+    .unwrap();
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("isFeatureXEnabled=true: changed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("every changed flag is consistent"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("COMPLETE 100%"), "{stderr}");
+    assert!(stderr.contains("s to consistentAt"), "{stderr}");
+    // consistentAt = T + Δ (0) + P (15 s) + ε (0): the command waited for it.
+    assert!(
+        began.elapsed() >= Duration::from_secs(14),
+        "{:?}",
+        began.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn deploy_wait_exits_1_naming_the_rollback_when_the_deployment_is_stopped() {
+    let (stack, client) = ministack().await;
+    let deployer = Deployer::new(client, WINDOW, None);
+    first_deployment(&deployer).await;
+    let endpoint = stack.endpoint.clone();
+    let child = tokio::task::spawn_blocking(move || {
+        let mut args = vec!["deploy"];
+        args.extend(TARGET_ARGS);
+        args.extend([
+            "--strategy",
+            "lockstep-linear-25pct-1min",
+            "--set",
+            "isFeatureXEnabled=true",
+            "--wait",
+        ]);
+        lockstep(&endpoint, &args).output().unwrap()
+    });
+
+    let ids = deployer.resolve(&target()).await.unwrap();
+    let running = loop {
+        if let Some(p) = deployer.in_progress(&ids).await.unwrap() {
+            break p;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let stopped = deployer
+        .stop(&ids, running.deployment_number)
+        .await
+        .unwrap();
+    let output = child.await.unwrap();
+
+    assert_eq!(stopped.state, "ROLLED_BACK");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("was rolled back"), "{stderr}");
+    let deployed = deployer.deployed_content(&ids).await.unwrap().unwrap().1;
+    let doc = lockstep::document::parse(&deployed).unwrap();
+    assert!(
+        !doc.flags["isFeatureXEnabled"].enabled,
+        "the previous content is what is deployed"
+    );
+}
+
+#[test]
+fn a_refused_deploy_exits_2_and_says_why() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (stack, client) = runtime.block_on(ministack());
+    runtime.block_on(first_deployment(&Deployer::new(client, WINDOW, None)));
+
+    let mut args = vec!["deploy"];
+    args.extend(TARGET_ARGS);
+    args.extend([
+        "--strategy",
+        "lockstep-all-at-once",
+        "--set",
+        "isFeatureXEnabeld=true",
+    ]);
+    let output = lockstep(&stack.endpoint, &args).output().unwrap();
+
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("unknown flag \"isFeatureXEnabeld\""),
+        "{stderr}"
+    );
+}
