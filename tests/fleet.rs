@@ -1,21 +1,19 @@
 //! Fleet mode of the local runner, through its router: round robin with the serving instance
 //! named in a header, freeze and thaw (a thawed instance refreshes on its first request when
 //! due, and not before), staggered cold starts, the fleet view's read-only peek, the local
-//! deployment endpoint, and the static files. Flags and time are local (a temporary directory,
-//! a manual clock); feature X's storage is an in-memory stand-in, so no DynamoDB is needed here
-//! (tests/e2e.rs covers DynamoDB Local).
+//! deployment endpoints, and the static files. Flags come from ministack, the local AppConfig,
+//! one session per instance, exactly as the runner reads them; time is a manual clock; feature
+//! X's storage is the test kit's in-memory store, so no DynamoDB is needed here (tests/e2e.rs
+//! covers DynamoDB Local). A missing ministack venv fails the tests loudly.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use lockstep::source::BoxFuture;
 use lockstep::{ManualClock, Overrides, Settings};
 use lockstep_local::fleet::{FleetOptions, INSTANCE_HEADER};
 use lockstep_local::Runner;
-use lockstep_sample::submissions::{
-    Created, Ident, ListQuery, Page, QueryMethod, StoreError, Submission, SubmissionStore,
-};
+use lockstep_testkit::ministack::TestAppConfig;
+use lockstep_testkit::MemoryStore;
 use serde_json::{json, Value};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 mod support;
@@ -23,55 +21,10 @@ mod support;
 const DISABLED: &str = r#"{"isFeatureXEnabled": false, "useSubmissionsGsi": false, "lockstepMetadata": {"lastModifiedTimestamp": "2026-11-21T09:00:00Z"}}"#;
 const ENABLED_LATER: &str = r#"{"isFeatureXEnabled": true, "useSubmissionsGsi": false, "lockstepMetadata": {"lastModifiedTimestamp": "2026-11-21T10:00:05Z"}}"#;
 
-/// Stores submissions in memory (feature X's storage is not what these tests are about).
-#[derive(Default)]
-struct MemoryStore(Mutex<Vec<Submission>>);
-
-impl SubmissionStore for MemoryStore {
-    fn create<'a>(
-        &'a self,
-        submission: &'a Submission,
-        _idempotency: Option<(&'a Ident, String)>,
-    ) -> BoxFuture<'a, Result<Created, StoreError>> {
-        self.0.lock().unwrap().push(submission.clone());
-        Box::pin(async move { Ok(Created::New(submission.clone())) })
-    }
-
-    fn get<'a>(
-        &'a self,
-        _user_id: &'a Ident,
-        id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Submission>, StoreError>> {
-        let found = self.0.lock().unwrap().iter().find(|s| s.id == id).cloned();
-        Box::pin(async move { Ok(found) })
-    }
-
-    fn list<'a>(
-        &'a self,
-        _query: &'a ListQuery,
-        method: QueryMethod,
-    ) -> BoxFuture<'a, Result<Page, StoreError>> {
-        let items = self.0.lock().unwrap().clone();
-        Box::pin(async move {
-            Ok(Page {
-                items,
-                next_cursor: None,
-                method,
-            })
-        })
-    }
-}
-
 struct Env {
     runner: Arc<Runner>,
     clock: ManualClock,
-    dir: PathBuf,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    appconfig: TestAppConfig,
 }
 
 struct Reply {
@@ -99,18 +52,17 @@ fn start_time() -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-async fn env(name: &str, flags: &str, fleet: FleetOptions) -> Env {
-    let dir = std::env::temp_dir().join(format!("lockstep-fleet-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("lockstep:local:flags.json"), flags).unwrap();
+async fn env(flags: &str, fleet: FleetOptions) -> Env {
+    let appconfig = support::appconfig(flags).await;
     let clock = ManualClock::new(start_time());
+    let settings = Settings {
+        poll_interval: Duration::from_secs(15),
+        epsilon: Duration::from_secs(5),
+        ..Settings::default()
+    };
     let runner = Runner::new(
-        &dir,
-        Settings {
-            poll_interval: Duration::from_secs(15),
-            epsilon: Duration::from_secs(5),
-            ..Settings::default()
-        },
+        support::local(&appconfig, &settings),
+        settings,
         Overrides::none(),
         Arc::new(clock.clone()),
         Arc::new(MemoryStore::default()),
@@ -122,7 +74,7 @@ async fn env(name: &str, flags: &str, fleet: FleetOptions) -> Env {
     Env {
         runner: Arc::new(runner),
         clock,
-        dir,
+        appconfig,
     }
 }
 
@@ -169,14 +121,15 @@ impl Env {
             .unwrap_or_else(|| panic!("no instance {name}"))
     }
 
-    fn write_flags(&self, flags: &str) {
-        std::fs::write(self.dir.join("lockstep:local:flags.json"), flags).unwrap();
+    /// Deploys `flags` as they are, all at once, labelled `label`.
+    async fn publish(&self, flags: &str, label: &str) {
+        self.appconfig.publish(flags, label).await.unwrap();
     }
 }
 
 #[tokio::test]
 async fn requests_are_spread_round_robin_and_each_response_names_its_instance() {
-    let e = env("round-robin", DISABLED, fleet(3)).await;
+    let e = env(DISABLED, fleet(3)).await;
 
     let mut config = Vec::new();
     let mut feature = Vec::new();
@@ -210,11 +163,11 @@ async fn requests_are_spread_round_robin_and_each_response_names_its_instance() 
 
 #[tokio::test]
 async fn a_frozen_instance_serves_nothing_and_refreshes_on_its_first_request_after_thawing() {
-    let e = env("freeze", DISABLED, fleet(2)).await;
+    let e = env(DISABLED, fleet(2)).await;
     let frozen = e
         .send("POST", "/local/instances/config-2/freeze", &[], "")
         .await;
-    e.write_flags(ENABLED_LATER);
+    e.publish(ENABLED_LATER, "enabled-later").await;
     e.clock.advance(TimeDelta::seconds(40));
 
     let while_frozen: Vec<Reply> = config_reads(&e, 4).await;
@@ -260,7 +213,7 @@ async fn config_reads(e: &Env, n: usize) -> Vec<Reply> {
 
 #[tokio::test]
 async fn when_every_instance_is_frozen_the_next_request_thaws_one() {
-    let e = env("all-frozen", DISABLED, fleet(2)).await;
+    let e = env(DISABLED, fleet(2)).await;
     for name in ["feature-x-1", "feature-x-2"] {
         let reply = e
             .send("POST", &format!("/local/instances/{name}/freeze"), &[], "")
@@ -286,7 +239,6 @@ async fn when_every_instance_is_frozen_the_next_request_thaws_one() {
 #[tokio::test]
 async fn later_instances_cold_start_on_their_staggered_schedule() {
     let e = env(
-        "stagger",
         DISABLED,
         FleetOptions {
             instances: 2,
@@ -310,15 +262,15 @@ async fn later_instances_cold_start_on_their_staggered_schedule() {
     assert!(before["configurationVersion"].is_null());
     assert!(served_before.iter().all(|n| n == "config-1"));
     assert_eq!(after["state"], "warm");
-    assert!(after["configurationVersion"]
-        .as_str()
-        .unwrap()
-        .starts_with("local-"));
+    assert_eq!(
+        after["configurationVersion"], "v1",
+        "its own session's first fetch"
+    );
 }
 
 #[tokio::test]
 async fn the_fleet_view_reads_without_refreshing() {
-    let e = env("peek", DISABLED, fleet(1)).await;
+    let e = env(DISABLED, fleet(1)).await;
     e.clock.advance(TimeDelta::seconds(20));
 
     let first = e.instance_view("config-1").await;
@@ -331,52 +283,54 @@ async fn the_fleet_view_reads_without_refreshing() {
 
 #[tokio::test]
 async fn a_deployment_from_the_fleet_view_is_stamped_and_served_after_p_with_its_consistent_at() {
-    let e = env("deploy", DISABLED, fleet(1)).await;
+    let e = env(DISABLED, fleet(1)).await;
 
-    let deployed = e
+    let started = e
         .post(
             "/local/deployments",
-            &json!({"flags": {"isFeatureXEnabled": true}, "durationSeconds": 10}),
+            &json!({"flags": {"isFeatureXEnabled": true}, "strategy": "lockstep-all-at-once"}),
         )
         .await;
     e.clock.advance(TimeDelta::seconds(14));
     let before_p = e.get("/config").await.json();
     e.clock.advance(TimeDelta::seconds(1));
     let at_p = e.get("/config").await.json();
-    let file = std::fs::read(e.dir.join("lockstep:local:flags.json")).unwrap();
+    let deployed = e.get("/local/fleet").await.json()["deployed"].clone();
 
-    assert_eq!(deployed.status, 201, "{}", deployed.text);
-    let flag = &deployed.json()["flags"]["isFeatureXEnabled"];
+    assert_eq!(started.status, 201, "{}", started.text);
+    let flag = &started.json()["flags"]["isFeatureXEnabled"];
     assert_eq!(flag["change"], "changed");
     assert_eq!(flag["lastModifiedTimestamp"], "2026-11-21T10:00:00Z");
+    assert_eq!(started.json()["strategy"]["deploymentDurationSeconds"], 0);
     assert_eq!(
-        flag["consistentAt"], "2026-11-21T10:00:30Z",
-        "T + Δ + P + ε"
+        flag["consistentAt"], "2026-11-21T10:00:20Z",
+        "T + Δ (AllAtOnce: 0) + P + ε"
     );
     assert_eq!(
-        deployed.json()["flags"]["useSubmissionsGsi"]["change"],
+        started.json()["flags"]["useSubmissionsGsi"]["change"],
         "kept"
     );
     assert_eq!(before_p["isFeatureXEnabled"], false);
     assert_eq!(at_p["isFeatureXEnabled"], true);
     assert_eq!(at_p["isBackendConsistent"], false);
-    assert_eq!(at_p["consistentAt"], "2026-11-21T10:00:30Z");
-    let doc = lockstep::document::parse(&file).expect("the file is valid stamped content");
-    assert!(doc.flags["isFeatureXEnabled"].enabled);
+    assert_eq!(at_p["consistentAt"], "2026-11-21T10:00:20Z");
+    assert_eq!(at_p["configurationVersion"], started.json()["versionLabel"]);
+    assert_eq!(deployed["flags"]["isFeatureXEnabled"]["value"], true);
+    assert_eq!(deployed["deployment"]["state"], "COMPLETE");
 }
 
 #[tokio::test]
-async fn refused_deployments_answer_400_problem_json_and_leave_the_file_untouched() {
-    let e = env("refused", DISABLED, fleet(1)).await;
+async fn refused_deployments_answer_400_problem_json_and_deploy_nothing() {
+    let e = env(DISABLED, fleet(1)).await;
+    let before = e.get("/local/fleet").await.json()["deployed"].clone();
     let cases = [
         json!({"flags": {"isFeatureYEnabled": true}}),
         json!({"flags": {"isFeatureXEnabled": "true"}}),
         json!({"flags": {"isFeatureXEnabled": 1}}),
         json!({"flags": {}}),
-        json!({"flags": {"isFeatureXEnabled": true}, "durationSeconds": -1}),
-        json!({"flags": {"isFeatureXEnabled": true}, "durationSeconds": 1.5}),
-        json!({"flags": {"isFeatureXEnabled": true}, "durationSeconds": 86_401}),
         json!({"flags": {"isFeatureXEnabled": true}, "strategy": "canary"}),
+        json!({"flags": {"isFeatureXEnabled": true}, "strategy": 5}),
+        json!({"flags": {"isFeatureXEnabled": true}, "durationSeconds": 60}),
         json!({"flag": "isFeatureXEnabled"}),
         json!([1]),
     ];
@@ -398,17 +352,48 @@ async fn refused_deployments_answer_400_problem_json_and_leave_the_file_untouche
 
     assert_eq!(not_json.status, 415);
     assert_eq!(wrong_method.status, 405);
+    let after = e.get("/local/fleet").await.json()["deployed"].clone();
+    assert_eq!(after, before, "nothing was deployed");
+    assert_eq!(after["deployment"]["deploymentNumber"], 1);
+}
+
+#[tokio::test]
+async fn a_second_deployment_while_one_is_in_progress_answers_409_and_stop_rolls_it_back() {
+    let e = env(DISABLED, fleet(1)).await;
+    let linear =
+        json!({"flags": {"isFeatureXEnabled": true}, "strategy": "lockstep-linear-25pct-1min"});
+
+    let started = e.post("/local/deployments", &linear).await;
+    let second = e
+        .post(
+            "/local/deployments",
+            &json!({"flags": {"useSubmissionsGsi": true}}),
+        )
+        .await;
+    let stopped = e.post("/local/deployments/stop", &json!(null)).await;
+    let nothing_to_stop = e.post("/local/deployments/stop", &json!(null)).await;
+    let deployed = e.get("/local/fleet").await.json()["deployed"].clone();
+
+    assert_eq!(started.status, 201, "{}", started.text);
+    assert_eq!(started.json()["strategy"]["deploymentDurationSeconds"], 60);
+    assert_eq!(second.status, 409, "{}", second.text);
+    assert!(second.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("already in progress"));
+    assert_eq!(stopped.status, 200, "{}", stopped.text);
+    assert_eq!(stopped.json()["state"], "ROLLED_BACK");
+    assert_eq!(nothing_to_stop.status, 409);
     assert_eq!(
-        std::fs::read_to_string(e.dir.join("lockstep:local:flags.json")).unwrap(),
-        DISABLED
+        deployed["flags"]["isFeatureXEnabled"]["value"], false,
+        "the previous content is deployed"
     );
-    let leftovers = std::fs::read_dir(&e.dir).unwrap().count();
-    assert_eq!(leftovers, 1, "no temporary file left behind");
+    assert_eq!(deployed["deployment"]["state"], "ROLLED_BACK");
 }
 
 #[tokio::test]
 async fn a_cross_origin_page_cannot_drive_the_control_endpoints() {
-    let e = env("origin", DISABLED, fleet(1)).await;
+    let e = env(DISABLED, fleet(1)).await;
     let evil = [
         ("content-type", "application/json"),
         ("origin", "http://evil.example"),
@@ -435,7 +420,7 @@ async fn a_cross_origin_page_cannot_drive_the_control_endpoints() {
 
 #[tokio::test]
 async fn only_the_listed_web_files_are_served() {
-    let e = env("assets", DISABLED, fleet(1)).await;
+    let e = env(DISABLED, fleet(1)).await;
 
     let index = e.get("/").await;
     let app = e.get("/app.js").await;
@@ -462,6 +447,7 @@ async fn only_the_listed_web_files_are_served() {
         "/%2e%2e/Cargo.toml",
         "/fleet/../../Cargo.toml",
         "/local/config/lockstep:local:flags.json",
+        "/.lockstep/local/appconfig-endpoint",
         "/app.js.map",
     ] {
         let reply = e.get(path).await;

@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each test crate uses its own part of this file
 //! What the runner's tests share: one HTTP exchange through the runner's router.
 
 use axum::body::Body as AxumBody;
@@ -25,4 +26,33 @@ pub async fn exchange(
     let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     (status, headers, bytes.to_vec())
+}
+
+/// ministack with the local layout and `flags` deployed as they are (label `v1`), all at once.
+pub async fn appconfig(flags: &str) -> lockstep_testkit::ministack::TestAppConfig {
+    let appconfig = lockstep_testkit::ministack::TestAppConfig::start(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
+        "lockstep",
+        "local",
+        "flags",
+    )
+    .await
+    .expect("ministack must start (run ./scripts/venv ministack)");
+    appconfig.publish(flags, "v1").await.unwrap();
+    appconfig
+}
+
+/// What the runner needs of `appconfig`, as `./scripts/run` builds it.
+pub fn local(
+    appconfig: &lockstep_testkit::ministack::TestAppConfig,
+    settings: &lockstep::Settings,
+) -> lockstep_local::appconfig::LocalAppConfig {
+    lockstep_local::appconfig::LocalAppConfig {
+        data: appconfig.data.clone(),
+        deployer: lockstep_cli::deploy::Deployer::new(
+            appconfig.control.clone(),
+            settings.window(),
+            Some(lockstep_sample::product::catalog()),
+        ),
+    }
 }

@@ -1,7 +1,8 @@
 // The local runner's fleet view: every instance's configuration version, fetch age and health,
 // read from GET /local/fleet once a second (a local development view; the SPA never polls like
-// this), with freeze/thaw buttons and a Deploy form that writes the flags file through the
-// stamping code (POST /local/deployments). All text goes through textContent.
+// this), with freeze/thaw buttons, and a Deploy form (a strategy to choose, a Stop button) that
+// deploys to the local AppConfig through `lockstep deploy`'s code (POST /local/deployments,
+// POST /local/deployments/stop). All text goes through textContent.
 "use strict";
 
 (() => {
@@ -9,6 +10,7 @@
   const rows = new Map(); // instance name -> { row, cells, button }
   let deployedVersion = null;
   let deployBuilt = false;
+  let strategiesBuilt = false;
 
   const el = (tag, props = {}, children = []) => {
     const node = document.createElement(tag);
@@ -22,7 +24,7 @@
       ? new Date(iso).toLocaleTimeString([], { hour12: false, hour: "2-digit", minute: "2-digit", second: "2-digit" })
       : "–";
 
-  const shortVersion = (version) => (version ? version.replace(/^(local-[0-9a-f]{8})[0-9a-f]+$/, "$1…") : "–");
+  const shortVersion = (version) => version || "–";
 
   const until = (iso, now) => {
     if (!iso) return "–";
@@ -48,8 +50,23 @@
     deployedVersion = deployed.configurationVersion;
     const now = Date.parse(fleet.serverTime);
     $("deployed").textContent =
-      `${deployed.file} · version ${shortVersion(deployed.configurationVersion)} · ` +
+      `lockstep/local/flags · version ${shortVersion(deployed.configurationVersion)} · ` +
       `T ${time(deployed.lastModifiedTimestamp)}` + (deployed.error ? ` · ${deployed.error}` : "");
+    const d = deployed.deployment;
+    const running = d && (d.state === "DEPLOYING" || d.state === "BAKING");
+    $("deployment").textContent = d
+      ? `deployment ${d.deploymentNumber}: ${d.state} ${d.percentageComplete.toFixed(0)}%`
+      : "no deployment yet";
+    $("deployment").dataset.state = d ? d.state : "";
+    $("stop").disabled = !running;
+    if (!strategiesBuilt && fleet.strategies.length) {
+      $("strategy").replaceChildren(
+        ...fleet.strategies.map((s) =>
+          el("option", { value: s.name, textContent: `${s.name} (Δ ${s.deploymentDurationSeconds} s)` }),
+        ),
+      );
+      strategiesBuilt = true;
+    }
     const body = $("deployed-flags").tBodies[0];
     body.replaceChildren(
       ...Object.entries(deployed.flags).map(([name, flag]) =>
@@ -183,20 +200,34 @@
     for (const select of $("deploy-flags").querySelectorAll("select")) {
       if (select.value) flags[select.name] = select.value === "true";
     }
-    const durationSeconds = Number($("duration").value);
+    const strategy = $("strategy").value;
     const result = $("deploy-result");
     try {
-      const deployment = await post("/local/deployments", { flags, durationSeconds });
+      const deployment = await post("/local/deployments", { flags, strategy });
       const changed = Object.entries(deployment.flags)
         .filter(([name]) => name in flags)
         .map(([name, f]) => `${name}=${f.value} (${f.change}, consistent at ${time(f.consistentAt)})`);
       result.className = "";
-      result.textContent = `Deployed at ${time(deployment.lastModifiedTimestamp)}: ${changed.join(", ")}.`;
+      result.textContent =
+        `Deployed at ${time(deployment.lastModifiedTimestamp)} with ${deployment.strategy.name}: ${changed.join(", ")}.`;
       result.dataset.deployedAt = deployment.lastModifiedTimestamp;
       refresh();
     } catch (error) {
       result.className = "error";
       result.textContent = `Refused: ${error.message}`;
+    }
+  });
+
+  $("stop").addEventListener("click", async () => {
+    const result = $("deploy-result");
+    try {
+      const stopped = await post("/local/deployments/stop");
+      result.className = "";
+      result.textContent = `Deployment ${stopped.deploymentNumber} stopped: ${stopped.state}.`;
+      refresh();
+    } catch (error) {
+      result.className = "error";
+      result.textContent = `Stop refused: ${error.message}`;
     }
   });
 

@@ -10,20 +10,21 @@
 //!   started instance of a function is frozen, the next request thaws one (Lambda would thaw or
 //!   start an environment). A thawed instance refreshes on its next request when due: that is the
 //!   library's refresh-on-access rule, and nothing here shortcuts it.
+//! - Every instance reads through its own AppConfigData session (a cold start is a new
+//!   session, so a gradual deployment reaches instances one by one, as in Lambda).
 //! - The fleet view reads the caches with [`FlagCache::peek`], so looking never refreshes.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use lambda_http::{Body, Request, Response};
+use lockstep::appconfig::AppConfigSource;
 use lockstep::cache::{CacheOptions, FlagCache, FlagView};
 use lockstep::durable::SnapshotStore;
-use lockstep::local::LocalDirSource;
 use lockstep::{Clock, FlagCatalog, FlagStatus, Overrides, Settings};
 use lockstep_http::problem::ApiError;
 use lockstep_sample::submissions::SubmissionStore;
 use lockstep_sample::FeatureX;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -140,7 +141,7 @@ impl Handler {
 
 /// What every instance is built from: the one place the functions' state is constructed.
 pub(crate) struct Builder {
-    pub(crate) flags_dir: PathBuf,
+    pub(crate) data: aws_sdk_appconfigdata::Client,
     pub(crate) catalog: FlagCatalog,
     pub(crate) overrides: Overrides,
     pub(crate) settings: Settings,
@@ -150,9 +151,13 @@ pub(crate) struct Builder {
 }
 
 impl Builder {
-    /// A cold start: a new cache over the flags directory, prefetched.
+    /// A cold start: a new cache with its own AppConfigData session, prefetched.
     async fn build(&self, function: Function) -> Handler {
-        let source = LocalDirSource::new(&self.flags_dir, lockstep::init::local_target());
+        let source = AppConfigSource::new(
+            self.data.clone(),
+            crate::appconfig::target(),
+            self.settings.poll_interval,
+        );
         let options = CacheOptions {
             catalog: self.catalog.clone(),
             overrides: self.overrides.clone(),

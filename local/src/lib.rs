@@ -1,36 +1,38 @@
 //! The local runner: the functions' handlers on localhost, on the routes of template.yaml, flags
-//! from a local directory (AppConfig Agent naming), submissions in DynamoDB Local.
+//! from the local AppConfig (ministack) through the real SDK clients, submissions in DynamoDB
+//! Local.
 //!
-//! - [`fleet`]: each function runs as N simulated instances, each with its own flag cache
-//!   (staggered cold starts, round robin, freeze and thaw), as Lambda runs execution environments.
-//! - [`deploy`]: simulated deployments on the flags file, through the stamping code.
+//! - [`fleet`]: each function runs as N simulated instances, each with its own flag cache and
+//!   AppConfigData session (staggered cold starts, round robin, freeze and thaw), as Lambda runs
+//!   execution environments.
+//! - [`appconfig`]: what is deployed, and deployments through `lockstep deploy`'s code.
 //! - [`assets`]: the SPA (`web/`) at `/` and the fleet view at `/fleet`.
 //! - Local-only control endpoints under `/local/` (never deployed): `GET /local/fleet`,
-//!   `POST /local/instances/{name}/freeze|thaw`, `POST /local/deployments`.
+//!   `POST /local/instances/{name}/freeze|thaw`, `POST /local/deployments`,
+//!   `POST /local/deployments/stop`.
 
+pub mod appconfig;
 pub mod assets;
-pub mod deploy;
 pub mod fleet;
 
+use appconfig::{Deployed, LocalAppConfig};
 use axum::body::{to_bytes, Body as AxumBody};
 use axum::extract::{Request as AxumRequest, State};
 use axum::response::Response as AxumResponse;
 use chrono::{DateTime, Utc};
-use deploy::{DeployError, DeployRequest};
 use fleet::{Builder, Fleet, FleetOptions, Function};
 use http::{Method, StatusCode};
 use lambda_http::{Body, RequestExt};
 use lockstep::catalog::CatalogError;
 use lockstep::durable::SnapshotStore;
-use lockstep::{Clock, FlagCatalog, Overrides, Settings, Window};
+use lockstep::{Clock, Overrides, Settings, Window};
+use lockstep_cli::deploy::{Changes, DeployError, Request, Strategy};
 use lockstep_http::problem::MAX_BODY_BYTES;
 use lockstep_http::problem::{json_response, parse_json_body, path_segments, respond, ApiError};
 use lockstep_sample::submissions::SubmissionStore;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Environment defaults of a local run (set only when missing): dummy AWS credentials for the
 /// SDK clients and P = 15 s.
@@ -42,52 +44,30 @@ pub const LOCAL_DEFAULTS: [(&str, &str); 5] = [
     (lockstep::settings::POLL_INTERVAL_VAR, "15"),
 ];
 
-/// The tracked sample flags (never written by a local run).
-pub const SAMPLE_DIR: &str = "local/config";
+/// The sample flags a local run deploys first (tracked; never written by a local run: local
+/// deployments go to the local AppConfig).
+pub const SAMPLE_FLAGS: &str = "local/config/lockstep:local:flags.json";
 
-/// Where local deployments write by default: an ignored directory, seeded from [`SAMPLE_DIR`],
-/// so that a deployment never dirties the work tree.
-pub const STATE_DIR: &str = ".lockstep/local/config";
-
-/// The flags directory of a local run: `LOCKSTEP_LOCAL_DIR` when set (used as it is), else
-/// [`STATE_DIR`] under `root`, seeded with the sample flags file when it has none yet.
-pub fn flags_dir(root: &Path) -> std::io::Result<PathBuf> {
-    flags_dir_with(root, std::env::var_os(lockstep::init::LOCAL_DIR_VAR))
-}
-
-fn flags_dir_with(root: &Path, configured: Option<std::ffi::OsString>) -> std::io::Result<PathBuf> {
-    if let Some(dir) = configured.filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir));
-    }
-    let dir = root.join(STATE_DIR);
-    let file = deploy::flags_file(&dir);
-    if !file.exists() {
-        std::fs::create_dir_all(&dir)?;
-        let sample = deploy::flags_file(&root.join(SAMPLE_DIR));
-        std::fs::copy(&sample, &file)?;
-        tracing::info!(from = %sample.display(), to = %file.display(), path = "local_state_seeded", "local flags seeded from the sample");
-    }
-    Ok(dir)
-}
+/// Where a running runner writes its local AppConfig endpoint, for `./scripts/deploy-local`.
+pub const ENDPOINT_FILE: &str = ".lockstep/local/appconfig-endpoint";
 
 /// The functions' instances and the local control state.
 pub struct Runner {
     fleet: Fleet,
-    flags_dir: PathBuf,
-    catalog: FlagCatalog,
+    appconfig: LocalAppConfig,
     window: Window,
     clock: Arc<dyn Clock>,
     deploying: tokio::sync::Mutex<()>,
 }
 
 impl Runner {
-    /// Builds every function's instances over `flags_dir` and `store` (instance 1 of each
-    /// prefetched before this returns, the others on their staggered schedule), with a durable
-    /// last-known-good snapshot when `durable` is given; fails when `LOCKSTEP_PUBLIC_FLAGS` names
-    /// an undeclared flag.
+    /// Builds every function's instances over `appconfig` (each instance its own AppConfigData
+    /// session) and `store` (instance 1 of each prefetched before this returns, the others on
+    /// their staggered schedule), with a durable last-known-good snapshot when `durable` is
+    /// given; fails when `LOCKSTEP_PUBLIC_FLAGS` names an undeclared flag.
     #[allow(clippy::too_many_arguments)]
     pub async fn new(
-        flags_dir: &Path,
+        appconfig: LocalAppConfig,
         settings: Settings,
         overrides: Overrides,
         clock: Arc<dyn Clock>,
@@ -102,8 +82,8 @@ impl Runner {
         };
         let window = settings.window();
         let builder = Arc::new(Builder {
-            flags_dir: flags_dir.to_path_buf(),
-            catalog: catalog.clone(),
+            data: appconfig.data.clone(),
+            catalog,
             overrides,
             settings,
             clock: clock.clone(),
@@ -112,8 +92,7 @@ impl Runner {
         });
         Ok(Self {
             fleet: Fleet::start(builder, fleet).await,
-            flags_dir: flags_dir.to_path_buf(),
-            catalog,
+            appconfig,
             window,
             clock,
             deploying: tokio::sync::Mutex::new(()),
@@ -160,7 +139,8 @@ impl Runner {
                     poll_interval_seconds: self.window.poll_interval.as_secs(),
                     epsilon_seconds: self.window.epsilon.as_secs_f64(),
                     functions: self.fleet.view(),
-                    deployed: deploy::current(&self.flags_dir, self.window).await,
+                    deployed: self.appconfig.deployed(self.window).await,
+                    strategies: self.appconfig.strategies().await,
                 };
                 Ok(json_response(StatusCode::OK, &body))
             }
@@ -175,17 +155,37 @@ impl Runner {
             ["local", "deployments"] => {
                 post_only()?;
                 let body: DeployBody = parse_json_body(request)?;
-                let request = DeployRequest::new(
-                    body.flags,
-                    Duration::from_secs(body.duration_seconds),
-                    &self.catalog,
-                )
-                .map_err(deploy_error)?;
+                let request = Request {
+                    target: appconfig::deploy_target(),
+                    changes: Changes::Set(body.flags),
+                    strategy: body.strategy,
+                    description: Some("local deployment (fleet view)".into()),
+                    allow_new_flags: false,
+                };
                 let _one_at_a_time = self.deploying.lock().await;
-                let deployment =
-                    deploy::deploy(&self.flags_dir, &request, self.clock.now(), self.window)
-                        .map_err(deploy_error)?;
-                Ok(json_response(StatusCode::CREATED, &deployment))
+                let started = self
+                    .appconfig
+                    .deployer
+                    .deploy(&request, || self.clock.now())
+                    .await
+                    .map_err(deploy_error)?;
+                Ok(json_response(StatusCode::CREATED, &started))
+            }
+            ["local", "deployments", "stop"] => {
+                post_only()?;
+                let deployer = &self.appconfig.deployer;
+                let ids = self.appconfig.resolved().await.map_err(deploy_error)?;
+                let running = deployer
+                    .in_progress(&ids)
+                    .await
+                    .map_err(deploy_error)?
+                    .ok_or_else(|| ApiError::Conflict("No deployment is in progress.".into()))?;
+                let stopped = deployer
+                    .stop(&ids, running.deployment_number)
+                    .await
+                    .map_err(deploy_error)?;
+                tracing::warn!(deployment = stopped.deployment_number, state = %stopped.state, path = "local_deployment_stopped", "local deployment stopped: rolled back");
+                Ok(json_response(StatusCode::OK, &stopped))
             }
             _ => Err(ApiError::NotFound),
         }
@@ -197,8 +197,15 @@ impl Runner {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct DeployBody {
     flags: BTreeMap<String, bool>,
-    #[serde(default)]
-    duration_seconds: u64,
+    /// A strategy's name (`GET /local/fleet` lists them); Δ is its duration.
+    #[serde(default = "all_at_once")]
+    strategy: String,
+}
+
+fn all_at_once() -> String {
+    lockstep_testkit::ministack::LOCAL_STRATEGIES[0]
+        .0
+        .to_owned()
 }
 
 /// `GET /local/fleet`.
@@ -209,16 +216,19 @@ struct FleetBody {
     poll_interval_seconds: u64,
     epsilon_seconds: f64,
     functions: Vec<fleet::FunctionJson>,
-    deployed: deploy::Current,
+    deployed: Deployed,
+    strategies: Vec<Strategy>,
 }
 
-/// A refused request is told why; a fault of the machine (a file it cannot read or edit) is
-/// logged with its path and answered 500 without it.
+/// A refused deployment is told why (400; 409 while another is in progress); a failure of the
+/// local AppConfig is logged and answered 500 without its detail.
 fn deploy_error(error: DeployError) -> ApiError {
-    if error.is_bad_request() {
-        ApiError::BadRequest(format!("{}.", lockstep::error_chain(&error)))
-    } else {
-        ApiError::Internal(Box::new(error))
+    match &error {
+        DeployError::InProgress { .. } => ApiError::Conflict(format!("{error}.")),
+        _ if error.is_refusal() => {
+            ApiError::BadRequest(format!("{}.", lockstep::error_chain(&error)))
+        }
+        _ => ApiError::Internal(Box::new(error)),
     }
 }
 
@@ -293,48 +303,4 @@ fn from_lambda(response: lambda_http::Response<Body>) -> AxumResponse {
         _ => AxumBody::empty(),
     };
     AxumResponse::from_parts(parts, body)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_local_deployment_writes_the_seeded_state_and_never_the_tracked_sample() {
-        let root = std::env::temp_dir().join(format!("lockstep-state-{}", std::process::id()));
-        let sample_dir = root.join(SAMPLE_DIR);
-        std::fs::create_dir_all(&sample_dir).unwrap();
-        let sample = sample_dir.join("lockstep:local:flags.json");
-        std::fs::write(&sample, br#"{"isFeatureXEnabled": false}"#).unwrap();
-
-        let dir = flags_dir_with(&root, None).unwrap();
-        let request = DeployRequest::new(
-            BTreeMap::from([("isFeatureXEnabled".to_owned(), true)]),
-            Duration::ZERO,
-            &lockstep_sample::product::catalog(),
-        )
-        .unwrap();
-        deploy::deploy(
-            &dir,
-            &request,
-            chrono::Utc::now(),
-            Settings::default().window(),
-        )
-        .unwrap();
-
-        assert_eq!(dir, root.join(STATE_DIR));
-        assert_eq!(
-            std::fs::read(&sample).unwrap(),
-            br#"{"isFeatureXEnabled": false}"#,
-            "the tracked sample is untouched"
-        );
-        let state = std::fs::read_to_string(deploy::flags_file(&dir)).unwrap();
-        assert!(state.contains(r#""isFeatureXEnabled": true"#), "{state}");
-        let again = flags_dir_with(&root, None).unwrap();
-        let kept = std::fs::read_to_string(deploy::flags_file(&again)).unwrap();
-        assert_eq!(kept, state, "an existing state is not seeded again");
-        let configured = flags_dir_with(&root, Some("/somewhere/else".into())).unwrap();
-        assert_eq!(configured, PathBuf::from("/somewhere/else"));
-        std::fs::remove_dir_all(&root).unwrap();
-    }
 }

@@ -2,7 +2,7 @@
 // download) against the local runner in fleet mode (4 instances per function, P = 15 s).
 //
 //   1. with the flag disabled, the journey is not offered;
-//   2. deploy isFeatureXEnabled=true (the fleet view's Deploy button, Δ = 5 s): before
+//   2. deploy isFeatureXEnabled=true (the fleet view's Deploy button, AllAtOnce: Δ = 0): before
 //      consistentAt the page does not offer the journey and says when it opens;
 //   3. after consistentAt (the page re-checks by itself), 20 journeys complete: 0 × 503, and at
 //      least 3 different instances served them;
@@ -29,7 +29,8 @@ const OUT = path.join(ROOT, "target", "browser");
 
 const P = 15; // seconds, the poll interval
 const EPSILON = 5; // seconds, ε
-const DELTA = 5; // seconds, the simulated deployment strategy's duration
+const STRATEGY = "lockstep-all-at-once"; // the local AppConfig's strategy for the deployments
+const DELTA = 0; // seconds, its duration (from the deployment itself)
 const INSTANCES = 4;
 const JOURNEYS = 20;
 
@@ -38,7 +39,7 @@ const hhmmss = (ms) => new Date(ms).toISOString().slice(11, 19); // the page run
 
 // Starts the runner in its own process group (DynamoDB Local's java is its child) and resolves
 // with its base URL once it listens.
-function startRunner(flagsDir, log) {
+function startRunner(initialFlags, log) {
   if (!existsSync(RUNNER)) {
     throw new Error(`runner binary missing: ${RUNNER} (run cargo build -p lockstep-local first)`);
   }
@@ -48,7 +49,7 @@ function startRunner(flagsDir, log) {
     stdio: ["ignore", "pipe", "pipe"],
     env: {
       ...process.env,
-      LOCKSTEP_LOCAL_DIR: flagsDir,
+      LOCKSTEP_INITIAL_FLAGS: initialFlags,
       LOCKSTEP_PORT: "0",
       LOCKSTEP_INSTANCES: String(INSTANCES),
       AWS_APPCONFIG_EXTENSION_POLL_INTERVAL_SECONDS: String(P),
@@ -124,9 +125,10 @@ test("the journey opens only when the fleet is consistent, in a real browser", {
   mkdirSync(OUT, { recursive: true });
   assert.ok(existsSync(CHROMIUM), `chromium missing at ${CHROMIUM} (Debian: apt-get install chromium)`);
   const flagsDir = mkdtempSync(path.join(tmpdir(), "lockstep-browser-"));
-  // Disabled, stamped long ago: consistent from the start.
+  // The runner deploys these to its local AppConfig first: the journey starts disabled.
+  const initialFlags = path.join(flagsDir, "initial-flags.json");
   writeFileSync(
-    path.join(flagsDir, "lockstep:local:flags.json"),
+    initialFlags,
     JSON.stringify({
       isFeatureXEnabled: false,
       useSubmissionsGsi: false,
@@ -134,7 +136,7 @@ test("the journey opens only when the fleet is consistent, in a real browser", {
     }),
   );
   const log = createWriteStream(path.join(OUT, "runner.log"));
-  const runner = startRunner(flagsDir, log);
+  const runner = startRunner(initialFlags, log);
   const killOnExit = () => {
     try {
       process.kill(-runner.child.pid, "SIGKILL");
@@ -216,13 +218,15 @@ test("the journey opens only when the fleet is consistent, in a real browser", {
       assert.ok(Date.now() < deadline, `instances still starting: ${states}`);
       await sleep(500);
     }
-    // The deployment goes through the fleet view's Deploy button (Δ = 5 s).
+    // The deployment goes through the fleet view's Deploy button, with the strategy chosen there
+    // (its duration is Δ).
     const fleet = await context.newPage();
     watch(fleet, "fleet");
     await fleet.setViewportSize({ width: 1280, height: 900 });
     await fleet.goto(base + "/fleet");
     await fleet.selectOption("#deploy-isFeatureXEnabled", "true");
-    await fleet.fill("#duration", String(DELTA));
+    await fleet.waitForSelector(`#strategy option[value="${STRATEGY}"]`, { state: "attached" });
+    await fleet.selectOption("#strategy", STRATEGY);
     const [response] = await Promise.all([
       fleet.waitForResponse((r) => r.url().endsWith("/local/deployments")),
       fleet.click("#deploy"),
@@ -232,6 +236,7 @@ test("the journey opens only when the fleet is consistent, in a real browser", {
     const flag = deployment.flags.isFeatureXEnabled;
     assert.equal(flag.value, true);
     assert.equal(flag.change, "changed");
+    assert.equal(deployment.strategy.deploymentDurationSeconds, DELTA, "Δ is the strategy's own");
     const stampedAt = Date.parse(flag.lastModifiedTimestamp);
     consistentAt = Date.parse(flag.consistentAt);
     assert.equal(consistentAt, stampedAt + (DELTA + P + EPSILON) * 1000, "consistentAt = T + Δ + P + ε");
@@ -327,7 +332,7 @@ test("the journey opens only when the fleet is consistent, in a real browser", {
   await t.test("4. after deploying false, the journey disappears from the page by itself", async () => {
     const deployment = await api(base, "POST", "/local/deployments", {
       flags: { isFeatureXEnabled: false },
-      durationSeconds: 0,
+      strategy: STRATEGY,
     });
     assert.equal(deployment.status, 201);
     disabledAt = Date.parse(deployment.body.lastModifiedTimestamp);

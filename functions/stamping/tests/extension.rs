@@ -1,6 +1,9 @@
-//! The extension on the `events/` fixtures: both formats, blocked deployments, kept stamps, and
-//! the AppConfigData read of the deployed content (aws-smithy-mocks).
+//! The extension on the `events/` fixtures: both formats, blocked deployments, kept stamps, Δ from
+//! the deployment or from the fallback parameter, T after the reads, unparseable previous content,
+//! and the AppConfigData and GetDeployment adapters (aws-smithy-mocks).
 
+use aws_sdk_appconfig::operation::get_deployment::{GetDeploymentError, GetDeploymentOutput};
+use aws_sdk_appconfig::types::error::ResourceNotFoundException as DeploymentNotFound;
 use aws_sdk_appconfigdata::operation::get_latest_configuration::GetLatestConfigurationOutput;
 use aws_sdk_appconfigdata::operation::start_configuration_session::{
     StartConfigurationSessionError, StartConfigurationSessionOutput,
@@ -11,25 +14,116 @@ use aws_sdk_appconfigdata::Client;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use lockstep::source::{BoxFuture, SourceError};
+use lockstep::ManualClock;
 use serde_json::Value;
-use stamping::{handle, AppConfigDeployed, DeployedContent, Event};
+use stamping::{
+    handle, AppConfigDeployed, AppConfigDeployment, DeployedContent, DeploymentDuration,
+    DeploymentReadError, Event, DEPRECATED_DURATION_PARAMETER, MAX_DURATION_PARAMETER,
+};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-struct Deployed(Option<Vec<u8>>);
+const FREEFORM: &str = include_str!("../../../events/stamping-pre-start-freeform.json");
+
+/// Deployed content, read after `took` on the shared clock.
+struct Deployed {
+    content: Option<Vec<u8>>,
+    clock: Option<(ManualClock, TimeDelta)>,
+}
+
+fn deployed(content: Option<Vec<u8>>) -> Deployed {
+    Deployed {
+        content,
+        clock: None,
+    }
+}
 
 impl DeployedContent for Deployed {
     fn fetch<'a>(
         &'a self,
         _event: &'a Event,
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>, SourceError>> {
-        let content = self.0.clone();
-        Box::pin(async move { Ok(content) })
+        let content = self.content.clone();
+        Box::pin(async move {
+            if let Some((clock, took)) = &self.clock {
+                clock.advance(*took);
+            }
+            Ok(content)
+        })
     }
+}
+
+/// A deployment of duration `delta`, read after `took` on the shared clock.
+struct Deployment {
+    delta: Duration,
+    clock: Option<(ManualClock, TimeDelta)>,
+}
+
+fn deployment(seconds: u64) -> Deployment {
+    Deployment {
+        delta: Duration::from_secs(seconds),
+        clock: None,
+    }
+}
+
+impl DeploymentDuration for Deployment {
+    fn duration<'a>(
+        &'a self,
+        _event: &'a Event,
+    ) -> BoxFuture<'a, Result<Duration, DeploymentReadError>> {
+        Box::pin(async move {
+            if let Some((clock, took)) = &self.clock {
+                clock.advance(*took);
+            }
+            Ok(self.delta)
+        })
+    }
+}
+
+/// Reads that never answer.
+struct Hanging;
+
+impl DeploymentDuration for Hanging {
+    fn duration<'a>(
+        &'a self,
+        _event: &'a Event,
+    ) -> BoxFuture<'a, Result<Duration, DeploymentReadError>> {
+        Box::pin(std::future::pending())
+    }
+}
+
+impl DeployedContent for Hanging {
+    fn fetch<'a>(
+        &'a self,
+        _event: &'a Event,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, SourceError>> {
+        Box::pin(std::future::pending())
+    }
+}
+
+/// `GetDeployment` refused by AppConfig (through the real adapter), and the mock rule to count
+/// its calls.
+fn refused_deployment() -> (AppConfigDeployment, aws_smithy_mocks::Rule) {
+    let refused = mock!(aws_sdk_appconfig::Client::get_deployment).then_error(|| {
+        GetDeploymentError::ResourceNotFoundException(
+            DeploymentNotFound::builder()
+                .message("Deployment 7 not found")
+                .build(),
+        )
+    });
+    let client = mock_client!(aws_sdk_appconfig, RuleMode::Sequential, &[&refused]);
+    (AppConfigDeployment { client }, refused)
 }
 
 fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn clock() -> ManualClock {
+    ManualClock::new(t("2026-11-21T10:00:00Z"))
 }
 
 fn event(json: &str) -> Event {
@@ -43,16 +137,62 @@ fn content(answer: &Value) -> Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
+fn message(answer: &Value) -> &str {
+    assert_eq!(answer["Error"], "BadRequestError", "{answer}");
+    assert!(answer.get("Content").is_none());
+    answer["Message"].as_str().unwrap()
+}
+
+/// JSON log lines written while a test runs (this thread's subscriber).
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    /// Captures this thread's logs until the guard is dropped.
+    fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_writer(move || writer.clone())
+            .finish();
+        (logs, tracing::subscriber::set_default(subscriber))
+    }
+
+    /// The fields of every line logged with `path`.
+    fn path(&self, path: &str) -> Vec<Value> {
+        String::from_utf8(self.0.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["fields"].clone())
+            .filter(|f| f["path"] == path)
+            .collect()
+    }
+
+    /// Every line's message.
+    fn messages(&self) -> Vec<String> {
+        String::from_utf8(self.0.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["fields"]["message"].to_string())
+            .collect()
+    }
+}
+
 #[tokio::test]
-async fn a_freeform_first_deployment_is_stamped_with_t_and_delta() {
-    let answer = handle(
-        &event(include_str!(
-            "../../../events/stamping-pre-start-freeform.json"
-        )),
-        &Deployed(None),
-        t("2026-11-21T10:00:00Z"),
-    )
-    .await;
+async fn a_freeform_first_deployment_is_stamped_with_t_and_the_deployments_delta() {
+    let (logs, _guard) = Logs::capture();
+    let answer = handle(&event(FREEFORM), &deployment(60), &deployed(None), &clock()).await;
 
     let doc = content(&answer);
     assert_eq!(
@@ -65,20 +205,247 @@ async fn a_freeform_first_deployment_is_stamped_with_t_and_delta() {
         "2026-11-21T10:00:00.000Z"
     );
     assert_eq!(doc["isFeatureXEnabled"], true);
+    let from_deployment = logs.path("delta_from_deployment");
+    assert_eq!(from_deployment.len(), 1);
+    assert_eq!(from_deployment[0]["delta_s"], 60);
+    assert!(logs.path("delta_fallback_parameter").is_empty());
+}
+
+#[tokio::test]
+async fn delta_comes_from_the_deployment_even_when_the_fallback_parameter_differs() {
+    let (logs, _guard) = Logs::capture();
+    // A Canary10Percent20Minutes deployment; the stack's fallback says 60 s.
+    let answer = handle(
+        &event(FREEFORM),
+        &deployment(1200),
+        &deployed(None),
+        &clock(),
+    )
+    .await;
+
+    assert_eq!(
+        content(&answer)["lockstepMetadata"]["deploymentDurationSeconds"],
+        1200
+    );
+    let warned = logs.path("fallback_parameter_too_small");
+    assert_eq!(warned.len(), 1, "a fallback below Δ is reported");
+    assert_eq!(warned[0]["parameter_s"], 60);
+}
+
+#[tokio::test]
+async fn the_deployment_is_read_with_get_deployment_for_the_events_application_environment_and_number(
+) {
+    let got = mock!(aws_sdk_appconfig::Client::get_deployment)
+        .match_requests(|r| {
+            r.application_id() == Some("abc1234")
+                && r.environment_id() == Some("def5678")
+                && r.deployment_number() == Some(7)
+        })
+        .then_output(|| {
+            GetDeploymentOutput::builder()
+                .deployment_number(7)
+                .configuration_profile_id("ghi9012")
+                .deployment_duration_in_minutes(20)
+                .build()
+        });
+    let other_profile = mock!(aws_sdk_appconfig::Client::get_deployment).then_output(|| {
+        GetDeploymentOutput::builder()
+            .deployment_number(7)
+            .configuration_profile_id("another")
+            .deployment_duration_in_minutes(20)
+            .build()
+    });
+    let reader = AppConfigDeployment {
+        client: mock_client!(
+            aws_sdk_appconfig,
+            RuleMode::Sequential,
+            &[&got, &other_profile]
+        ),
+    };
+    let e = event(FREEFORM);
+
+    let delta = reader.duration(&e).await.unwrap();
+    let mismatch = reader.duration(&e).await;
+
+    assert_eq!(delta, Duration::from_secs(1200), "20 minutes");
+    assert!(
+        matches!(mismatch, Err(DeploymentReadError::Unexpected(_))),
+        "{mismatch:?}"
+    );
+    assert_eq!((got.num_calls(), other_profile.num_calls()), (1, 1));
+}
+
+#[tokio::test]
+async fn a_refused_deployment_read_falls_back_to_max_deployment_duration_seconds_and_logs_why() {
+    let (logs, _guard) = Logs::capture();
+    let (reader, refused) = refused_deployment();
+    let mut e = event(FREEFORM);
+    e.parameters
+        .insert(MAX_DURATION_PARAMETER.into(), "1800".into());
+
+    let answer = handle(&e, &reader, &deployed(None), &clock()).await;
+
+    assert_eq!(refused.num_calls(), 1);
+    assert_eq!(
+        content(&answer)["lockstepMetadata"]["deploymentDurationSeconds"],
+        1800
+    );
+    let fallback = logs.path("delta_fallback_parameter");
+    assert_eq!(fallback.len(), 1);
+    assert_eq!(fallback[0]["parameter"], MAX_DURATION_PARAMETER);
+    assert_eq!(fallback[0]["delta_s"], 1800);
+    let reason = fallback[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("GetDeployment") && reason.contains("ResourceNotFoundException"),
+        "{reason}"
+    );
+    assert!(logs.path("delta_from_deployment").is_empty());
+}
+
+#[tokio::test]
+async fn the_deprecated_deployment_duration_seconds_is_still_accepted_as_the_fallback() {
+    let (logs, _guard) = Logs::capture();
+    let (reader, _refused) = refused_deployment();
+    let mut e = event(FREEFORM);
+    e.parameters.remove(MAX_DURATION_PARAMETER);
+    e.parameters
+        .insert(DEPRECATED_DURATION_PARAMETER.into(), "90".into());
+
+    let answer = handle(&e, &reader, &deployed(None), &clock()).await;
+
+    assert_eq!(
+        content(&answer)["lockstepMetadata"]["deploymentDurationSeconds"],
+        90
+    );
+    let fallback = logs.path("delta_fallback_parameter");
+    assert_eq!(fallback.len(), 1);
+    assert_eq!(fallback[0]["parameter"], DEPRECATED_DURATION_PARAMETER);
+    assert!(
+        logs.messages()
+            .iter()
+            .any(|m| m.contains("deprecated") && m.contains(MAX_DURATION_PARAMETER)),
+        "the alias is logged as deprecated"
+    );
+}
+
+#[tokio::test]
+async fn no_deployment_read_and_no_parameter_blocks_the_deployment_naming_both() {
+    let (reader, refused) = refused_deployment();
+    let refused_read = handle(
+        &event(include_str!(
+            "../../../events/stamping-pre-start-no-duration.json"
+        )),
+        &reader,
+        &deployed(None),
+        &clock(),
+    )
+    .await;
+    let (unused, not_called) = refused_deployment();
+    let no_number = handle(
+        &event(include_str!(
+            "../../../events/stamping-pre-start-no-deployment-number.json"
+        )),
+        &unused,
+        &deployed(None),
+        &clock(),
+    )
+    .await;
+
+    let refused_read = message(&refused_read);
+    assert!(
+        refused_read.contains("GetDeployment") && refused_read.contains(MAX_DURATION_PARAMETER),
+        "{refused_read}"
+    );
+    let no_number = message(&no_number);
+    assert!(
+        no_number.contains("DeploymentNumber") && no_number.contains(MAX_DURATION_PARAMETER),
+        "{no_number}"
+    );
+    assert_eq!((refused.num_calls(), not_called.num_calls()), (1, 0));
+}
+
+#[tokio::test]
+async fn a_malformed_fallback_blocks_only_when_the_deployment_cannot_be_read() {
+    let mut e = event(FREEFORM);
+    e.parameters
+        .insert(MAX_DURATION_PARAMETER.into(), "20 minutes".into());
+    let (reader, _refused) = refused_deployment();
+
+    let read = handle(&e, &deployment(60), &deployed(None), &clock()).await;
+    let not_read = handle(&e, &reader, &deployed(None), &clock()).await;
+
+    assert_eq!(
+        content(&read)["lockstepMetadata"]["deploymentDurationSeconds"],
+        60
+    );
+    let not_read = message(&not_read);
+    assert!(
+        not_read.contains(MAX_DURATION_PARAMETER) && not_read.contains("whole number"),
+        "{not_read}"
+    );
+}
+
+#[tokio::test]
+async fn t_is_taken_after_the_deployment_read_and_the_deployed_content_read() {
+    let clock = clock();
+    let reader = Deployment {
+        delta: Duration::from_secs(120),
+        clock: Some((clock.clone(), TimeDelta::milliseconds(1500))),
+    };
+    let content_read = Deployed {
+        content: None,
+        clock: Some((clock.clone(), TimeDelta::milliseconds(700))),
+    };
+
+    let answer = handle(&event(FREEFORM), &reader, &content_read, &clock).await;
+
+    let doc = content(&answer);
+    assert_eq!(
+        doc["lockstepMetadata"]["lastModifiedTimestamp"], "2026-11-21T10:00:02.200Z",
+        "T = the clock once both reads are done"
+    );
+    assert_eq!(doc["lockstepMetadata"]["deploymentDurationSeconds"], 120);
+}
+
+#[tokio::test(start_paused = true)]
+async fn reads_that_never_answer_time_out_and_the_deployment_is_stamped_with_the_fallback() {
+    let (logs, _guard) = Logs::capture();
+    let started = tokio::time::Instant::now();
+
+    let answer = handle(&event(FREEFORM), &Hanging, &Hanging, &clock()).await;
+
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(2),
+        "both reads run at once, each bounded by 2 s"
+    );
+    let doc = content(&answer);
+    assert_eq!(doc["lockstepMetadata"]["deploymentDurationSeconds"], 60);
+    let fallback = logs.path("delta_fallback_parameter");
+    assert!(
+        fallback[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer within 2 s"),
+        "{fallback:?}"
+    );
+    assert_eq!(logs.path("no_previous").len(), 1);
 }
 
 #[tokio::test]
 async fn an_unchanged_flag_keeps_the_stamp_of_the_deployed_content() {
-    let fixture = include_str!("../../../events/stamping-pre-start-freeform.json");
-    let first = content(&handle(&event(fixture), &Deployed(None), t("2026-11-21T10:00:00Z")).await);
+    let first =
+        content(&handle(&event(FREEFORM), &deployment(60), &deployed(None), &clock()).await);
     let mut changed = first.clone();
     changed["useSubmissionsGsi"] = Value::Bool(true);
     changed.as_object_mut().unwrap().remove("lockstepMetadata");
-    let mut next = event(fixture);
+    let mut next = event(FREEFORM);
     next.content = Some(STANDARD.encode(changed.to_string()));
+    let later = clock();
+    later.advance(TimeDelta::hours(1));
 
-    let deployed = Deployed(Some(serde_json::to_vec(&first).unwrap()));
-    let second = content(&handle(&next, &deployed, t("2026-11-21T11:00:00Z")).await);
+    let previous = deployed(Some(serde_json::to_vec(&first).unwrap()));
+    let second = content(&handle(&next, &deployment(60), &previous, &later).await);
 
     let stamps = &second["lockstepMetadata"]["flags"];
     assert_eq!(
@@ -96,13 +463,33 @@ async fn an_unchanged_flag_keeps_the_stamp_of_the_deployed_content() {
 }
 
 #[tokio::test]
+async fn unparseable_previous_content_does_not_block_and_every_flag_gets_this_deployments_stamp() {
+    let (logs, _guard) = Logs::capture();
+    let previous = deployed(Some(br#"{"isFeatureXEnabled": "yes""#.to_vec()));
+
+    let answer = handle(&event(FREEFORM), &deployment(60), &previous, &clock()).await;
+
+    let doc = content(&answer);
+    let stamps = doc["lockstepMetadata"]["flags"].as_object().unwrap();
+    assert_eq!(stamps.len(), 3);
+    for (flag, stamp) in stamps {
+        assert_eq!(
+            stamp["lastModifiedTimestamp"], "2026-11-21T10:00:00.000Z",
+            "{flag}"
+        );
+    }
+    assert_eq!(logs.path("previous_unparseable").len(), 1);
+}
+
+#[tokio::test]
 async fn a_feature_flag_document_gets_an_enabled_declared_metadata_flag() {
     let answer = handle(
         &event(include_str!(
             "../../../events/stamping-pre-start-feature-flags.json"
         )),
-        &Deployed(None),
-        t("2026-11-21T10:00:00Z"),
+        &deployment(60),
+        &deployed(None),
+        &clock(),
     )
     .await;
 
@@ -119,49 +506,33 @@ async fn a_feature_flag_document_gets_an_enabled_declared_metadata_flag() {
 }
 
 #[tokio::test]
-async fn invalid_content_or_a_missing_duration_blocks_the_deployment_with_a_reason() {
-    let now = t("2026-11-21T10:00:00Z");
-    let invalid = handle(
-        &event(include_str!(
-            "../../../events/stamping-pre-start-invalid.json"
-        )),
-        &Deployed(None),
-        now,
-    )
-    .await;
-    let no_duration = handle(
-        &event(include_str!(
-            "../../../events/stamping-pre-start-no-duration.json"
-        )),
-        &Deployed(None),
-        now,
+async fn invalid_content_blocks_the_deployment_with_a_reason_even_over_unparseable_previous_content(
+) {
+    let invalid = event(include_str!(
+        "../../../events/stamping-pre-start-invalid.json"
+    ));
+    let alone = handle(&invalid, &deployment(60), &deployed(None), &clock()).await;
+    let over_garbage = handle(
+        &invalid,
+        &deployment(60),
+        &deployed(Some(b"not json".to_vec())),
+        &clock(),
     )
     .await;
 
-    assert_eq!(invalid["Error"], "BadRequestError");
-    assert!(
-        invalid["Message"]
-            .as_str()
-            .unwrap()
-            .contains("true or false"),
-        "{invalid}"
-    );
-    assert!(invalid.get("Content").is_none());
-    assert!(
-        no_duration["Message"]
-            .as_str()
-            .unwrap()
-            .contains("DeploymentDurationSeconds"),
-        "{no_duration}"
-    );
+    for answer in [&alone, &over_garbage] {
+        let message = message(answer);
+        assert!(message.contains("true or false"), "{message}");
+    }
 }
 
 #[tokio::test]
 async fn a_rollback_is_acknowledged_and_changes_nothing() {
     let answer = handle(
         &event(include_str!("../../../events/stamping-rolled-back.json")),
-        &Deployed(None),
-        t("2026-11-21T10:00:00Z"),
+        &deployment(60),
+        &deployed(None),
+        &clock(),
     )
     .await;
     assert_eq!(answer, serde_json::json!({}));
@@ -201,9 +572,7 @@ async fn the_deployed_content_is_read_through_appconfigdata_and_absent_when_noth
             &[&start, &get, &missing]
         ),
     };
-    let e = event(include_str!(
-        "../../../events/stamping-pre-start-freeform.json"
-    ));
+    let e = event(FREEFORM);
 
     let found = deployed.fetch(&e).await.unwrap();
     let none = deployed.fetch(&e).await;

@@ -221,6 +221,8 @@ pub struct Started {
     pub deployment_number: i32,
     /// The hosted configuration version deployed.
     pub configuration_version: i32,
+    /// Its label: what instances report as `configurationVersion`.
+    pub version_label: String,
     /// The strategy, with Δ.
     pub strategy: Strategy,
     /// T: this deployment's stamp.
@@ -407,21 +409,23 @@ impl Deployer {
         })
     }
 
-    /// The environment's deployments, newest first (AWS lists them so; ministack oldest first).
+    /// The environment's deployments, newest first: every page, sorted by number (AWS lists
+    /// newest first; ministack lists oldest first, one page).
     async fn deployments(
         &self,
         ids: &Resolved,
     ) -> Result<Vec<aws_sdk_appconfig::types::DeploymentSummary>, DeployError> {
-        let listed = self
+        let mut items: Vec<_> = self
             .client
             .list_deployments()
             .application_id(&ids.application)
             .environment_id(&ids.environment)
-            .max_results(50)
+            .into_paginator()
+            .items()
             .send()
+            .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(sdk("ListDeployments"))?;
-        let mut items = listed.items().to_vec();
         items.sort_by_key(|d| std::cmp::Reverse(d.deployment_number()));
         Ok(items)
     }
@@ -445,11 +449,43 @@ impl Deployer {
     }
 
     /// The content deployed now to the target's environment for its profile: the latest
-    /// `COMPLETE` deployment's hosted version, as stored (`None` when nothing is deployed).
+    /// `COMPLETE` deployment's hosted version number and content, as stored (`None` when
+    /// nothing is deployed).
     pub async fn deployed_content(
         &self,
         ids: &Resolved,
     ) -> Result<Option<(i32, Vec<u8>)>, DeployError> {
+        Ok(self
+            .deployed_hosted(ids)
+            .await?
+            .map(|(version, _, content)| (version, content)))
+    }
+
+    /// Like [`Deployer::deployed_content`], with the version's label (what instances report)
+    /// instead of its number, and the content in the retrieval form instances read.
+    pub async fn deployed_version(
+        &self,
+        ids: &Resolved,
+    ) -> Result<Option<(Option<String>, Vec<u8>)>, DeployError> {
+        Ok(self
+            .deployed_hosted(ids)
+            .await?
+            .map(|(_, label, content)| (label, retrieval(&content))))
+    }
+
+    /// The latest deployment of the environment, whatever its state.
+    pub async fn latest(&self, ids: &Resolved) -> Result<Option<Progress>, DeployError> {
+        Ok(self.deployments(ids).await?.first().map(|d| Progress {
+            deployment_number: d.deployment_number(),
+            state: d.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+            percentage_complete: d.percentage_complete().unwrap_or(0.0),
+        }))
+    }
+
+    async fn deployed_hosted(
+        &self,
+        ids: &Resolved,
+    ) -> Result<Option<(i32, Option<String>, Vec<u8>)>, DeployError> {
         for summary in self.deployments(ids).await? {
             if summary.state() != Some(&DeploymentState::Complete) {
                 continue;
@@ -481,8 +517,9 @@ impl Deployer {
                 .send()
                 .await
                 .map_err(sdk("GetHostedConfigurationVersion"))?;
+            let label = hosted.version_label().map(str::to_owned);
             let content = hosted.content().map(|b| b.as_ref().to_vec());
-            return Ok(content.map(|c| (version, c)));
+            return Ok(content.map(|c| (version, label, c)));
         }
         Ok(None)
     }
@@ -541,6 +578,12 @@ impl Deployer {
                 strategy.duration.as_secs()
             )
         });
+        // The label instances report as their configuration version: the stamp, unique per
+        // deployment and readable (AppConfig refuses an all-digit label).
+        let label = format!(
+            "T{}",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        );
         let version = self
             .client
             .create_hosted_configuration_version()
@@ -548,6 +591,7 @@ impl Deployer {
             .configuration_profile_id(&ids.profile)
             .content_type("application/json")
             .description(&description)
+            .version_label(&label)
             .content(Blob::new(stamped.content.clone()))
             .send()
             .await
@@ -616,6 +660,7 @@ impl Deployer {
             resolved: ids,
             deployment_number: started.deployment_number(),
             configuration_version: version,
+            version_label: label,
             strategy,
             last_modified_timestamp: DateTime::from_timestamp_millis(this.at.timestamp_millis())
                 .unwrap_or(this.at),
@@ -670,6 +715,29 @@ impl Deployer {
                 "COMPLETE" if left.is_none_or(|l| l <= chrono::TimeDelta::zero()) => {
                     return Ok(progress)
                 }
+                _ => tokio::time::sleep(every).await,
+            }
+        }
+    }
+
+    /// Follows `started` every `every` until it is `COMPLETE` (every session is handed the new
+    /// version); fails when it is rolled back.
+    pub async fn wait_complete(
+        &self,
+        started: &Started,
+        every: Duration,
+    ) -> Result<Progress, DeployError> {
+        loop {
+            let progress = self
+                .progress(&started.resolved, started.deployment_number)
+                .await?;
+            match progress.state.as_str() {
+                "ROLLED_BACK" | "REVERTED" => {
+                    return Err(DeployError::RolledBack {
+                        number: started.deployment_number,
+                    })
+                }
+                "COMPLETE" => return Ok(progress),
                 _ => tokio::time::sleep(every).await,
             }
         }

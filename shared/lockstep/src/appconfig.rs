@@ -140,8 +140,11 @@ impl AppConfigSource {
             .map(|blob| blob.into_inner())
             .filter(|bytes| !bytes.is_empty())
             .map(|bytes| Content {
+                // Without a label, a content hash still tells versions apart.
+                version: out
+                    .version_label
+                    .unwrap_or_else(|| format!("unlabelled-{:016x}", crate::local::fnv1a(&bytes))),
                 bytes,
-                version: out.version_label.unwrap_or_else(|| "unlabelled".into()),
             });
         Ok(Fetched {
             content,

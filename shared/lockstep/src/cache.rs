@@ -439,7 +439,10 @@ impl FlagCache {
                 return None;
             }
         };
-        match document::parse(&stored.content) {
+        let now = self.clock.now();
+        match document::parse(&stored.content).and_then(|doc| {
+            document::check_not_future(&doc, now, self.window.epsilon).map(|()| doc)
+        }) {
             Ok(doc) => {
                 let snapshot = Snapshot::from_document(
                     stored.version,
@@ -497,7 +500,9 @@ impl FlagCache {
         let mut snapshot = current.snapshot.clone();
         let mut to_save = None;
         match fetched.content {
-            Some(content) => match document::parse(&content.bytes) {
+            Some(content) => match document::parse(&content.bytes).and_then(|doc| {
+                document::check_not_future(&doc, start, self.window.epsilon).map(|()| doc)
+            }) {
                 Ok(doc) => {
                     let next = Snapshot::from_document(
                         content.version.clone(),

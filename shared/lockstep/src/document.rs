@@ -108,6 +108,12 @@ pub enum ContentError {
         /// What is wrong.
         why: &'static str,
     },
+    /// A stamp later than this instance's clock plus ε.
+    #[error("stamped {at}, in the future beyond ε of this instance's clock")]
+    FutureStamp {
+        /// The stamp.
+        at: DateTime<Utc>,
+    },
     /// A metadata field that is missing, of the wrong type or out of range.
     #[error("{METADATA_KEY}.{field}: {why}")]
     BadMetadata {
@@ -116,6 +122,28 @@ pub enum ContentError {
         /// What is wrong.
         why: String,
     },
+}
+
+/// Refuses a document stamped later than `now + epsilon` on this instance's clock: a stamp from
+/// the future (a wrong stamping clock, or tampering) would make a flag look consistent early once
+/// that moment comes, or never consistent; either way it is not a deployment that started.
+pub fn check_not_future(
+    doc: &Document,
+    now: DateTime<Utc>,
+    epsilon: Duration,
+) -> Result<(), ContentError> {
+    let limit = now + chrono::TimeDelta::from_std(epsilon).unwrap_or(chrono::TimeDelta::MAX);
+    let latest = doc
+        .flags
+        .values()
+        .filter_map(|f| f.stamp)
+        .chain(doc.profile_stamp)
+        .map(|s| s.at)
+        .max();
+    match latest {
+        Some(at) if at > limit => Err(ContentError::FutureStamp { at }),
+        _ => Ok(()),
+    }
 }
 
 /// Parses and validates content in either format.

@@ -378,3 +378,34 @@ async fn a_slow_durable_write_keeps_no_waiting_reader_and_is_cut_at_its_own_time
         "the refreshing request waits for its write, cut at the write's own timeout"
     );
 }
+
+#[tokio::test]
+async fn content_stamped_in_the_future_beyond_epsilon_is_rejected_and_the_last_good_version_stays()
+{
+    // The instance's clock reads 10:05:00; ε = 5 s.
+    let (cache, handle, clock) = cache_at(
+        "2026-11-21T10:05:00Z",
+        Overrides::none(),
+        Some(doc(false, false, "2026-11-21T10:00:00Z", 0, None)),
+    )
+    .await;
+    handle.publish("2", doc(true, false, "2026-11-21T10:05:51Z", 0, None));
+    clock.advance(TimeDelta::seconds(45));
+
+    let rejected = cache.read().await;
+    handle.publish("3", doc(true, false, "2026-11-21T10:06:34Z", 0, None));
+    clock.advance(TimeDelta::seconds(45));
+    let within_epsilon = cache.read().await;
+
+    // At 10:05:45 a stamp of 10:05:51 is 6 s ahead: refused, version 1 kept, degraded.
+    assert_eq!(rejected.snapshot().version, "1");
+    assert!(!rejected.is_enabled(X));
+    assert!(matches!(
+        rejected.degraded(),
+        Some(Degraded::InvalidContent { reason, .. }) if reason.contains("future")
+    ));
+    // At 10:06:30, a stamp of 10:06:34 is 4 s ahead: accepted (a skew within ε is what ε is for).
+    assert_eq!(within_epsilon.snapshot().version, "3");
+    assert!(within_epsilon.is_enabled(X));
+    assert_eq!(within_epsilon.degraded(), None);
+}

@@ -287,3 +287,111 @@ pub async fn create_layout(
         feature_flags_profile: profiles[1].clone(),
     })
 }
+
+/// A running ministack with the local layout created, and clients for it: what the runner's
+/// tests start.
+#[derive(Debug)]
+pub struct TestAppConfig {
+    /// The emulator (stopped when this is dropped).
+    pub stack: Ministack,
+    /// A control-plane client.
+    pub control: aws_sdk_appconfig::Client,
+    /// An AppConfigData client with Lockstep's settings.
+    pub data: aws_sdk_appconfigdata::Client,
+    /// The ids of what [`create_layout`] made.
+    pub layout: Layout,
+}
+
+/// Why the local AppConfig could not be started or used.
+#[derive(Debug, Error)]
+pub enum TestAppConfigError {
+    /// ministack did not start.
+    #[error(transparent)]
+    Start(#[from] MinistackError),
+    /// A control-plane call failed.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+}
+
+impl TestAppConfig {
+    /// Starts ministack for the project under `start` and creates `application`, `environment`
+    /// and `profile` (see [`create_layout`]).
+    pub async fn start(
+        start: &Path,
+        application: &str,
+        environment: &str,
+        profile: &str,
+    ) -> Result<Self, TestAppConfigError> {
+        let stack = Ministack::start_from(start).await?;
+        let control = appconfig_client(&stack.endpoint);
+        let data = appconfigdata_client(&stack.endpoint);
+        let layout = create_layout(&control, application, environment, profile).await?;
+        Ok(Self {
+            stack,
+            control,
+            data,
+            layout,
+        })
+    }
+
+    /// Deploys `content` to the Freeform profile exactly as given (no stamping: a test's stamps
+    /// are its own), labelled `label`, all at once, and waits until the deployment is
+    /// `COMPLETE`.
+    pub async fn publish(&self, content: &str, label: &str) -> Result<(), LayoutError> {
+        let fail = |operation: &'static str| {
+            move |e: Box<dyn std::error::Error + Send + Sync>| LayoutError {
+                operation,
+                source: e,
+            }
+        };
+        let version = self
+            .control
+            .create_hosted_configuration_version()
+            .application_id(&self.layout.application)
+            .configuration_profile_id(&self.layout.profile)
+            .content_type("application/json")
+            .version_label(label)
+            .content(aws_sdk_appconfig::primitives::Blob::new(content.as_bytes()))
+            .send()
+            .await
+            .map_err(|e| fail("CreateHostedConfigurationVersion")(Box::new(e)))?
+            .version_number();
+        let strategy = self
+            .control
+            .list_deployment_strategies()
+            .send()
+            .await
+            .map_err(|e| fail("ListDeploymentStrategies")(Box::new(e)))?
+            .items()
+            .iter()
+            .find(|s| s.name() == Some(LOCAL_STRATEGIES[0].0))
+            .and_then(|s| s.id().map(str::to_owned))
+            .unwrap_or_default();
+        let started = self
+            .control
+            .start_deployment()
+            .application_id(&self.layout.application)
+            .environment_id(&self.layout.environment)
+            .configuration_profile_id(&self.layout.profile)
+            .configuration_version(version.to_string())
+            .deployment_strategy_id(strategy)
+            .send()
+            .await
+            .map_err(|e| fail("StartDeployment")(Box::new(e)))?;
+        loop {
+            let got = self
+                .control
+                .get_deployment()
+                .application_id(&self.layout.application)
+                .environment_id(&self.layout.environment)
+                .deployment_number(started.deployment_number())
+                .send()
+                .await
+                .map_err(|e| fail("GetDeployment")(Box::new(e)))?;
+            if got.state() == Some(&aws_sdk_appconfig::types::DeploymentState::Complete) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
