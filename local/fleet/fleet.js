@@ -9,6 +9,7 @@
   const $ = (id) => document.getElementById(id);
   const rows = new Map(); // instance name -> { row, cells, button }
   let deployedVersion = null;
+  let rollingOutVersion = null; // the version of a deployment in progress
   let deployBuilt = false;
   let strategiesBuilt = false;
 
@@ -59,6 +60,7 @@
       : "no deployment yet";
     $("deployment").dataset.state = d ? d.state : "";
     $("stop").disabled = !running;
+    rollingOutVersion = running ? d.versionLabel : null;
     if (!strategiesBuilt && fleet.strategies.length) {
       $("strategy").replaceChildren(
         ...fleet.strategies.map((s) =>
@@ -143,14 +145,16 @@
         tr.className = instance.state;
         tr.dataset.instance = instance.name;
         const flag = instance.flags.isFeatureXEnabled;
-        const latest = instance.configurationVersion && instance.configurationVersion === deployedVersion;
+        const v = instance.configurationVersion;
+        const latest = v && v === deployedVersion;
+        const rolling = v && v === rollingOutVersion;
         cells.name.textContent = instance.name;
         cells.state.textContent =
           instance.state === "starting" ? `starting ${until(instance.startsAt, now)}` : instance.state;
-        cells.version.textContent = instance.configurationVersion
-          ? `${shortVersion(instance.configurationVersion)} ${latest ? "(latest)" : "(older)"}`
+        cells.version.textContent = v
+          ? `${shortVersion(v)} ${rolling ? "(new, rolling out)" : latest ? "(deployed)" : "(older)"}`
           : "–";
-        cells.version.className = instance.configurationVersion && !latest ? "stale" : "";
+        cells.version.className = v && !latest && !rolling ? "stale" : rolling ? "rolling" : "";
         cells.flag.textContent = flag ? String(flag.value) : "–";
         cells.flag.className = flag ? (flag.value ? "on" : "off") : "";
         cells.consistent.textContent =

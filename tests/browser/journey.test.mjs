@@ -267,7 +267,7 @@ test("the journey opens only when the fleet is consistent, in a real browser", {
     assert.match(await spa.textContent("#opens-in"), /\(in \d+ seconds?\)/);
     await spa.screenshot({ path: path.join(OUT, "step2-opens-at.png") });
     // The fleet view mid-rollout: some instances already hold the new version, some not yet.
-    await fleet.waitForSelector("td:has-text('(latest)')");
+    await fleet.waitForSelector("td:has-text('(deployed)')");
     await fleet.screenshot({ path: path.join(OUT, "fleet-view.png"), fullPage: true });
     await fleet.close();
   });

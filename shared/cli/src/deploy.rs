@@ -271,6 +271,8 @@ pub struct Progress {
     pub state: String,
     /// Percent of sessions handed the new version.
     pub percentage_complete: f32,
+    /// The deployed version's label, when it has one (what instances report).
+    pub version_label: Option<String>,
 }
 
 /// Deploys through the AppConfig control plane.
@@ -445,6 +447,7 @@ impl Deployer {
             deployment_number: d.deployment_number(),
             state: d.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
             percentage_complete: d.percentage_complete().unwrap_or(0.0),
+            version_label: d.version_label().map(str::to_owned),
         }))
     }
 
@@ -479,6 +482,7 @@ impl Deployer {
             deployment_number: d.deployment_number(),
             state: d.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
             percentage_complete: d.percentage_complete().unwrap_or(0.0),
+            version_label: d.version_label().map(str::to_owned),
         }))
     }
 
@@ -687,6 +691,7 @@ impl Deployer {
                 .map(|s| s.as_str().to_owned())
                 .unwrap_or_default(),
             percentage_complete: got.percentage_complete().unwrap_or(0.0),
+            version_label: got.version_label().map(str::to_owned),
         })
     }
 
