@@ -336,7 +336,7 @@ async fn a_slow_durable_write_keeps_no_waiting_reader_and_is_cut_at_its_own_time
         clock: Arc::new(clock.clone()),
     };
     let cache = FlagCache::build(Box::new(source), options, Some(store.clone())).await;
-    handle.publish("2", doc(false, false, "2026-11-21T10:06:00Z", 0, None));
+    handle.publish("2", doc(false, false, "2026-11-21T10:05:30Z", 0, None));
     handle.set_delay(Some(Duration::from_millis(100)));
     clock.advance(TimeDelta::seconds(45));
     let flag = cache.handle(X).unwrap();
