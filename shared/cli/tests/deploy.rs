@@ -387,3 +387,66 @@ fn a_refused_deploy_exits_2_and_says_why() {
         "{stderr}"
     );
 }
+
+/// The feature-flag profile type: `lockstep deploy` stamps the stored format, ministack serves
+/// the retrieval format, and the flag library reads the stamps from the metadata flag.
+#[tokio::test]
+async fn a_feature_flag_profile_is_stamped_in_the_stored_format_and_read_in_the_retrieval_format() {
+    use lockstep::appconfig::{AppConfigSource, Target as DataTarget};
+    use lockstep::cache::CacheOptions;
+    use lockstep::{FlagCache, FlagCatalog, FlagDecl, Overrides, Settings, SystemClock};
+    use lockstep_testkit::ministack::appconfigdata_client;
+    use std::sync::Arc;
+
+    let (stack, client) = ministack().await;
+    let deployer = Deployer::new(client, WINDOW, None);
+    let stored = r#"{"version": "1",
+      "flags": {"isFeatureXEnabled": {"name": "Journey X"}, "useSubmissionsGsi": {"name": "GSI"}},
+      "values": {"isFeatureXEnabled": {"enabled": true}, "useSubmissionsGsi": {"enabled": false}}}"#;
+    let mut request = request(Changes::Content(stored.into()), "lockstep-all-at-once");
+    request.target.profile = "flags-feature-flags".into();
+
+    let started = deployer.deploy(&request, Utc::now).await.unwrap();
+    deployer
+        .wait_complete(&started, Duration::from_millis(100))
+        .await
+        .unwrap();
+    let source = AppConfigSource::new(
+        appconfigdata_client(&stack.endpoint),
+        DataTarget {
+            application: "lockstep".into(),
+            environment: "test".into(),
+            profile: "flags-feature-flags".into(),
+        },
+        Duration::from_secs(15),
+    );
+    let options = CacheOptions {
+        catalog: FlagCatalog::new(vec![
+            FlagDecl::public("isFeatureXEnabled"),
+            FlagDecl::internal("useSubmissionsGsi"),
+        ])
+        .unwrap(),
+        overrides: Overrides::none(),
+        settings: Settings {
+            poll_interval: Duration::from_secs(15),
+            ..Settings::default()
+        },
+        clock: Arc::new(SystemClock),
+    };
+    let cache = FlagCache::new(Box::new(source), options).await;
+    let view = cache.read().await;
+
+    assert_eq!(view.degraded(), None, "the retrieval form validated");
+    assert_eq!(
+        view.snapshot().format,
+        Some(lockstep::document::Format::FeatureFlags)
+    );
+    assert_eq!(view.snapshot().version, started.version_label);
+    let x = view.status("isFeatureXEnabled").unwrap();
+    assert!(x.value);
+    assert_eq!(
+        x.consistent_at, started.flags["isFeatureXEnabled"].consistent_at,
+        "the stamp went through the metadata flag's attributes"
+    );
+    assert!(!view.is_enabled("useSubmissionsGsi"));
+}
