@@ -9,7 +9,7 @@
 //! It fails loudly: a missing `java` or a missing `npm ci` is an error that says what to do,
 //! never a silent skip.
 
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use crate::local_service::{free_port, local_config, wait_until_answering};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
     GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType, Projection, ProjectionType,
@@ -85,7 +85,11 @@ impl DynamoLocal {
             .filter(|p| p.join("DynamoDBLocal.jar").is_file())
             .max()
             .ok_or_else(|| LocalError::JarMissing(root.display().to_string()))?;
-        let port = if port == 0 { free_port()? } else { port };
+        let port = if port == 0 {
+            free_port().map_err(LocalError::Port)?
+        } else {
+            port
+        };
         let launcher = write_launcher()?;
         let classpath = format!(
             ".:{}:{}/*",
@@ -117,13 +121,10 @@ impl DynamoLocal {
 
     async fn wait_until_ready(&self, limit: Duration) -> Result<(), LocalError> {
         let client = client(&self.endpoint);
-        let started = Instant::now();
-        while started.elapsed() < limit {
-            if client.list_tables().send().await.is_ok() {
-                tracing::info!(endpoint = %self.endpoint, ms = started.elapsed().as_millis() as u64, "DynamoDB Local answering");
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        let probe = || async { client.list_tables().send().await.is_ok() };
+        let every = Duration::from_millis(200);
+        if wait_until_answering("DynamoDB Local", &self.endpoint, limit, every, probe).await {
+            return Ok(());
         }
         Err(LocalError::NotAnswering {
             endpoint: self.endpoint.clone(),
@@ -147,26 +148,9 @@ fn write_launcher() -> Result<PathBuf, LocalError> {
     Ok(path)
 }
 
-fn free_port() -> Result<u16, LocalError> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(LocalError::Port)?;
-    Ok(listener.local_addr().map_err(LocalError::Port)?.port())
-}
-
 /// A client for a local endpoint with dummy credentials (DynamoDB Local checks none).
 pub fn client(endpoint: &str) -> Client {
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "local",
-            "local",
-            None,
-            None,
-            "lockstep-local",
-        ))
-        .endpoint_url(endpoint)
-        .build();
-    Client::from_conf(config)
+    Client::from_conf(local_config!(aws_sdk_dynamodb, endpoint).build())
 }
 
 /// Creates the submissions table, with its `byUserJourney` GSI when `with_gsi`, unless it exists.

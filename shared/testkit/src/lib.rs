@@ -11,6 +11,7 @@
 
 pub mod dynamo_local;
 pub mod fixtures;
+mod local_service;
 pub mod memory_store;
 pub mod ministack;
 

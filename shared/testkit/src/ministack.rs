@@ -7,9 +7,10 @@
 //! (`SERVICES=appconfig,appconfigdata`). It is stopped when dropped. A missing venv or a
 //! ministack that does not answer is an error that says what to do, never a silent fallback.
 
+use crate::local_service::{free_port, local_config, wait_until_answering};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use thiserror::Error;
 
 /// The ministack version `scripts/venv` installs.
@@ -87,7 +88,11 @@ impl Ministack {
     /// Starts `executable` on `port` (0: a free one) and waits until it answers (a second or
     /// two).
     pub async fn start(executable: &Path, port: u16) -> Result<Self, MinistackError> {
-        let port = if port == 0 { free_port()? } else { port };
+        let port = if port == 0 {
+            free_port().map_err(MinistackError::Port)?
+        } else {
+            port
+        };
         let child = tokio::process::Command::new(executable)
             .env("GATEWAY_PORT", port.to_string())
             .env("BIND_HOST", "127.0.0.1")
@@ -110,13 +115,10 @@ impl Ministack {
     }
 
     async fn wait_until_ready(&self, port: u16, limit: Duration) -> Result<(), MinistackError> {
-        let started = Instant::now();
-        while started.elapsed() < limit {
-            if health(port).await {
-                tracing::info!(endpoint = %self.endpoint, ms = started.elapsed().as_millis() as u64, "ministack answering");
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let every = Duration::from_millis(100);
+        let probe = || health(port);
+        if wait_until_answering("ministack", &self.endpoint, limit, every, probe).await {
+            return Ok(());
         }
         Err(MinistackError::NotAnswering {
             endpoint: self.endpoint.clone(),
@@ -144,44 +146,15 @@ async fn health(port: u16) -> bool {
     stream.read_exact(&mut head).await.is_ok() && head.starts_with(b"HTTP/1.1 200")
 }
 
-fn free_port() -> Result<u16, MinistackError> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(MinistackError::Port)?;
-    Ok(listener.local_addr().map_err(MinistackError::Port)?.port())
-}
-
 /// An AppConfig control-plane client for a local endpoint, with dummy credentials.
 pub fn appconfig_client(endpoint: &str) -> aws_sdk_appconfig::Client {
-    use aws_sdk_appconfig::config::{BehaviorVersion, Credentials, Region};
-    let config = aws_sdk_appconfig::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "local",
-            "local",
-            None,
-            None,
-            "lockstep-local",
-        ))
-        .endpoint_url(endpoint)
-        .build();
-    aws_sdk_appconfig::Client::from_conf(config)
+    aws_sdk_appconfig::Client::from_conf(local_config!(aws_sdk_appconfig, endpoint).build())
 }
 
 /// An AppConfigData client for a local endpoint with Lockstep's client settings
 /// (`lockstep::appconfig::configure`: no SDK retries), with dummy credentials.
 pub fn appconfigdata_client(endpoint: &str) -> aws_sdk_appconfigdata::Client {
-    use aws_sdk_appconfigdata::config::{BehaviorVersion, Credentials, Region};
-    let builder = aws_sdk_appconfigdata::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "local",
-            "local",
-            None,
-            None,
-            "lockstep-local",
-        ))
-        .endpoint_url(endpoint);
+    let builder = local_config!(aws_sdk_appconfigdata, endpoint);
     aws_sdk_appconfigdata::Client::from_conf(lockstep::appconfig::configure(builder).build())
 }
 
