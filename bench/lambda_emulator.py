@@ -10,6 +10,9 @@ Used by run.py for two measurements:
 - cold start: spawn the process with one event queued, time from just before the spawn to the
   moment its first response has arrived, then kill it;
 - peak memory: serve N events to one process, then read its VmHWM from /proc.
+
+Each spawned process gets its own server on a fresh port, so nothing from a killed process (a
+`next` already in the socket when it died) can reach the next process's events.
 """
 
 from __future__ import annotations
@@ -73,10 +76,13 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path != f"{PREFIX}/invocation/next":
             self._reply(404)
             return
-        # The session is read when the call arrives: a process killed while waiting here leaves
-        # this thread on its own, old queue, never on the next run's.
+        # One server per process: this is that process's queue. A killed process's waiting call
+        # gets None when its server is closed, and the thread ends.
         session: Session = self.server.session  # type: ignore[attr-defined]
         event = session.events.get()
+        if event is None:
+            self.close_connection = True
+            return
         deadline_ms = int(time.time() * 1000) + 30_000
         self._reply(
             200,
@@ -110,25 +116,16 @@ class _Server(ThreadingHTTPServer):
 
 
 class Emulator:
-    """The Runtime API on a free port of 127.0.0.1."""
+    """Spawns functions, each against its own Runtime API on a free port of 127.0.0.1."""
 
-    def __init__(self) -> None:
-        self.server = _Server(("127.0.0.1", 0), _Handler)
-        self.server.session = Session([])  # type: ignore[attr-defined]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def address(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"{host}:{port}"
-
-    def environment(self, extra: dict[str, str]) -> dict[str, str]:
+    @staticmethod
+    def environment(address: str, extra: dict[str, str]) -> dict[str, str]:
         """What Lambda sets for a function process (plus `extra`)."""
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LANG": "C.UTF-8",
             "TZ": ":UTC",
-            "AWS_LAMBDA_RUNTIME_API": self.address,
+            "AWS_LAMBDA_RUNTIME_API": address,
             "AWS_LAMBDA_FUNCTION_NAME": "bench",
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
@@ -142,11 +139,16 @@ class Emulator:
 
     def _spawn(self, command: list[str], env: dict[str, str], cwd: str, events: list[bytes]):
         session = Session(events)
-        self.server.session = session  # type: ignore[attr-defined]
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.session = session  # type: ignore[attr-defined]
+        session.server = server  # type: ignore[attr-defined]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        host, port = server.server_address[:2]
+        full_env = self.environment(f"{host}:{port}", env)
         started = time.perf_counter()
         process = subprocess.Popen(
             command,
-            env=self.environment(env),
+            env=full_env,
             cwd=cwd,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -167,27 +169,40 @@ class Emulator:
         raise RuntimeError("no response within the timeout")
 
     @staticmethod
-    def _stop(process: subprocess.Popen) -> None:
+    def _stop(session: Session, process: subprocess.Popen) -> None:
         process.send_signal(signal.SIGKILL)
         process.wait()
+        for _ in range(8):  # wakes the calls still waiting for an event
+            session.events.put(None)  # type: ignore[arg-type]
+        server = session.server  # type: ignore[attr-defined]
+        # In the background: shutdown() waits for serve_forever's next poll (up to 0.5 s).
+        threading.Thread(
+            target=lambda: (server.shutdown(), server.server_close()), daemon=True
+        ).start()
 
     def cold_start(self, command, env, cwd, event: bytes) -> tuple[float, bytes]:
         """Seconds from just before the spawn to the first response, and that response."""
+        started, at, body = self.timed_cold_start(command, env, cwd, event)
+        return at - started, body
+
+    def timed_cold_start(self, command, env, cwd, event: bytes) -> tuple[float, float, bytes]:
+        """The cold start as two `time.perf_counter()` instants (just before the spawn, the
+        first response's arrival) and that response."""
         session, process, started = self._spawn(command, env, cwd, [event])
         try:
             at, _, body = self._answer(session, process)
-            return at - started, body
+            return started, at, body
         finally:
-            self._stop(process)
+            self._stop(session, process)
 
     def serve(self, command, env, cwd, event: bytes, invocations: int) -> dict:
         """Serves `invocations` events to one process; its peak RSS and the throughput."""
         session, process, _ = self._spawn(command, env, cwd, [event] * invocations)
         try:
-            first, _, _ = self._answer(session, process)
+            first, _, body = self._answer(session, process)
             last = first
             for _ in range(invocations - 1):
-                last, _, _ = self._answer(session, process)
+                last, _, body = self._answer(session, process)
             status = open(f"/proc/{process.pid}/status").read()
             fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
             kib = lambda name: int(fields[name].split()[0])  # noqa: E731
@@ -196,24 +211,43 @@ class Emulator:
                 "peak_rss_kib": kib("VmHWM"),
                 "rss_kib": kib("VmRSS"),
                 "seconds_after_first": last - first,
+                "last_response": json.loads(body),
             }
         finally:
-            self._stop(process)
+            self._stop(session, process)
 
 
-def cold_starts(emulator: Emulator, command, env, cwd, event: bytes, runs: int, warmup: int = 1):
-    """`runs` cold starts after `warmup` discarded ones (page cache, bytecode cache)."""
-    for _ in range(warmup):
-        emulator.cold_start(command, env, cwd, event)
-    samples, first_body = [], None
-    for _ in range(runs):
-        seconds, body = emulator.cold_start(command, env, cwd, event)
-        samples.append(seconds)
-        first_body = first_body or body
+def cold_starts(
+    emulator: Emulator, command, env, cwd, event: bytes, runs: int, warmup: int = 1, check=None
+):
+    """`runs` cold starts after `warmup` discarded ones (page cache, bytecode cache). `check`,
+    when given, is called with every answer (parsed), the warm-up's included, and raises to
+    refuse it."""
+    variants = {"only": (command, env, cwd, check)}
+    return interleaved_cold_starts(emulator, variants, event, runs, warmup)["only"]
+
+
+def interleaved_cold_starts(emulator: Emulator, variants: dict, event: bytes, runs: int, warmup: int = 1):
+    """Like `cold_starts` for several functions at once, `variants` naming each one's
+    `(command, env, cwd, check)`: one round runs each in turn, so a change of load on a shared
+    machine weighs on all of them alike. Returns each one's figures by name."""
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    first: dict[str, bytes] = {}
+    for round_ in range(warmup + runs):
+        for name, (command, env, cwd, check) in variants.items():
+            seconds, body = emulator.cold_start(command, env, cwd, event)
+            if check:
+                check(json.loads(body))
+            if round_ >= warmup:
+                samples[name].append(seconds)
+                first.setdefault(name, body)
     return {
-        "runs": runs,
-        "median_ms": statistics.median(samples) * 1000,
-        "min_ms": min(samples) * 1000,
-        "max_ms": max(samples) * 1000,
-        "response": json.loads(first_body),
+        name: {
+            "runs": runs,
+            "median_ms": statistics.median(values) * 1000,
+            "min_ms": min(values) * 1000,
+            "max_ms": max(values) * 1000,
+            "response": json.loads(first[name]),
+        }
+        for name, values in samples.items()
     }

@@ -29,11 +29,25 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 OUT = BENCH / "out"
 sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(BENCH / "python"))
 
-from lambda_emulator import Emulator, cold_starts  # noqa: E402
+import ministack  # noqa: E402
+from lambda_emulator import Emulator, interleaved_cold_starts  # noqa: E402
+from local_store import to_powertools  # noqa: E402
 
 P_SECONDS = 45
-FLAGS_FILE = ROOT / "local" / "config" / "lockstep:local:flags.json"
+# The flags both sides read from ministack: Lockstep's Freeform document, stamped in the past.
+BENCH_FLAGS = BENCH / "flags.json"
+# The same document as a local file, for the baselines without AppConfig (AppConfig Agent
+# local-development naming: <application>:<environment>:<profile>.json).
+LOCAL_DIR = OUT / "local"
+LOCAL_FILE = LOCAL_DIR / f"{ministack.APPLICATION}:{ministack.ENVIRONMENT}:{ministack.PROFILE}.json"
+MINISTACK = Path(
+    os.environ.get("LOCKSTEP_MINISTACK")
+    or ROOT / os.environ.get("LOCKSTEP_MINISTACK_VENV", ".venv-ministack") / "bin" / "ministack"
+)
+# Env a function must not inherit: it would bypass AppConfig (local dir) or add DynamoDB.
+BYPASS_VARS = ("LOCKSTEP_LOCAL_DIR", "LOCKSTEP_SNAPSHOT_TABLE")
 # (crate, bench target) → {key: criterion benchmark name}
 CRITERION = {
     ("lockstep", "read"): {
@@ -98,29 +112,164 @@ def powertools(python: str, quick: bool) -> dict:
     return json.loads(output)
 
 
-def functions(binary: Path, python: str):
-    rust = (
-        [str(binary)],
-        {
-            "LOCKSTEP_LOCAL_DIR": str(FLAGS_FILE.parent),
-            "AWS_APPCONFIG_EXTENSION_POLL_INTERVAL_SECONDS": str(P_SECONDS),
-        },
-    )
-    py = (
-        [python, str(BENCH / "python" / "runtime_loop.py"), "handler.handler"],
-        {
-            "PYTHONPATH": str(BENCH / "python"),
-            "LOCKSTEP_LOCAL_FILE": str(FLAGS_FILE),
-            "AWS_APPCONFIG_EXTENSION_POLL_INTERVAL_SECONDS": str(P_SECONDS),
-        },
-    )
-    return rust, py
+def functions(binary: Path, python: str, endpoint: str) -> dict[str, tuple[list[str], dict]]:
+    """Each side's command and environment: reading AppConfigData on ministack at `endpoint`
+    (the measured path), and the same flags from a local file (the baselines)."""
+    poll = {"AWS_APPCONFIG_EXTENSION_POLL_INTERVAL_SECONDS": str(P_SECONDS)}
+    target = {
+        "LOCKSTEP_APPCONFIG_APPLICATION": ministack.APPLICATION,
+        "LOCKSTEP_APPCONFIG_ENVIRONMENT": ministack.ENVIRONMENT,
+    }
+    rust_cmd = [str(binary)]
+    py_cmd = [python, str(BENCH / "python" / "runtime_loop.py"), "handler.handler"]
+    pythonpath = {"PYTHONPATH": str(BENCH / "python")}
+    variants = {
+        "ours": (
+            rust_cmd,
+            {**ministack.client_env(endpoint), **target,
+             "LOCKSTEP_APPCONFIG_PROFILE": ministack.PROFILE, **poll},
+        ),
+        "python": (
+            py_cmd,
+            {**pythonpath, **ministack.client_env(endpoint), **target,
+             "LOCKSTEP_APPCONFIG_PROFILE": ministack.POWERTOOLS_PROFILE, **poll},
+        ),
+        "ours_local": (
+            rust_cmd,
+            {**target, "LOCKSTEP_APPCONFIG_PROFILE": ministack.PROFILE,
+             "LOCKSTEP_LOCAL_DIR": str(LOCAL_DIR), **poll},
+        ),
+        "python_local": (py_cmd, {**pythonpath, "LOCKSTEP_LOCAL_FILE": str(LOCAL_FILE), **poll}),
+    }
+    # The emulator builds each process's environment from scratch (nothing inherited from this
+    # one), so the AppConfig variants have neither bypass variable.
+    for name in ("ours", "python"):
+        env = Emulator.environment("-", variants[name][1])
+        assert not any(var in env for var in BYPASS_VARS), (name, env)
+    return variants
 
 
-def check_config_answer(answer: dict, who: str) -> None:
+def check_config_answer(answer: dict, who: str, lockstep: bool) -> None:
+    """The first /config answer must carry the deployed flag (isFeatureXEnabled is true in
+    bench/flags.json; both sides default to false); ours must also not be degraded, which would
+    mean it served its bundled defaults because it did not get its flags from AppConfig."""
     body = json.loads(answer["body"])
+    if lockstep and body.get("degraded") is not None:
+        raise RuntimeError(
+            f"{who} answered degraded={body['degraded']!r} ({answer!r}): it did not get its "
+            "flags from its source (is ministack up and deployed?)"
+        )
     if answer.get("statusCode") != 200 or body.get("isFeatureXEnabled") is not True:
-        raise RuntimeError(f"{who} answered {answer!r}")
+        raise RuntimeError(
+            f"{who} answered {answer!r}: the flag is not the deployed one, so it did not read "
+            "its flags (is ministack up and deployed?)"
+        )
+
+
+# What a traced cold start's calls are (AppConfigData's REST paths).
+CALL_NAMES = {
+    ("POST", "/configurationsessions"): "StartConfigurationSession",
+    ("GET", "/configuration"): "GetLatestConfiguration",
+}
+
+
+def traced_cold_starts(emulator, proxy, command, env, cwd, event, runs: int, who: str) -> dict:
+    """Cold starts through the timestamping relay: which calls each makes and when (ms from the
+    spawn, medians over `runs`)."""
+    env = dict(env, AWS_ENDPOINT_URL=proxy.endpoint)
+    samples = []
+    for _ in range(runs):
+        started, answered, body = emulator.timed_cold_start(command, env, cwd, event)
+        calls = proxy.calls_since(started)
+        for call in calls:
+            call["name"] = CALL_NAMES.get((call["method"], call["path"]), f"{call['method']} {call['path']}")
+        names = [c["name"] for c in calls]
+        if names != list(CALL_NAMES.values()) or any(not 200 <= (c["status"] or 0) < 300 for c in calls):
+            raise RuntimeError(f"{who}'s traced cold start made {calls!r}")
+        samples.append({"calls": calls, "answer_ms": (answered - started) * 1000})
+    med = lambda f: statistics.median(f(s) for s in samples)  # noqa: E731
+    start = lambda s: s["calls"][0]  # noqa: E731
+    get = lambda s: s["calls"][1]  # noqa: E731
+    return {
+        "runs": runs,
+        "calls": [f"{c['name']} {c['status']}" for c in samples[0]["calls"]],
+        "connections": len({c["connection"] for c in samples[0]["calls"]}),
+        "to_first_call_ms": med(lambda s: start(s)["sent_ms"]),
+        "start_ms": med(lambda s: start(s)["answered_ms"] - start(s)["sent_ms"]),
+        "between_ms": med(lambda s: get(s)["sent_ms"] - start(s)["answered_ms"]),
+        "get_ms": med(lambda s: get(s)["answered_ms"] - get(s)["sent_ms"]),
+        "after_ms": med(lambda s: s["answer_ms"] - get(s)["answered_ms"]),
+        "answer_ms": med(lambda s: s["answer_ms"]),
+    }
+
+
+def appconfig_side(emulator: Emulator, binary: Path, python: str, quick: bool) -> dict:
+    """Everything measured against ministack: started here, stopped on the way out (errors
+    included)."""
+    event = (ROOT / "events" / "config-get.json").read_bytes()
+    document = json.loads(BENCH_FLAGS.read_text())
+    LOCAL_DIR.mkdir(parents=True, exist_ok=True)
+    LOCAL_FILE.write_text(json.dumps(document, indent=2) + "\n")
+    documents = {ministack.PROFILE: document, ministack.POWERTOOLS_PROFILE: to_powertools(document)}
+    results: dict = {}
+    log(f"ministack: {MINISTACK}")
+    with ministack.Ministack(MINISTACK, OUT / "ministack.log") as ms:
+        log(f"ministack healthy at {ms.endpoint}; deploying {', '.join(documents)}")
+        versions = ministack.deploy(ms.endpoint, documents)
+        for profile, document_ in documents.items():
+            if ministack.read_back(ms.endpoint, profile) != document_:
+                raise RuntimeError(f"ministack serves something else for {profile}")
+        variants = functions(binary, python, ms.endpoint)
+        checks = {
+            "ours": lambda a: check_config_answer(a, "the config function (AppConfigData on ministack)", True),
+            "python": lambda a: check_config_answer(a, "the Python handler (AppConfigStore on ministack)", False),
+            "ours_local": lambda a: check_config_answer(a, "the config function (local file)", True),
+            "python_local": lambda a: check_config_answer(a, "the Python handler (local file)", False),
+        }
+        cwd = {"ours": str(ROOT), "python": str(BENCH / "python")}
+        cwd.update(ours_local=cwd["ours"], python_local=cwd["python"])
+
+        runs = 5 if quick else 15
+        log(f"cold starts: {runs} rounds, each through AppConfigData on ministack and from a local file")
+        # Round after round of the four, so that the baselines see the same load as the row.
+        cold = interleaved_cold_starts(
+            emulator,
+            {name: (*variants[name], cwd[name], checks[name])
+             for name in ("ours", "python", "ours_local", "python_local")},
+            event,
+            runs,
+        )
+        results["cold_start"] = {"ours": cold["ours"], "python": cold["python"]}
+        results["cold_start_local"] = {"ours": cold["ours_local"], "python": cold["python_local"]}
+
+        invocations = 2_000 if quick else 10_000
+        log(f"peak RSS: {invocations} requests each, through AppConfigData on ministack")
+        results["rss"] = {}
+        for name in ("ours", "python"):
+            command, env = variants[name]
+            served = emulator.serve(command, env, cwd[name], event, invocations)
+            checks[name](served["last_response"])
+            results["rss"][name] = served
+
+        log("the calls at a cold start, timed: boto3 against ministack, then traced cold starts")
+        results["calls_boto3"] = ministack.call_split(ms.endpoint, ministack.PROFILE, 10 if quick else 30)
+        traced_runs = 3 if quick else 7
+        proxy = ministack.TimingProxy(ms.port)
+        try:
+            results["traced"] = {
+                name: traced_cold_starts(
+                    emulator, proxy, *variants[name], cwd[name], event, traced_runs, name
+                )
+                for name in ("ours", "python")
+            }
+        finally:
+            proxy.close()
+        results["ministack"] = {
+            "version": ministack.server_version(ms.endpoint),
+            "deployed": versions,
+            "rss_kib": ms.rss_kib(),
+        }
+    return results
 
 
 def fleet() -> dict[str, dict]:
@@ -248,7 +397,7 @@ def rows(r: dict) -> list[dict]:
         },
         {
             "key": "cold_start",
-            "what": f"Cold start: spawn → first `/config` answer, Runtime API emulator, median of {r['cold_start']['ours']['runs']}",
+            "what": f"Cold start: spawn → first `/config` answer through AppConfigData on ministack (loopback), Runtime API emulator, median of {r['cold_start']['ours']['runs']}",
             "ours": f"{cold:.1f} ms",
             "alternative": f"{cold_py:.0f} ms Python + Powertools handler",
             "ratio": f"{times(cold_py / cold)} faster",
@@ -290,7 +439,7 @@ def rows(r: dict) -> list[dict]:
         },
         {
             "key": "rss",
-            "what": f"Peak RSS (VmHWM) after serving {r['rss']['ours']['invocations']:,} `/config` requests",
+            "what": f"Peak RSS (VmHWM) after serving {r['rss']['ours']['invocations']:,} `/config` requests, flags through AppConfigData on ministack (loopback)",
             "ours": mib(rss * 1024),
             "alternative": f"{mib(rss_py * 1024)} Python + Powertools handler",
             "ratio": f"{times(rss_py / rss)} smaller",
@@ -329,10 +478,19 @@ MISSES = {
         "and builds the response headers; a pre-rendered body per snapshot (only `serverTime` and "
         "the consistency bits change between reads) would close it."
     ),
-    "cold_start": (
-        "Most of the cold start is process start and the runtime client's first connection; the "
-        "flag prefetch reads a local file. On a loaded machine the spawn itself dominates: the "
-        "ratio is the stable figure."
+    "cold_start": lambda r: (
+        f"Ours, traced through a relay in front of ministack (medians): {where(r['traced']['ours'])}. "
+        f"The same binary on the same document from a local file (`LOCKSTEP_LOCAL_DIR`) starts in "
+        f"{r['cold_start_local']['ours']['median_ms']:.1f} ms in this run: process start, the Tokio "
+        "runtime and aws-config's environment and profile loading, which both paths do. So the "
+        f"AppConfig path adds {added(r, 'ours')} ms: building the AppConfigData client, the "
+        "loopback connection, signing, and the two calls, which ministack answers in "
+        f"{r['traced']['ours']['start_ms']:.1f} and {r['traced']['ours']['get_ms']:.1f} ms "
+        "through the relay. The larger share in this run: "
+        f"{dominant(r)}. On this shared 2-core machine ministack, the emulator and the function "
+        "compete for the CPU: the ratio, measured side by side, is the stable figure. Python: "
+        f"{where(r['traced']['python'])}; "
+        f"from a local file it starts in {r['cold_start_local']['python']['median_ms']:.0f} ms."
     ),
     "bill": (
         "More calls than the bound in an hour would mean a refresh before P; configurations "
@@ -341,11 +499,41 @@ MISSES = {
 }
 
 
+def where(t: dict) -> str:
+    """A traced cold start's time line, in words."""
+    return (
+        f"first call to ministack at {t['to_first_call_ms']:.1f} ms after the spawn, "
+        f"`StartConfigurationSession` {t['start_ms']:.1f} ms, {t['between_ms']:.1f} ms to the next "
+        f"request, `GetLatestConfiguration` {t['get_ms']:.1f} ms, then {t['after_ms']:.1f} ms to "
+        f"the answer ({t['answer_ms']:.1f} ms in all, through the relay)"
+    )
+
+
+def dominant(r: dict) -> str:
+    local = r["cold_start_local"]["ours"]["median_ms"]
+    extra = r["cold_start"]["ours"]["median_ms"] - local
+    if local >= extra:
+        return f"what both paths do ({local:.1f} ms), not the AppConfig path ({extra:.1f} ms)"
+    return f"the AppConfig path ({extra:.1f} ms), more than what both paths do ({local:.1f} ms)"
+
+
+def connections(t: dict) -> str:
+    n = t["connections"]
+    return "on one connection" if n == 1 else f"on {n} connections"
+
+
+def added(r: dict, side: str) -> str:
+    """What reading through AppConfigData adds to a cold start, against the local-file baseline."""
+    return f"{r['cold_start'][side]['median_ms'] - r['cold_start_local'][side]['median_ms']:.1f}"
+
+
 def markdown(r: dict, rows_: list[dict], quick: bool) -> str:
     m = r["machine"]
     missed = [row for row in rows_ if row["met"] is False]
-    notes = "\n".join(f"- **{row['what']}** — {MISSES[row['key']]}" for row in missed)
+    note = lambda key: MISSES[key](r) if callable(MISSES[key]) else MISSES[key]  # noqa: E731
+    notes = "\n".join(f"- **{row['what']}** — {note(row['key'])}" for row in missed)
     f, busy = r["fleet"]["fleet"], r["fleet"]["busy"]
+    ms, tr = r["ministack"], r["traced"]
     return f"""# Benchmarks
 
 Lockstep next to what users would pick instead. Every figure below comes from one run of
@@ -389,16 +577,49 @@ Run on {r['date']}: {m['cpu']}, {m['cores']} cores, {m['ram']} RAM, {m['os']}, c
   schema (`{{"name": {{"default": bool}}}}`), the same dict each call, so Powertools validates it
   once (its best case). Ours is the in-process read above.
 - **Cold start** — `bench/lambda_emulator.py`, a minimal Lambda Runtime API on 127.0.0.1
-  (Python `http.server`), spawns the function the way Lambda does (`AWS_LAMBDA_RUNTIME_API` and
-  the usual variables set) with one `GET /config` event (events/config-get.json) queued, and
-  times from just before the spawn to the arrival of the first response; one discarded warm-up
-  run, then the median. Ours: the config function's x86_64 release binary with
-  `LOCKSTEP_LOCAL_DIR=local/config` (the prefetch reads the flags file at init). Python:
-  `bench/python/handler.py`, Powertools `FeatureFlags` over a `StoreProvider` reading the same
-  file (cached for P), run by `bench/python/runtime_loop.py`, a tiny runtime loop that does less
-  than Lambda's own Python runtime (so it flatters Python). Most of the Python figure is
-  imports: `aws_lambda_powertools.utilities.feature_flags` brings in boto3 and botocore through
-  its AppConfig store even when a custom store is used (`python -X importtime` shows it).
+  (Python `http.server`, a fresh one per process), spawns the function the way Lambda does
+  (`AWS_LAMBDA_RUNTIME_API` and the usual variables set) with one `GET /config` event
+  (events/config-get.json) queued, and times from just before the spawn to the arrival of the
+  first response; one discarded warm-up round, then the median. The rounds interleave the four
+  functions measured (each side through AppConfig, then each from a local file, the baselines
+  below), so load on this shared machine weighs on them alike. Both sides read their flags
+  from AppConfigData on ministack {ms['version']} (docs/appconfig-emulator.md), which the bench
+  starts on a free loopback port (`SERVICES=appconfig,appconfigdata`) and stops at the end
+  (`bench/ministack.py`): application `lockstep`, environment `bench`, two Freeform profiles
+  with the flags of `bench/flags.json`, deployed with boto3 by an all-at-once strategy (0
+  minutes, no bake) and checked COMPLETE. Both get the same environment: `AWS_ENDPOINT_URL`
+  (ministack), `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY=local`, `AWS_REGION=us-east-1`,
+  `AWS_EC2_METADATA_DISABLED=true`. Ours: the config function's x86_64 release binary with
+  `LOCKSTEP_APPCONFIG_APPLICATION/ENVIRONMENT/PROFILE` = `lockstep`/`bench`/`flags` and no
+  `LOCKSTEP_LOCAL_DIR` or `LOCKSTEP_SNAPSHOT_TABLE`, so its cold start includes aws-config's
+  credential and region resolution, the AppConfigData client, `StartConfigurationSession` and
+  the first `GetLatestConfiguration`; every answer must carry `isFeatureXEnabled: true` with
+  `degraded: null`, or the bench fails. Python: `bench/python/handler.py`, Powertools
+  `FeatureFlags` over Powertools' own `AppConfigStore(max_age=P)` on profile `flags-powertools`
+  (the same flags in Powertools' schema, `{{"name": {{"default": bool}}}}`): boto3's client is
+  built at import and the same two calls are made at the first `evaluate`; every answer must
+  carry the flag on (its default is off). It is run by `bench/python/runtime_loop.py`, a tiny
+  runtime loop that does less than Lambda's own Python runtime (so it flatters Python). Most of
+  the Python figure is imports (boto3 and botocore through Powertools' AppConfig store) and
+  building the boto3 client.
+  Where the time goes, from {tr['ours']['runs']} more cold starts of each side through a
+  timestamping TCP relay in front of ministack (`bench/ministack.py`; medians, and the relay
+  adds a hop to each call):
+  - ours: {where(tr['ours'])};
+  - Python: {where(tr['python'])};
+  - the calls each cold start made, in order: {', '.join(f'`{c}`' for c in tr['ours']['calls'])}
+    (ours, {connections(tr['ours'])}) and
+    {', '.join(f'`{c}`' for c in tr['python']['calls'])} (Python, {connections(tr['python'])});
+    the bench fails on any other sequence;
+  - baselines, the same document from a local file instead of AppConfig, in the same run: ours
+    {r['cold_start_local']['ours']['median_ms']:.1f} ms (`LOCKSTEP_LOCAL_DIR`; the AppConfig
+    path adds {added(r, 'ours')} ms), Python {r['cold_start_local']['python']['median_ms']:.0f} ms
+    (Powertools over a custom `StoreProvider`; `AppConfigStore` adds {added(r, 'python')} ms);
+  - the two calls from a warm boto3 client, its own serialization, signing and parsing
+    included (median of {r['calls_boto3']['runs']}): `StartConfigurationSession`
+    {r['calls_boto3']['start_ms']:.1f} ms, `GetLatestConfiguration`
+    {r['calls_boto3']['get_ms']:.1f} ms; a new boto3 session and client, imports done:
+    {r['calls_boto3']['client_ms']:.0f} ms.
 - **AppConfig bill** — `shared/lockstep/tests/fleet_simulation.rs` at P = {f['poll_interval_s']:.0f} s,
   the real cache in virtual time (figures read from the JSON reports the tests write under
   `LOCKSTEP_REPORT_DIR`). The busy instance takes one request a second for an hour from its
@@ -422,10 +643,13 @@ Run on {r['date']}: {m['cpu']}, {m['cores']} cores, {m['ram']} RAM, {m['os']}, c
   (cargo-lambda {r['versions']['cargo_lambda']} with zig from PyPI, in `bench/.venv`), the
   `bootstrap` as built, not stripped further; when that build fails (`--no-arm64`, or no zig),
   the x86_64 release binary instead, as the row says.
-- **Peak RSS** — the same emulator serves {r['rss']['ours']['invocations']:,} `GET /config`
-  events to one process, then reads `VmHWM` from `/proc/<pid>/status` (the emulator paces it:
-  {r['rss']['ours']['seconds_after_first']:.1f} s for ours, {r['rss']['python']['seconds_after_first']:.1f} s
-  for Python).
+- **Peak RSS** — the same emulator, with the same ministack and the same environment as the
+  cold start (both sides read through AppConfigData), serves {r['rss']['ours']['invocations']:,}
+  `GET /config` events to one process, then reads `VmHWM` from `/proc/<pid>/status` (the
+  emulator paces it: {r['rss']['ours']['seconds_after_first']:.1f} s for ours,
+  {r['rss']['python']['seconds_after_first']:.1f} s for Python; a run longer than P = {P_SECONDS} s
+  would include a poll). The last answer is checked like the cold start's. ministack itself
+  held {r['ministack']['rss_kib'] / 1024:.0f} MiB at the end, counted on neither side.
 
 ## Commands
 
@@ -469,23 +693,7 @@ def main() -> None:
     results["criterion"] = criterion(args.quick)
     results["powertools"] = powertools(python, args.quick)
 
-    emulator = Emulator()
-    event = (ROOT / "events" / "config-get.json").read_bytes()
-    (rust_cmd, rust_env), (py_cmd, py_env) = functions(binary, python)
-    runs = 5 if args.quick else 15
-    log(f"cold starts: {runs} each")
-    ours = cold_starts(emulator, rust_cmd, rust_env, str(ROOT), event, runs)
-    theirs = cold_starts(emulator, py_cmd, py_env, str(ROOT / "bench" / "python"), event, runs)
-    check_config_answer(ours["response"], "the config function")
-    check_config_answer(theirs["response"], "the Python handler")
-    results["cold_start"] = {"ours": ours, "python": theirs}
-
-    invocations = 2_000 if args.quick else 10_000
-    log(f"peak RSS: {invocations} requests each")
-    results["rss"] = {
-        "ours": emulator.serve(rust_cmd, rust_env, str(ROOT), event, invocations),
-        "python": emulator.serve(py_cmd, py_env, str(ROOT / "bench" / "python"), event, invocations),
-    }
+    results.update(appconfig_side(Emulator(), binary, python, args.quick))
 
     results["fleet"] = fleet()
     results["size"] = bootstrap_size(binary, arm64=not args.no_arm64)
