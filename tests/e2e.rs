@@ -482,3 +482,29 @@ async fn a_cold_start_that_cannot_reach_appconfig_serves_the_durable_snapshot_de
         503
     );
 }
+
+#[tokio::test]
+async fn a_cursor_that_is_not_ours_answers_400_whatever_its_bytes() {
+    let e = env(ENABLED, Overrides::none()).await;
+    e.clock.advance(TimeDelta::minutes(10));
+    assert_eq!(
+        e.submit(None, &submission("cursor-user", 1)).await.status,
+        201
+    );
+
+    for cursor in ["a%C3%A9b", "%C3%A9", "zz", "00", "%F0%9F%92%A5%F0%9F%92%A5"] {
+        let reply = e
+            .send(
+                "GET",
+                &format!(
+                    "/feature-x/submissions?userId=cursor-user&journeyId=journey-1&cursor={cursor}"
+                ),
+                &[],
+                "",
+            )
+            .await;
+
+        assert_eq!(reply.status, 400, "cursor {cursor}");
+        assert_eq!(reply.headers["content-type"], "application/problem+json");
+    }
+}

@@ -256,9 +256,13 @@ fn same_origin(request: &lambda_http::Request) -> Result<(), ApiError> {
     }
 }
 
-/// The HTTP router: every path goes through [`Runner::serve`].
+/// The HTTP router: every path goes through [`Runner::serve`]; a panic answers 500
+/// problem+json (the functions' last-resort layer) instead of dropping the connection.
 pub fn router(runner: Arc<Runner>) -> axum::Router {
-    axum::Router::new().fallback(handle).with_state(runner)
+    axum::Router::new()
+        .fallback(handle)
+        .with_state(runner)
+        .layer(lockstep_http::CatchPanicLayer)
 }
 
 async fn handle(State(runner): State<Arc<Runner>>, request: AxumRequest) -> AxumResponse {

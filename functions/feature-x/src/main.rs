@@ -1,11 +1,13 @@
 use lambda_http::{run, service_fn, Error};
 use lockstep::SystemClock;
+use lockstep_http::catch_panic::{catch_panics, install_quiet_hook};
 use lockstep_sample::{dynamo::DynamoStore, product, FeatureX};
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
+    install_quiet_hook();
     let table = std::env::var("LOCKSTEP_TABLE").map_err(|_| "LOCKSTEP_TABLE is not set")?;
     // One AWS configuration for every client of this function.
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
@@ -15,8 +17,8 @@ async fn main() -> Result<(), Error> {
         .with_index_refresh(flags.window().poll_interval, Arc::new(SystemClock));
     let feature_x = FeatureX::new(Arc::new(flags), Arc::new(store), Arc::new(SystemClock))?;
     let feature_x = &feature_x;
-    run(service_fn(move |request| async move {
+    run(catch_panics(service_fn(move |request| async move {
         Ok::<_, Error>(feature_x.serve(request).await)
-    }))
+    })))
     .await
 }

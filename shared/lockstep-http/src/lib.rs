@@ -6,11 +6,14 @@
 //!   for your own routes, from `lambda_http` or axum.
 //! - [`config_endpoint`]: `GET /config`, the SPA's view of the flags and of the backend's
 //!   consistency.
+//! - [`catch_panic`]: the last resort, a panic answered 500 problem+json without echoing input.
 #![warn(missing_docs)]
 
+pub mod catch_panic;
 pub mod config_endpoint;
 pub mod gate;
 pub mod problem;
 
+pub use catch_panic::CatchPanicLayer;
 pub use gate::{Decided, GateLayer};
 pub use problem::ApiError;

@@ -204,7 +204,7 @@ impl DynamoStore {
         let mut start = q
             .cursor
             .as_deref()
-            .map(|c| decode_cursor(c, &q.user_id))
+            .map(|c| decode_cursor(c, &q.user_id, q.journey_id.as_ref()))
             .transpose()?;
         let mut items = Vec::new();
         let mut capacity = 0.0;
@@ -427,8 +427,11 @@ fn encode_cursor(last: &Submission) -> String {
     json.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
-fn decode_cursor(cursor: &str, user: &Ident) -> Result<Item, StoreError> {
-    if !cursor.len().is_multiple_of(2) || cursor.len() > 1024 {
+/// The keys a cursor names, refused unless it is one of ours for this user (and this journey,
+/// when the listing is a journey's). Never panics, whatever the string: hex is ASCII, so a
+/// non-ASCII cursor is refused before any slicing.
+fn decode_cursor(cursor: &str, user: &Ident, journey: Option<&Ident>) -> Result<Item, StoreError> {
+    if !cursor.is_ascii() || !cursor.len().is_multiple_of(2) || cursor.len() > 1024 {
         return Err(StoreError::BadCursor);
     }
     let bytes: Vec<u8> = (0..cursor.len())
@@ -440,9 +443,10 @@ fn decode_cursor(cursor: &str, user: &Ident) -> Result<Item, StoreError> {
         serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor)?;
     let fits = map.get("pk") == Some(&user_pk(user))
         && map.get("sk").is_some_and(|sk| sk.starts_with("SUB#"))
-        && map
-            .get("userJourney")
-            .is_some_and(|uj| uj.starts_with(&format!("{}#", user.as_str())))
+        && map.get("userJourney").is_some_and(|uj| match journey {
+            Some(journey) => *uj == user_journey(user, journey),
+            None => uj.starts_with(&format!("{}#", user.as_str())),
+        })
         && map.len() == 3;
     if !fits {
         return Err(StoreError::BadCursor);
@@ -524,19 +528,36 @@ mod tests {
     }
 
     #[test]
-    fn a_cursor_round_trips_and_refuses_another_users_or_garbage() {
+    fn a_cursor_round_trips_and_refuses_another_users_another_journeys_or_garbage() {
         let s = submission(None);
         let cursor = encode_cursor(&s);
-        let key = decode_cursor(&cursor, &s.user_id).unwrap();
+        let key = decode_cursor(&cursor, &s.user_id, None).unwrap();
         assert_eq!(key["sk"], AttributeValue::S(format!("SUB#{}", s.id)));
+        assert!(decode_cursor(&cursor, &s.user_id, Some(&s.journey_id)).is_ok());
         let other = Ident::parse("userId", "u2").unwrap();
-        assert!(matches!(
-            decode_cursor(&cursor, &other),
-            Err(StoreError::BadCursor)
-        ));
-        assert!(matches!(
-            decode_cursor("zz", &s.user_id),
-            Err(StoreError::BadCursor)
-        ));
+        let other_journey = Ident::parse("journeyId", "j2").unwrap();
+        for refused in [
+            decode_cursor(&cursor, &other, None),
+            decode_cursor(&cursor, &s.user_id, Some(&other_journey)),
+            decode_cursor("zz", &s.user_id, None),
+            decode_cursor("a\u{e9}b", &s.user_id, None),
+            decode_cursor("a\u{e9}", &s.user_id, None),
+        ] {
+            assert!(matches!(refused, Err(StoreError::BadCursor)));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decoding_any_cursor_never_panics(cursor in "\\PC{0,80}") {
+            let user = Ident::parse("userId", "u1").unwrap();
+            let _ = decode_cursor(&cursor, &user, None);
+        }
+
+        #[test]
+        fn decoding_any_hex_cursor_never_panics(cursor in "[0-9a-fA-F]{0,200}") {
+            let user = Ident::parse("userId", "u1").unwrap();
+            let _ = decode_cursor(&cursor, &user, None);
+        }
     }
 }
