@@ -17,13 +17,12 @@ use base64::Engine;
 use chrono::{DateTime, TimeDelta, Utc};
 use lockstep::source::{BoxFuture, SourceError};
 use lockstep::ManualClock;
+use lockstep_testkit::logs::Logs;
 use serde_json::Value;
 use stamping::{
     handle, AppConfigDeployed, AppConfigDeployment, DeployedContent, DeploymentDuration,
     DeploymentReadError, Event, DEPRECATED_DURATION_PARAMETER, MAX_DURATION_PARAMETER,
 };
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const FREEFORM: &str = include_str!("../../../events/stamping-pre-start-freeform.json");
@@ -141,89 +140,6 @@ fn message(answer: &Value) -> &str {
     assert_eq!(answer["Error"], "BadRequestError", "{answer}");
     assert!(answer.get("Content").is_none());
     answer["Message"].as_str().unwrap()
-}
-
-/// JSON log lines written while a test runs (this thread's subscriber).
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-thread_local! {
-    /// The buffer of the test running on this thread, if it captures.
-    static CAPTURE: std::cell::RefCell<Option<Logs>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Writes to this thread's capture buffer, if any.
-struct ThreadWriter;
-
-impl Write for ThreadWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        CAPTURE.with(|c| {
-            if let Some(logs) = c.borrow_mut().as_mut() {
-                let _ = logs.write(buf);
-            }
-        });
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Stops capturing when dropped.
-struct CaptureGuard;
-
-impl Drop for CaptureGuard {
-    fn drop(&mut self) {
-        CAPTURE.with(|c| c.borrow_mut().take());
-    }
-}
-
-impl Logs {
-    /// Captures this thread's logs until the guard is dropped. One global subscriber writes to
-    /// the capturing thread's buffer: a per-thread default subscriber would race with tracing's
-    /// callsite interest cache when tests run in parallel, and miss events.
-    fn capture() -> (Self, CaptureGuard) {
-        static GLOBAL: std::sync::Once = std::sync::Once::new();
-        GLOBAL.call_once(|| {
-            let subscriber = tracing_subscriber::fmt()
-                .json()
-                .with_writer(|| ThreadWriter)
-                .finish();
-            tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
-        });
-        let logs = Logs::default();
-        CAPTURE.with(|c| *c.borrow_mut() = Some(logs.clone()));
-        (logs, CaptureGuard)
-    }
-
-    /// The fields of every line logged with `path`.
-    fn path(&self, path: &str) -> Vec<Value> {
-        String::from_utf8(self.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap()["fields"].clone())
-            .filter(|f| f["path"] == path)
-            .collect()
-    }
-
-    /// Every line's message.
-    fn messages(&self) -> Vec<String> {
-        String::from_utf8(self.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap()["fields"]["message"].to_string())
-            .collect()
-    }
 }
 
 #[tokio::test]

@@ -308,18 +308,11 @@ impl Deployer {
             .send()
             .await
             .map_err(sdk("ListApplications"))?;
-        let application = apps
-            .items()
-            .iter()
-            .find(|a| {
-                a.id() == Some(target.application.as_str())
-                    || a.name() == Some(target.application.as_str())
-            })
-            .and_then(|a| a.id().map(str::to_owned))
-            .ok_or_else(|| DeployError::NotFound {
-                kind: "application",
-                name: target.application.clone(),
-            })?;
+        let application = find_id(
+            apps.items().iter().map(|a| (a.id(), a.name())),
+            &target.application,
+            "application",
+        )?;
         let envs = self
             .client
             .list_environments()
@@ -328,18 +321,11 @@ impl Deployer {
             .send()
             .await
             .map_err(sdk("ListEnvironments"))?;
-        let environment = envs
-            .items()
-            .iter()
-            .find(|e| {
-                e.id() == Some(target.environment.as_str())
-                    || e.name() == Some(target.environment.as_str())
-            })
-            .and_then(|e| e.id().map(str::to_owned))
-            .ok_or_else(|| DeployError::NotFound {
-                kind: "environment",
-                name: target.environment.clone(),
-            })?;
+        let environment = find_id(
+            envs.items().iter().map(|e| (e.id(), e.name())),
+            &target.environment,
+            "environment",
+        )?;
         let profiles = self
             .client
             .list_configuration_profiles()
@@ -348,17 +334,11 @@ impl Deployer {
             .send()
             .await
             .map_err(sdk("ListConfigurationProfiles"))?;
-        let profile = profiles
-            .items()
-            .iter()
-            .find(|p| {
-                p.id() == Some(target.profile.as_str()) || p.name() == Some(target.profile.as_str())
-            })
-            .and_then(|p| p.id().map(str::to_owned))
-            .ok_or_else(|| DeployError::NotFound {
-                kind: "configuration profile",
-                name: target.profile.clone(),
-            })?;
+        let profile = find_id(
+            profiles.items().iter().map(|p| (p.id(), p.name())),
+            &target.profile,
+            "configuration profile",
+        )?;
         Ok(Resolved {
             application,
             environment,
@@ -375,15 +355,11 @@ impl Deployer {
             .send()
             .await
             .map_err(sdk("ListDeploymentStrategies"))?;
-        let id = listed
-            .items()
-            .iter()
-            .find(|s| s.id() == Some(name_or_id) || s.name() == Some(name_or_id))
-            .and_then(|s| s.id().map(str::to_owned))
-            .ok_or_else(|| DeployError::NotFound {
-                kind: "deployment strategy",
-                name: name_or_id.to_owned(),
-            })?;
+        let id = find_id(
+            listed.items().iter().map(|s| (s.id(), s.name())),
+            name_or_id,
+            "deployment strategy",
+        )?;
         let got = self
             .client
             .get_deployment_strategy()
@@ -443,12 +419,7 @@ impl Deployer {
                     | Some(DeploymentState::RollingBack)
             )
         });
-        Ok(active.map(|d| Progress {
-            deployment_number: d.deployment_number(),
-            state: d.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
-            percentage_complete: d.percentage_complete().unwrap_or(0.0),
-            version_label: d.version_label().map(str::to_owned),
-        }))
+        Ok(active.as_ref().map(Progress::of))
     }
 
     /// The content deployed now to the target's environment for its profile: the latest
@@ -478,12 +449,7 @@ impl Deployer {
 
     /// The latest deployment of the environment, whatever its state.
     pub async fn latest(&self, ids: &Resolved) -> Result<Option<Progress>, DeployError> {
-        Ok(self.deployments(ids).await?.first().map(|d| Progress {
-            deployment_number: d.deployment_number(),
-            state: d.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
-            percentage_complete: d.percentage_complete().unwrap_or(0.0),
-            version_label: d.version_label().map(str::to_owned),
-        }))
+        Ok(self.deployments(ids).await?.first().map(Progress::of))
     }
 
     async fn deployed_hosted(
@@ -705,24 +671,12 @@ impl Deployer {
         now: impl Fn() -> DateTime<Utc>,
         mut report: impl FnMut(&Progress, Option<chrono::TimeDelta>),
     ) -> Result<Progress, DeployError> {
-        loop {
-            let progress = self
-                .progress(&started.resolved, started.deployment_number)
-                .await?;
+        self.follow(started, every, |progress| {
             let left = started.consistent_at.map(|at| at - now());
-            report(&progress, left);
-            match progress.state.as_str() {
-                "ROLLED_BACK" | "REVERTED" => {
-                    return Err(DeployError::RolledBack {
-                        number: started.deployment_number,
-                    })
-                }
-                "COMPLETE" if left.is_none_or(|l| l <= chrono::TimeDelta::zero()) => {
-                    return Ok(progress)
-                }
-                _ => tokio::time::sleep(every).await,
-            }
-        }
+            report(progress, left);
+            progress.state == "COMPLETE" && left.is_none_or(|l| l <= chrono::TimeDelta::zero())
+        })
+        .await
     }
 
     /// Follows `started` every `every` until it is `COMPLETE` (every session is handed the new
@@ -732,19 +686,30 @@ impl Deployer {
         started: &Started,
         every: Duration,
     ) -> Result<Progress, DeployError> {
+        self.follow(started, every, |progress| progress.state == "COMPLETE")
+            .await
+    }
+
+    /// Looks at `started` every `every` until `done` says so; fails when it is rolled back.
+    async fn follow(
+        &self,
+        started: &Started,
+        every: Duration,
+        mut done: impl FnMut(&Progress) -> bool,
+    ) -> Result<Progress, DeployError> {
         loop {
             let progress = self
                 .progress(&started.resolved, started.deployment_number)
                 .await?;
-            match progress.state.as_str() {
-                "ROLLED_BACK" | "REVERTED" => {
-                    return Err(DeployError::RolledBack {
-                        number: started.deployment_number,
-                    })
-                }
-                "COMPLETE" => return Ok(progress),
-                _ => tokio::time::sleep(every).await,
+            if matches!(progress.state.as_str(), "ROLLED_BACK" | "REVERTED") {
+                return Err(DeployError::RolledBack {
+                    number: started.deployment_number,
+                });
             }
+            if done(&progress) {
+                return Ok(progress);
+            }
+            tokio::time::sleep(every).await;
         }
     }
 
@@ -781,6 +746,36 @@ impl Deployer {
         }
         Ok(())
     }
+}
+
+impl Progress {
+    fn of(summary: &aws_sdk_appconfig::types::DeploymentSummary) -> Self {
+        Self {
+            deployment_number: summary.deployment_number(),
+            state: summary
+                .state()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+            percentage_complete: summary.percentage_complete().unwrap_or(0.0),
+            version_label: summary.version_label().map(str::to_owned),
+        }
+    }
+}
+
+/// The id of the listed item whose id or name is `wanted` (AppConfig accepts either).
+fn find_id<'a>(
+    items: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>)>,
+    wanted: &str,
+    kind: &'static str,
+) -> Result<String, DeployError> {
+    items
+        .into_iter()
+        .find(|(id, name)| *id == Some(wanted) || *name == Some(wanted))
+        .and_then(|(id, _)| id.map(str::to_owned))
+        .ok_or_else(|| DeployError::NotFound {
+            kind,
+            name: wanted.to_owned(),
+        })
 }
 
 /// The current Freeform document with `values` set; the stamps are written anew by stamping.

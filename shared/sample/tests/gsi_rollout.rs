@@ -20,43 +20,17 @@ use lockstep_sample::FeatureX;
 use lockstep_testkit::dynamo_local::{
     add_gsi, client, ensure_table, wait_table_active, DynamoLocal,
 };
+use lockstep_testkit::logs::Logs;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
-use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const TABLE: &str = "submissions";
 const P: Duration = Duration::from_secs(15);
 const USERS: [&str; 3] = ["u1", "u2", "u3"];
 const JOURNEYS: [&str; 4] = ["j1", "j2", "j3", "j-empty"];
-
-/// JSON log lines written while a test runs (this thread's subscriber).
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    /// Takes the lines logged so far, as JSON.
-    fn take(&self) -> Vec<Value> {
-        let bytes = std::mem::take(&mut *self.0.lock().unwrap());
-        String::from_utf8(bytes)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
 
 /// The `method` field of the listing's log line (exactly one per listing).
 fn logged_methods(lines: &[Value]) -> Vec<String> {
@@ -171,13 +145,7 @@ fn list_request(user: &str, journey: &str) -> lambda_http::Request {
 
 #[tokio::test]
 async fn the_listing_never_queries_a_creating_index_and_both_paths_return_the_same_pages() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = Logs::capture();
 
     let dynamo = DynamoLocal::start_from(
         Path::new(env!("CARGO_MANIFEST_DIR")),

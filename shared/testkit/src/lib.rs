@@ -5,6 +5,7 @@
 //!   17) on 127.0.0.1, and the tables the sample uses.
 //! - [`memory_store`]: an in-memory submission store for feature X's handler tests.
 //! - [`fixtures`]: the `events/` files as requests, flag documents, caches in virtual time.
+//! - [`logs`]: log capture for tests that assert the decision path logged.
 //! - [`ministack`]: the local AppConfig (control plane and AppConfigData) on 127.0.0.1, and the
 //!   layout a local run uses.
 #![warn(missing_docs)]
@@ -12,6 +13,7 @@
 pub mod dynamo_local;
 pub mod fixtures;
 mod local_service;
+pub mod logs;
 pub mod memory_store;
 pub mod ministack;
 
