@@ -491,7 +491,6 @@ async fn a_second_read_on_the_same_session_is_empty_for_every_client() {
     let mut source = lockstep::appconfig::AppConfigSource::new(
         served.appconfig.data.clone(),
         lockstep_local::appconfig::target(),
-        Duration::from_secs(P),
     );
     let source_first = source.fetch(Utc::now()).await.unwrap();
     let source_second = source.fetch(Utc::now()).await.unwrap();

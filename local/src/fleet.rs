@@ -153,11 +153,7 @@ pub(crate) struct Builder {
 impl Builder {
     /// A cold start: a new cache with its own AppConfigData session, prefetched.
     async fn build(&self, function: Function) -> Handler {
-        let source = AppConfigSource::new(
-            self.data.clone(),
-            crate::appconfig::target(),
-            self.settings.poll_interval,
-        );
+        let source = AppConfigSource::new(self.data.clone(), crate::appconfig::target());
         let options = CacheOptions {
             catalog: self.catalog.clone(),
             overrides: self.overrides.clone(),

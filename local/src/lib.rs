@@ -161,6 +161,8 @@ impl Runner {
                     strategy: body.strategy,
                     description: Some("local deployment (fleet view)".into()),
                     allow_new_flags: false,
+                    drain: body.drain_seconds.map(std::time::Duration::from_secs),
+                    rotate_journey_key: false,
                 };
                 let _one_at_a_time = self.deploying.lock().await;
                 let started = self
@@ -200,6 +202,9 @@ struct DeployBody {
     /// A strategy's name (`GET /local/fleet` lists them); Δ is its duration.
     #[serde(default = "all_at_once")]
     strategy: String,
+    /// A drain time for the flags this deployment switches off (rule 9); none: a kill switch.
+    #[serde(default)]
+    drain_seconds: Option<u64>,
 }
 
 fn all_at_once() -> String {

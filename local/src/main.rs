@@ -101,6 +101,8 @@ async fn run(dynamo: &DynamoLocal, stack: &Ministack) -> Result<(), Box<dyn std:
         strategy: LOCAL_STRATEGIES[0].0.into(),
         description: Some("the initial flags".into()),
         allow_new_flags: false,
+        drain: None,
+        rotate_journey_key: false,
     };
     let started = deployer.deploy(&first, chrono::Utc::now).await?;
     // Served from COMPLETE on; consistent P + ε later, like any deployment.

@@ -181,11 +181,7 @@ impl DeployedContent for AppConfigDeployed {
             environment: event.environment.id.clone(),
             profile: event.configuration_profile.id.clone(),
         };
-        let mut source = AppConfigSource::new(
-            self.client.clone(),
-            target,
-            lockstep::settings::MIN_POLL_INTERVAL,
-        );
+        let mut source = AppConfigSource::new(self.client.clone(), target);
         Box::pin(async move {
             let fetched = source.fetch(Utc::now()).await?;
             Ok(fetched.content.map(|c| c.bytes))

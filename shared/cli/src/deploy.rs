@@ -24,8 +24,10 @@ use aws_sdk_appconfig::types::DeploymentState;
 use aws_sdk_appconfig::Client;
 use chrono::{DateTime, Utc};
 use lockstep::catalog::{FlagCatalog, METADATA_KEY};
-use lockstep::consistency::{consistent_at, Window, MAX_DEPLOYMENT_DURATION};
-use lockstep::stamp::{stamp, Change, StampError};
+use lockstep::consistency::{
+    consistent_at, drain_ends_at, journey_opens_at, Window, MAX_DEPLOYMENT_DURATION,
+};
+use lockstep::stamp::{stamp_with, Change, KeyChange, StampError, StampOptions};
 use lockstep::Stamp;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -71,6 +73,11 @@ pub struct Request {
     /// Without a catalog, `Set` may only name flags of the content deployed now unless this is
     /// true (a typo must not quietly add a flag).
     pub allow_new_flags: bool,
+    /// A drain time for the flags this deployment switches off (rule 9): journeys in flight
+    /// finish until `T + Δ + P + ε + drain`. None: a kill switch.
+    pub drain: Option<Duration>,
+    /// Make a new journey key; the current one still verifies tokens issued under it.
+    pub rotate_journey_key: bool,
 }
 
 /// Why a deployment was refused or failed.
@@ -208,6 +215,14 @@ pub struct FlagReport {
     pub deployment_duration_seconds: u64,
     /// `T + Δ + P + ε` for the reported P and ε.
     pub consistent_at: Option<DateTime<Utc>>,
+    /// `T + Δ + Q + ε`: when a journey may open for clients that send the journey token.
+    pub journey_opens_at: Option<DateTime<Utc>>,
+    /// The drain time a switched-off flag carries, seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain_seconds: Option<u64>,
+    /// `T + Δ + P + ε + drain`: when journeys in flight meet the closed gate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain_ends_at: Option<DateTime<Utc>>,
 }
 
 /// A started deployment.
@@ -232,6 +247,10 @@ pub struct Started {
     /// When every flag this deployment changed is consistent (the latest `consistentAt` of the
     /// new and changed flags; none when it changed nothing).
     pub consistent_at: Option<DateTime<Utc>>,
+    /// The same for token-carrying clients (the latest `journeyOpensAt`).
+    pub journey_opens_at: Option<DateTime<Utc>>,
+    /// What happened to the journey key (kept, created, rotated; never the key).
+    pub journey_key: KeyChange,
 }
 
 impl Started {
@@ -241,13 +260,18 @@ impl Started {
         let mut out = String::new();
         for (name, flag) in &self.flags {
             out.push_str(&format!(
-                "{name}={}: {} (lastModifiedTimestamp {}, deploymentDurationSeconds {}, consistentAt {})\n",
+                "{name}={}: {} (lastModifiedTimestamp {}, deploymentDurationSeconds {}, consistentAt {}, journeyOpensAt {}",
                 flag.value,
                 flag.change,
                 at(flag.last_modified_timestamp),
                 flag.deployment_duration_seconds,
                 flag.consistent_at.map(at).unwrap_or_else(|| "-".into()),
+                flag.journey_opens_at.map(at).unwrap_or_else(|| "-".into()),
             ));
+            if let (Some(drain), Some(ends)) = (flag.drain_seconds, flag.drain_ends_at) {
+                out.push_str(&format!(", drain {drain} s until {}", at(ends)));
+            }
+            out.push_str(")\n");
         }
         out.push_str(&format!(
             "deployment {} of version {} with {} (Δ = {} s) started at {}",
@@ -537,7 +561,12 @@ impl Deployer {
         };
         // T after the reads: the deployment starts right after it.
         let at = now();
-        let stamped = stamp(&next, previous.as_deref(), at, strategy.duration)?;
+        let options = StampOptions {
+            drain: request.drain,
+            rotate_key: request.rotate_journey_key,
+            new_key: None,
+        };
+        let stamped = stamp_with(&next, previous.as_deref(), at, strategy.duration, &options)?;
         if let Changes::Content(_) = &request.changes {
             self.check_declared(stamped.flags.keys())?;
         }
@@ -599,12 +628,16 @@ impl Deployer {
             .flags
             .iter()
             .map(|(name, (change, s))| {
+                let drain = stamped.drains.get(name).copied();
                 let report = FlagReport {
                     value: values.get(name).is_some_and(|f| f.enabled),
                     change: *change,
                     last_modified_timestamp: s.at,
                     deployment_duration_seconds: s.deployment_duration.as_secs(),
                     consistent_at: consistent_at(Some(*s), false, self.window),
+                    journey_opens_at: journey_opens_at(Some(*s), false, self.window),
+                    drain_seconds: drain.map(|d| d.as_secs()),
+                    drain_ends_at: drain_ends_at(Some(*s), false, drain, self.window),
                 };
                 (name.clone(), report)
             })
@@ -613,11 +646,9 @@ impl Deployer {
             at,
             deployment_duration: strategy.duration,
         };
-        let consistent = flags
-            .values()
-            .filter(|f| f.change != Change::Kept)
-            .filter_map(|f| f.consistent_at)
-            .max();
+        let changed = || flags.values().filter(|f| f.change != Change::Kept);
+        let consistent = changed().filter_map(|f| f.consistent_at).max();
+        let journey_opens = changed().filter_map(|f| f.journey_opens_at).max();
         tracing::info!(
             deployment = started.deployment_number(),
             version,
@@ -636,6 +667,8 @@ impl Deployer {
                 .unwrap_or(this.at),
             flags,
             consistent_at: consistent,
+            journey_opens_at: journey_opens,
+            journey_key: stamped.key,
         })
     }
 

@@ -46,6 +46,8 @@ fn request(changes: Changes, strategy: &str) -> Request {
         strategy: strategy.into(),
         description: None,
         allow_new_flags: false,
+        drain: None,
+        rotate_journey_key: false,
     }
 }
 
@@ -418,7 +420,6 @@ async fn a_feature_flag_profile_is_stamped_in_the_stored_format_and_read_in_the_
             environment: "test".into(),
             profile: "flags-feature-flags".into(),
         },
-        Duration::from_secs(15),
     );
     let options = CacheOptions {
         catalog: FlagCatalog::new(vec![

@@ -2,22 +2,27 @@
 //!
 //! The original design's readers keep working: every public flag is a top-level boolean, and
 //! `isBackendConsistent` is top-level. Beyond it: a per-flag object (value, consistent,
-//! consistentAt, forced), the top-level `consistentAt` (when `isBackendConsistent` turns true, if
-//! nothing changes), the configuration version, the stamp, P, the server time and the degraded
-//! reason. Only public flags appear; never internal flags or attributes.
+//! consistentAt, journeyOpensAt, forced), the top-level `consistentAt` (when `isBackendConsistent`
+//! turns true, if nothing changes) and `journeyOpensAt` (the same for clients that send the
+//! journey token back: rule 8), the journey token itself, the configuration version, the stamp,
+//! P, Q, the server time and the degraded reason. Only public flags appear; never internal flags,
+//! attributes or the journey key.
 
 use crate::problem::{json_response, path_segments, respond, ApiError};
 use chrono::{DateTime, Utc};
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use lockstep::{FlagCache, FlagStatus, FlagView};
+use lockstep::{journey, FlagCache, FlagStatus, FlagView, CATCH_UP_INTERVAL};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// Response fields a public flag's top-level boolean may not shadow.
-const RESERVED: [&str; 8] = [
+const RESERVED: [&str; 11] = [
     "isBackendConsistent",
     "consistentAt",
+    "journeyOpensAt",
+    "journeyToken",
+    "catchUpIntervalSeconds",
     "flags",
     "configurationVersion",
     "lastModifiedTimestamp",
@@ -38,7 +43,14 @@ pub struct ConfigBody {
     /// When `isBackendConsistent` turns true if nothing changes: the latest public
     /// `consistentAt`; none when a public flag is unstamped or the instance is degraded.
     pub consistent_at: Option<DateTime<Utc>>,
-    /// Public flags in detail (value, consistent, consistentAt, forced).
+    /// When a journey may open for a client that sends [`ConfigBody::journey_token`] on its
+    /// feature calls: the latest public `journeyOpensAt` (`T + Δ + Q + ε`, rule 8); none when
+    /// `consistentAt` is none.
+    pub journey_opens_at: Option<DateTime<Utc>>,
+    /// The journey token naming what this instance serves: send it back in the
+    /// `Lockstep-Journey` header of every feature call of a journey opened with this answer.
+    pub journey_token: String,
+    /// Public flags in detail (value, consistent, consistentAt, journeyOpensAt, forced).
     pub flags: BTreeMap<String, FlagStatus>,
     /// The configuration version served.
     pub configuration_version: String,
@@ -46,6 +58,8 @@ pub struct ConfigBody {
     pub last_modified_timestamp: Option<DateTime<Utc>>,
     /// P, seconds.
     pub poll_interval_seconds: u64,
+    /// Q, seconds: the catch-up interval of rule 8.
+    pub catch_up_interval_seconds: u64,
     /// This instance's clock at the read.
     pub server_time: DateTime<Utc>,
     /// Why this instance cannot vouch for its configuration, if it cannot.
@@ -68,10 +82,13 @@ pub fn body(view: &FlagView) -> ConfigBody {
         values,
         is_backend_consistent: backend.consistent,
         consistent_at: backend.consistent_at,
+        journey_opens_at: backend.journey_opens_at,
+        journey_token: journey::issue(view.snapshot(), view.now().timestamp_millis()),
         flags,
         configuration_version: view.snapshot().version.clone(),
         last_modified_timestamp: view.snapshot().profile_stamp.map(|s| s.at),
         poll_interval_seconds: view.window().poll_interval.as_secs(),
+        catch_up_interval_seconds: CATCH_UP_INTERVAL.as_secs(),
         server_time: view.now(),
         degraded: view.degraded().map(|d| d.reason()),
     }

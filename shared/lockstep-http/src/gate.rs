@@ -1,9 +1,12 @@
-//! The gate (design rule 4): a [`tower_layer::Layer`] a user puts in front of their own routes.
-//! While its flag is off on this instance it answers 503 with `Retry-After` (P: by then this
-//! instance has refreshed) and an `application/problem+json` body naming the flag, before the
-//! route sees the request, so nothing is read or written. While the flag is on it passes the
-//! request on, with the [`FlagView`] it decided with in the request's extensions ([`Decided`]),
-//! so the route's other flag decisions use the same read.
+//! The gate (design rules 4, 8 and 9): a [`tower_layer::Layer`] a user puts in front of their own
+//! routes. It decides with [`FlagCache::decide`] and the request's journey token (the
+//! `Lockstep-Journey` header, [`lockstep::journey`]): an instance behind the token catches up
+//! before deciding; a flag switched off with a drain time lets journeys whose signed token was
+//! issued under the enabled value finish. While closed it answers 503 with `Retry-After` (P, or
+//! the wait until a behind instance may poll) and an `application/problem+json` body naming the
+//! flag and the reason, before the route sees the request, so nothing is read or written. While
+//! open it passes the request on, with the [`FlagView`] it decided with in the request's
+//! extensions ([`Decided`]), so the route's other flag decisions use the same read.
 //!
 //! It works with any `http::Request<B>` service whose response body can be made from a `String`:
 //! `lambda_http` (`lambda_http::run(layer.layer(service_fn(handler)))`) and axum
@@ -26,7 +29,7 @@
 
 use crate::problem::ApiError;
 use http::{Request, Response};
-use lockstep::{FlagCache, FlagHandle, FlagView};
+use lockstep::{journey, FlagCache, FlagHandle, FlagView, Verdict};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -65,16 +68,29 @@ impl GateLayer {
         })
     }
 
-    /// The decision alone: the read when the flag is on, else the 503 to answer.
-    pub async fn check(&self) -> Result<FlagView, ApiError> {
-        let view = self.cache.read().await;
-        if view.enabled(self.flag) {
-            Ok(view)
-        } else {
-            Err(ApiError::FeatureDisabled {
-                flag: self.name.to_string(),
-                retry_after: view.window().poll_interval.as_secs(),
-            })
+    /// The decision alone, for a request carrying `token` (the `Lockstep-Journey` header's
+    /// value, if any): the read when the gate is open, else the 503 to answer.
+    pub async fn check(&self, token: Option<&str>) -> Result<FlagView, ApiError> {
+        let decision = self.cache.decide(self.flag, token).await;
+        let path = decision.path();
+        match decision.verdict {
+            Verdict::Open | Verdict::Draining { .. } => {
+                tracing::info!(flag = %self.name, token = token.is_some(), catch_up = ?decision.catch_up, path, "feature gate open");
+                Ok(decision.view)
+            }
+            Verdict::Closed {
+                reason,
+                retry_after,
+            } => {
+                tracing::info!(flag = %self.name, token = token.is_some(), catch_up = ?decision.catch_up, path, "feature gate decided closed");
+                Err(ApiError::FeatureDisabled {
+                    flag: self.name.to_string(),
+                    // Whole seconds, rounded up, never 0: a client never retries before the
+                    // instance may poll.
+                    retry_after: retry_after.as_millis().div_ceil(1000).max(1) as u64,
+                    reason,
+                })
+            }
         }
     }
 }
@@ -118,7 +134,12 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
         Box::pin(async move {
-            match layer.check().await {
+            let token = request
+                .headers()
+                .get(journey::HEADER)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned);
+            match layer.check(token.as_deref()).await {
                 Ok(view) => {
                     request.extensions_mut().insert(Decided(view));
                     inner.call(request).await

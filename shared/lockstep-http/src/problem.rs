@@ -11,6 +11,7 @@
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
+use lockstep::ClosedReason;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::json;
@@ -53,8 +54,11 @@ pub enum ApiError {
     FeatureDisabled {
         /// The flag.
         flag: String,
-        /// Seconds the client should wait (P: by then this instance has refreshed).
+        /// Seconds the client should wait: P (by then this instance has refreshed), or for an
+        /// instance behind the request's journey token the wait until it may poll again.
         retry_after: u64,
+        /// Why the gate is closed.
+        reason: ClosedReason,
     },
     /// Storage throttled or unreachable; nothing was written.
     #[error("storage unavailable")]
@@ -62,6 +66,15 @@ pub enum ApiError {
     /// A fault of ours; the detail is logged, never shown.
     #[error("internal error")]
     Internal(#[source] BoxError),
+}
+
+/// `disabled`, `drain-ended` or `behind`: the problem body's `reason`.
+pub fn closed_reason(reason: ClosedReason) -> &'static str {
+    match reason {
+        ClosedReason::Disabled => "disabled",
+        ClosedReason::DrainEnded => "drain-ended",
+        ClosedReason::Behind => "behind",
+    }
 }
 
 /// Seconds a client should wait after a storage failure.
@@ -111,10 +124,20 @@ impl ApiError {
             ApiError::BadRequest(detail) => ("bad-request", "Bad Request", detail.clone()),
             ApiError::ResourceNotFound(detail) => ("not-found", "Not Found", detail.clone()),
             ApiError::Conflict(detail) => ("conflict", "Conflict", detail.clone()),
-            ApiError::FeatureDisabled { flag, .. } => (
+            ApiError::FeatureDisabled { flag, reason, .. } => (
                 "feature-disabled",
                 "Feature Disabled",
-                format!("This feature is disabled by the flag {flag}. Nothing was written."),
+                match reason {
+                    ClosedReason::Disabled => format!(
+                        "This feature is disabled by the flag {flag}. Nothing was written."
+                    ),
+                    ClosedReason::DrainEnded => format!(
+                        "This feature was switched off by the flag {flag} and the time for journeys in flight to finish is over. Nothing was written."
+                    ),
+                    ClosedReason::Behind => format!(
+                        "This server has not caught up with the flag {flag} yet. Nothing was written; retry after the time given."
+                    ),
+                },
             ),
             ApiError::StorageUnavailable(_) => (
                 "storage-unavailable",
@@ -131,8 +154,8 @@ impl ApiError {
             ApiError::StorageUnavailable(cause) | ApiError::Internal(cause) => {
                 tracing::error!(status = status.as_u16(), kind, error = %cause, source = ?cause.source(), "request failed");
             }
-            ApiError::FeatureDisabled { flag, .. } => {
-                tracing::info!(status = 503, kind, flag = %flag, path = "gate_closed", "feature gate closed");
+            ApiError::FeatureDisabled { flag, reason, .. } => {
+                tracing::info!(status = 503, kind, flag = %flag, reason = closed_reason(*reason), "feature gate closed");
             }
             _ => tracing::info!(status = status.as_u16(), kind, "request refused"),
         }
@@ -142,8 +165,9 @@ impl ApiError {
             "status": status.as_u16(),
             "detail": detail,
         });
-        if let ApiError::FeatureDisabled { flag, .. } = &self {
+        if let ApiError::FeatureDisabled { flag, reason, .. } = &self {
             body["flag"] = json!(flag);
+            body["reason"] = json!(closed_reason(*reason));
         }
         let mut response = Response::builder()
             .status(status)
@@ -266,6 +290,7 @@ mod tests {
         let response = ApiError::FeatureDisabled {
             flag: "isFeatureXEnabled".into(),
             retry_after: 45,
+            reason: ClosedReason::Disabled,
         }
         .into_response();
 
@@ -274,6 +299,7 @@ mod tests {
         assert_eq!(response.headers()[RETRY_AFTER], "45");
         let body = problem(&response);
         assert_eq!(body["flag"], "isFeatureXEnabled");
+        assert_eq!(body["reason"], "disabled");
         assert_eq!(body["status"], 503);
     }
 

@@ -1,6 +1,8 @@
 //! The AppConfigData protocol, owned here and nowhere else.
 //!
-//! - One `StartConfigurationSession` per instance, with `RequiredMinimumPollIntervalInSeconds` = P.
+//! - One `StartConfigurationSession` per instance, with `RequiredMinimumPollIntervalInSeconds` =
+//!   Q (15 s, the service's minimum), so a catch-up (rule 8) may poll before P is up; the
+//!   cache keeps the regular cadence at P.
 //! - Every `GetLatestConfiguration` token is used once and replaced by `NextPollConfigurationToken`.
 //!   A failed call keeps the token it was given: a throttled or timed-out call may be retried with
 //!   it, and if the service had consumed it the retry answers `BadRequestException`, which starts
@@ -15,6 +17,7 @@
 //!
 //! Errors are classified by the SDK's typed variants, never by message text.
 
+use crate::consistency::CATCH_UP_INTERVAL;
 use crate::source::{BoxError, BoxFuture, ConfigSource, Content, Fetched, SourceError};
 use aws_sdk_appconfigdata::config::http::HttpResponse;
 use aws_sdk_appconfigdata::error::SdkError;
@@ -87,12 +90,13 @@ pub struct AppConfigSource {
 }
 
 impl AppConfigSource {
-    /// A source for `target` that will ask for `poll_interval` (P) as its minimum poll interval.
-    pub fn new(client: Client, target: Target, poll_interval: Duration) -> Self {
+    /// A source for `target` whose session asks for Q ([`CATCH_UP_INTERVAL`]) as its minimum
+    /// poll interval.
+    pub fn new(client: Client, target: Target) -> Self {
         Self {
             client,
             target,
-            poll_interval_seconds: i32::try_from(poll_interval.as_secs()).unwrap_or(i32::MAX),
+            poll_interval_seconds: i32::try_from(CATCH_UP_INTERVAL.as_secs()).unwrap_or(i32::MAX),
             token: None,
         }
     }

@@ -40,9 +40,11 @@
 
 use crate::catalog::{FlagCatalog, FlagHandle, Visibility};
 use crate::clock::Clock;
-use crate::consistency::{self, Backend, FlagStatus, Window};
+use crate::consistency::{self, Backend, FlagStatus, Window, CATCH_UP_INTERVAL};
+use crate::decision::{CatchUp, ClosedReason, Decision, Verdict};
 use crate::document;
 use crate::durable::{SaveOutcome, SnapshotStore, StoredConfig};
+use crate::journey::{self, TokenFlag};
 use crate::overrides::Overrides;
 use crate::settings::Settings;
 use crate::snapshot::{Origin, Snapshot};
@@ -50,7 +52,7 @@ use crate::source::{ConfigSource, FailureKind};
 use arc_swap::ArcSwap;
 use chrono::{DateTime, TimeDelta, Utc};
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -118,6 +120,9 @@ pub struct CacheState {
     pub degraded: Option<Degraded>,
     /// `next_refresh_at` in Unix milliseconds, the read path's form.
     next_refresh_at_ms: i64,
+    /// The earliest the source may be called again (Unix milliseconds): the service's interval
+    /// after a successful call, the backoff after a failed one. A catch-up never calls earlier.
+    may_poll_at_ms: i64,
 }
 
 impl CacheState {
@@ -125,6 +130,7 @@ impl CacheState {
         snapshot: Arc<Snapshot>,
         fetched_at: Option<DateTime<Utc>>,
         next_refresh_at: DateTime<Utc>,
+        may_poll_at: DateTime<Utc>,
         degraded: Option<Degraded>,
     ) -> Self {
         Self {
@@ -133,7 +139,13 @@ impl CacheState {
             next_refresh_at,
             degraded,
             next_refresh_at_ms: next_refresh_at.timestamp_millis(),
+            may_poll_at_ms: may_poll_at.timestamp_millis(),
         }
+    }
+
+    /// The earliest the source may be called again (the service's interval or the backoff).
+    pub fn may_poll_at(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(self.may_poll_at_ms).unwrap_or_default()
     }
 
     #[inline]
@@ -181,6 +193,22 @@ pub struct FlagCache {
     catalog: FlagCatalog,
     overrides: Overrides,
     durable: Option<Arc<dyn SnapshotStore>>,
+    /// Every call to the source, regular or catch-up.
+    polls: AtomicU64,
+    /// Calls to the source a journey token asked for (rule 8).
+    catch_ups: AtomicU64,
+    /// When the last catch-up call started (Unix milliseconds; written under the refresh lock).
+    last_catch_up_ms: AtomicI64,
+}
+
+/// How many times a cache called its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollCounts {
+    /// Every call, regular or catch-up.
+    pub polls: u64,
+    /// Calls a journey token asked for (rule 8): at most one per Q.
+    pub catch_ups: u64,
 }
 
 impl std::fmt::Debug for FlagCache {
@@ -237,6 +265,7 @@ impl FlagCache {
             Arc::new(Snapshot::defaults(&catalog, &overrides, window)),
             None,
             now,
+            now,
             Some(Degraded::NeverFetched {
                 kind: FailureKind::NotYet,
             }),
@@ -262,6 +291,9 @@ impl FlagCache {
             catalog,
             overrides,
             durable,
+            polls: AtomicU64::new(0),
+            catch_ups: AtomicU64::new(0),
+            last_catch_up_ms: AtomicI64::new(i64::MIN),
         };
         cache.refresh_if_due().await;
         cache
@@ -358,6 +390,170 @@ impl FlagCache {
         }
     }
 
+    /// How many times this cache called its source, and how many of those a token asked for.
+    pub fn poll_counts(&self) -> PollCounts {
+        PollCounts {
+            polls: self.polls.load(Ordering::Relaxed),
+            catch_ups: self.catch_ups.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Decides one request on a gated flag (rules 1, 4, 8 and 9), with the journey token the
+    /// request carried, if any (the `Lockstep-Journey` header's value, unchecked):
+    ///
+    /// 1. read, refreshing first when due (rule 1);
+    /// 2. if the token's stamp for this flag is newer than this instance's, the instance is
+    ///    behind: catch up (one poll, if the session allows a call now and no catch-up was made
+    ///    in the last Q), then read again;
+    /// 3. the flag on here: open. Off here, but the instance is still behind a token that
+    ///    carries it on: closed, `Retry-After` = the wait until this instance may poll. Off
+    ///    with a drain time, and the token verified and issued under the enabled value, before
+    ///    `T + Δ + P + ε + drain`: open (draining). Otherwise closed, `Retry-After` = P.
+    ///
+    /// A missing or malformed token is no token; a token never changes a value, only asks for
+    /// a poll, and only a verified one opens a drain. A forced flag ignores tokens.
+    pub async fn decide(&self, handle: FlagHandle, token: Option<&str>) -> Decision {
+        let mut view = self.read().await;
+        let epsilon_ms = i64::try_from(self.window.epsilon.as_millis()).unwrap_or(i64::MAX);
+        let claimed = |view: &FlagView| {
+            let flag = view.snapshot().flag_by_handle(handle)?;
+            let received = journey::parse(
+                token?,
+                view.snapshot().journey_keys(),
+                view.now_ms.saturating_add(epsilon_ms),
+            )?;
+            let claim = *received.claims.flags.get(&flag.name)?;
+            Some((claim, received.verified))
+        };
+        let behind = |view: &FlagView, claim: TokenFlag| -> Option<i64> {
+            let flag = view.snapshot().flag_by_handle(handle)?;
+            let token_stamp = claim.stamp_ms?;
+            (!flag.forced && flag.stamp_millis().is_none_or(|s| s < token_stamp))
+                .then_some(token_stamp)
+        };
+        let mut catch_up = CatchUp::NotNeeded;
+        if let Some(token_stamp) = claimed(&view).and_then(|(claim, _)| behind(&view, claim)) {
+            let (caught, outcome) = self.catch_up(handle, token_stamp).await;
+            view = caught;
+            catch_up = outcome;
+        }
+        let Some(flag) = view.snapshot().flag_by_handle(handle) else {
+            return Decision::closed(
+                view,
+                ClosedReason::Disabled,
+                self.window.poll_interval,
+                catch_up,
+            );
+        };
+        if flag.value {
+            return Decision {
+                view,
+                verdict: Verdict::Open,
+                catch_up,
+            };
+        }
+        let claim = claimed(&view);
+        if let Some((claim, _)) = claim {
+            if claim.value && behind(&view, claim).is_some() {
+                let wait = self.next_catch_up_at(view.state()) - view.now_ms;
+                let wait = Duration::from_millis(u64::try_from(wait).unwrap_or(0));
+                return Decision::closed(view, ClosedReason::Behind, wait, catch_up);
+            }
+        }
+        if let Some(ends) = flag.drain_ends_at {
+            let issued_under_enabled = claim.is_some_and(|(claim, verified)| {
+                verified
+                    && claim.value
+                    && claim
+                        .stamp_ms
+                        .zip(flag.stamp_millis())
+                        .is_some_and(|(token, ours)| token < ours)
+            });
+            if issued_under_enabled {
+                if view.now_ms < ends.timestamp_millis() {
+                    return Decision {
+                        view,
+                        verdict: Verdict::Draining { until: ends },
+                        catch_up,
+                    };
+                }
+                return Decision::closed(
+                    view,
+                    ClosedReason::DrainEnded,
+                    self.window.poll_interval,
+                    catch_up,
+                );
+            }
+        }
+        Decision::closed(
+            view,
+            ClosedReason::Disabled,
+            self.window.poll_interval,
+            catch_up,
+        )
+    }
+
+    /// The earliest moment a catch-up may call the source: the session's interval (or the
+    /// backoff) since the last call, and Q since the last catch-up.
+    fn next_catch_up_at(&self, state: &CacheState) -> i64 {
+        let q_ms = i64::try_from(CATCH_UP_INTERVAL.as_millis()).unwrap_or(i64::MAX);
+        state.may_poll_at_ms.max(
+            self.last_catch_up_ms
+                .load(Ordering::Acquire)
+                .saturating_add(q_ms),
+        )
+    }
+
+    /// Polls once, now, for a request whose token shows this instance behind on `handle`
+    /// (older stamp than `token_stamp_ms`), unless another request already caught up, the
+    /// session does not allow a call yet, or a catch-up was made less than Q ago.
+    async fn catch_up(&self, handle: FlagHandle, token_stamp_ms: i64) -> (FlagView, CatchUp) {
+        let (view, to_save, outcome) = {
+            let mut refresher = self.refresher.lock().await;
+            let current = self.state.load_full();
+            let now = self.clock.now();
+            let now_ms = now.timestamp_millis();
+            let still_behind = current
+                .snapshot
+                .flag_by_handle(handle)
+                .is_some_and(|f| f.stamp_millis().is_none_or(|s| s < token_stamp_ms));
+            if !still_behind {
+                tracing::debug!(
+                    path = "catch_up_shared",
+                    "caught up by a concurrent request"
+                );
+                (self.view(current, now_ms), None, CatchUp::Shared)
+            } else if now_ms < self.next_catch_up_at(&current) {
+                let at = self.next_catch_up_at(&current);
+                tracing::info!(
+                    wait_ms = at - now_ms,
+                    path = "catch_up_not_yet",
+                    "journey token newer than this instance; the session allows no call yet"
+                );
+                (self.view(current, now_ms), None, CatchUp::NotYet)
+            } else {
+                self.last_catch_up_ms.store(now_ms, Ordering::Release);
+                self.catch_ups.fetch_add(1, Ordering::Relaxed);
+                let (view, to_save) = self.poll_locked(&mut refresher, current, now).await;
+                let caught_up = view
+                    .snapshot()
+                    .flag_by_handle(handle)
+                    .is_some_and(|f| f.stamp_millis().is_some_and(|s| s >= token_stamp_ms));
+                tracing::info!(
+                    version = %view.snapshot().version,
+                    caught_up,
+                    path = "catch_up_polled",
+                    "journey token newer than this instance; polled before deciding"
+                );
+                (view, to_save, CatchUp::Polled { caught_up })
+            }
+        };
+        if let Some(config) = to_save {
+            self.save_durable(&config).await;
+        }
+        (view, outcome)
+    }
+
     async fn refresh_if_due(&self) -> FlagView {
         let (view, to_save) = self.refresh_locked().await;
         // The lock is released: nobody waits for this write but the request that refreshed.
@@ -378,21 +574,32 @@ impl FlagCache {
             tracing::debug!(path = "shared_refresh", "served by a concurrent refresh");
             return (self.view(current, start.timestamp_millis()), None);
         }
+        self.poll_locked(&mut refresher, current, start).await
+    }
+
+    /// One call to the source and what follows (resolve, store), under the refresh lock.
+    async fn poll_locked(
+        &self,
+        refresher: &mut Refresher,
+        current: Arc<CacheState>,
+        start: DateTime<Utc>,
+    ) -> (FlagView, Option<StoredConfig>) {
+        self.polls.fetch_add(1, Ordering::Relaxed);
         let result = tokio::time::timeout(self.fetch_timeout, refresher.source.fetch(start)).await;
         let end = self.clock.now();
         let next = match result {
-            Ok(Ok(fetched)) => self.on_success(&mut refresher, &current, fetched, start, end),
+            Ok(Ok(fetched)) => self.on_success(refresher, &current, fetched, start, end),
             Ok(Err(error)) => {
                 tracing::warn!(error = %error, kind = %error.kind(), version = %current.snapshot.version, path = "refresh_failed", "refresh failed; keeping last-known-good");
                 (
-                    self.on_failure(&mut refresher, &current, error.kind(), end),
+                    self.on_failure(refresher, &current, error.kind(), end),
                     None,
                 )
             }
             Err(_elapsed) => {
                 tracing::warn!(timeout_ms = self.fetch_timeout.as_millis() as u64, version = %current.snapshot.version, path = "refresh_timeout", "refresh timed out; keeping last-known-good");
                 (
-                    self.on_failure(&mut refresher, &current, FailureKind::Timeout, end),
+                    self.on_failure(refresher, &current, FailureKind::Timeout, end),
                     None,
                 )
             }
@@ -560,10 +767,12 @@ impl FlagCache {
         } else {
             None
         };
+        let may_poll_at = end + delta(service_interval);
         let state = CacheState::new(
             snapshot,
             Some(start),
-            (start + delta(self.window.poll_interval)).max(end + delta(service_interval)),
+            (start + delta(self.window.poll_interval)).max(may_poll_at),
+            may_poll_at,
             degraded,
         );
         (state, to_save)
@@ -588,6 +797,7 @@ impl FlagCache {
         CacheState::new(
             current.snapshot.clone(),
             current.fetched_at,
+            end + delta(backoff),
             end + delta(backoff),
             Some(degraded),
         )

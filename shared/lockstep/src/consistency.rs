@@ -21,6 +21,11 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::time::Duration;
 
+/// Q: AppConfigData's minimum session poll interval (the service refuses less). Sessions ask for
+/// it as `RequiredMinimumPollIntervalInSeconds`, so a catch-up (rule 8) may poll Q after the
+/// previous call; the regular cadence stays P.
+pub const CATCH_UP_INTERVAL: Duration = Duration::from_secs(15);
+
 /// The longest deployment AppConfig allows (24 hours): the bound of every Δ Lockstep reads or
 /// writes.
 pub const MAX_DEPLOYMENT_DURATION: Duration = Duration::from_secs(24 * 3600);
@@ -63,6 +68,9 @@ pub struct FlagStatus {
     pub consistent: bool,
     /// From when every instance serves this value (none: unstamped or forced).
     pub consistent_at: Option<DateTime<Utc>>,
+    /// From when a client carrying a journey token may open a journey on this value
+    /// (`T + Δ + Q + ε`, rule 8; none: unstamped or forced).
+    pub journey_opens_at: Option<DateTime<Utc>>,
     /// Whether a `FORCE_` variable set the value.
     pub forced: bool,
 }
@@ -75,6 +83,9 @@ pub struct Backend {
     /// When that turns true if nothing changes: the latest `consistentAt` of the unforced flags;
     /// none when one of them is unstamped or the instance is degraded.
     pub consistent_at: Option<DateTime<Utc>>,
+    /// The same for token-carrying clients: the latest `journeyOpensAt` (rule 8), none when
+    /// `consistent_at` is none.
+    pub journey_opens_at: Option<DateTime<Utc>>,
 }
 
 /// The backend-level rule over the flags one read exposes (each already judged by
@@ -83,18 +94,23 @@ pub struct Backend {
 pub fn backend(flags: impl IntoIterator<Item = FlagStatus>, degraded: bool) -> Backend {
     let mut consistent = !degraded;
     let mut latest: Option<DateTime<Utc>> = None;
+    let mut latest_open: Option<DateTime<Utc>> = None;
     let mut all_stamped = !degraded;
     for flag in flags {
         consistent &= flag.consistent;
         match (flag.forced, flag.consistent_at) {
             (true, _) => {}
-            (false, Some(at)) => latest = latest.max(Some(at)),
+            (false, Some(at)) => {
+                latest = latest.max(Some(at));
+                latest_open = latest_open.max(flag.journey_opens_at);
+            }
             (false, None) => all_stamped = false,
         }
     }
     Backend {
         consistent,
         consistent_at: if all_stamped { latest } else { None },
+        journey_opens_at: if all_stamped { latest_open } else { None },
     }
 }
 
@@ -141,6 +157,38 @@ pub fn consistent_at(stamp: Option<Stamp>, forced: bool, window: Window) -> Opti
                 .saturating_add(window_ms);
         DateTime::from_timestamp_millis(at)
     })
+}
+
+/// `T + Δ + Q + ε` (rule 8), or `None` for an unstamped or forced flag: from then on an instance
+/// still holding an older value last polled before `T + Δ + ε`, at least Q earlier, so a request
+/// carrying a journey token can make it catch up at once.
+pub fn journey_opens_at(
+    stamp: Option<Stamp>,
+    forced: bool,
+    window: Window,
+) -> Option<DateTime<Utc>> {
+    consistent_at(
+        stamp,
+        forced,
+        Window {
+            poll_interval: CATCH_UP_INTERVAL.min(window.poll_interval),
+            epsilon: window.epsilon,
+        },
+    )
+}
+
+/// `T + Δ + P + ε + drain` (rule 9): until then a flag switched off with a drain time keeps
+/// serving requests whose verified token was issued under the enabled value. `None` without a
+/// drain (a kill switch) or for a forced flag.
+pub fn drain_ends_at(
+    stamp: Option<Stamp>,
+    forced: bool,
+    drain: Option<Duration>,
+    window: Window,
+) -> Option<DateTime<Utc>> {
+    let drain = drain?;
+    let at = consistent_at(stamp, forced, window)?;
+    at.checked_add_signed(chrono::TimeDelta::from_std(drain).ok()?)
 }
 
 /// Whether a flag whose [`consistent_at`] is given (in Unix milliseconds, the read path's form)
@@ -275,6 +323,7 @@ mod tests {
             value: true,
             consistent,
             consistent_at: at.map(t),
+            journey_opens_at: at.map(|at| t(at) - TimeDelta::seconds(30)),
             forced,
         }
     }
@@ -301,7 +350,8 @@ mod tests {
             backend([stamped, forced], false),
             Backend {
                 consistent: true,
-                consistent_at: Some(t("2026-11-21T10:00:50Z"))
+                consistent_at: Some(t("2026-11-21T10:00:50Z")),
+                journey_opens_at: Some(t("2026-11-21T10:00:20Z")),
             }
         );
         assert_eq!(backend([stamped, unstamped], false).consistent_at, None);
@@ -314,8 +364,38 @@ mod tests {
             backend([stamped], true),
             Backend {
                 consistent: false,
-                consistent_at: None
+                consistent_at: None,
+                journey_opens_at: None,
             }
+        );
+    }
+
+    #[test]
+    fn a_journey_opens_q_after_the_deployment_ends_and_a_drain_ends_after_consistent_at() {
+        let s = stamp("2026-11-21T10:00:00Z", 60);
+        assert_eq!(
+            journey_opens_at(s, false, WINDOW),
+            Some(t("2026-11-21T10:01:20Z"))
+        );
+        // With P below Q (never valid for AppConfigData, but possible for other sources) the
+        // journey never opens later than consistentAt.
+        let short = Window {
+            poll_interval: Duration::from_secs(10),
+            epsilon: WINDOW.epsilon,
+        };
+        assert_eq!(
+            journey_opens_at(s, false, short),
+            consistent_at(s, false, short)
+        );
+        assert_eq!(journey_opens_at(s, true, WINDOW), None);
+        assert_eq!(
+            drain_ends_at(s, false, Some(Duration::from_secs(300)), WINDOW),
+            Some(t("2026-11-21T10:06:50Z"))
+        );
+        assert_eq!(drain_ends_at(s, false, None, WINDOW), None);
+        assert_eq!(
+            drain_ends_at(s, true, Some(Duration::from_secs(300)), WINDOW),
+            None
         );
     }
 

@@ -3,8 +3,11 @@
 //! Both formats carry the same information: a boolean per flag, and a metadata entry under the
 //! reserved key `lockstepMetadata` holding the profile stamp (`lastModifiedTimestamp`, UTC,
 //! RFC 3339), the deployment duration Δ (`deploymentDurationSeconds`) and optional per-flag stamps
-//! (each a T and the Δ of the deployment that introduced that flag's value). A flag without a
-//! per-flag stamp takes the profile stamp.
+//! (each a T and the Δ of the deployment that introduced that flag's value, and for a flag switched
+//! off with a drain time, `drainSeconds`: rule 9). A flag without a per-flag stamp takes the
+//! profile stamp. `journeyKeys` (at most two, unpadded base64url of 32 bytes: the current key,
+//! then the one it replaced) sign and verify journey tokens ([`crate::journey`]); the stamping
+//! code writes and keeps them, and nothing Lockstep serves ever shows them.
 //!
 //! **Freeform JSON** (recommended): flags are top-level booleans, so the original design's readers
 //! of `isFeatureXEnabled` keep working.
@@ -26,7 +29,8 @@
 //! **AppConfig feature flags** (`AWS.AppConfig.FeatureFlags`, as `GetLatestConfiguration` returns
 //! it): every flag is `{"enabled": bool, ...attributes}`, and attributes of a disabled flag may be
 //! missing, so the stamps live on the reserved metadata flag, which must be enabled. Attributes
-//! cannot be objects, so per-flag stamps are strings `name=T/Δseconds` in a string array.
+//! cannot be objects, so per-flag stamps are strings `name=T/Δseconds[/drainSeconds]` in a string
+//! array, and `journeyKeys` is a string array too.
 //!
 //! ```json
 //! {
@@ -49,6 +53,7 @@
 
 use crate::catalog::{check_flag_name, BadFlagName, METADATA_KEY};
 use crate::consistency::{Stamp, MAX_DEPLOYMENT_DURATION};
+use crate::journey::JourneyKey;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -75,6 +80,8 @@ pub struct DocFlag {
     pub enabled: bool,
     /// Its stamp: the per-flag stamp, else the profile stamp, else none.
     pub stamp: Option<Stamp>,
+    /// The drain time of the deployment that switched it off (rule 9), if it had one.
+    pub drain: Option<Duration>,
 }
 
 /// A parsed, validated document.
@@ -86,6 +93,8 @@ pub struct Document {
     pub profile_stamp: Option<Stamp>,
     /// Every flag, by name.
     pub flags: BTreeMap<String, DocFlag>,
+    /// The journey keys (`journeyKeys`): the first signs tokens, every one verifies them.
+    pub journey_keys: Vec<JourneyKey>,
 }
 
 /// Why content was rejected.
@@ -188,12 +197,13 @@ pub fn parse(bytes: &[u8]) -> Result<Document, ContentError> {
             DocFlag {
                 enabled,
                 stamp: None,
+                drain: None,
             },
         );
     }
 
-    let (profile_stamp, per_flag) = match metadata {
-        None => (None, BTreeMap::new()),
+    let (profile_stamp, per_flag, journey_keys) = match metadata {
+        None => (None, BTreeMap::new(), Vec::new()),
         Some(Value::Object(fields)) => parse_metadata(format, &fields)?,
         Some(_) => {
             return Err(ContentError::BadMetadata {
@@ -202,7 +212,7 @@ pub fn parse(bytes: &[u8]) -> Result<Document, ContentError> {
             })
         }
     };
-    for (name, stamp) in &per_flag {
+    for (name, (stamp, drain)) in &per_flag {
         let Some(flag) = flags.get_mut(name) else {
             return Err(ContentError::BadMetadata {
                 field: format!("stamp of {name}"),
@@ -216,6 +226,7 @@ pub fn parse(bytes: &[u8]) -> Result<Document, ContentError> {
             });
         }
         flag.stamp = Some(*stamp);
+        flag.drain = *drain;
     }
     for flag in flags.values_mut() {
         flag.stamp = flag.stamp.or(profile_stamp);
@@ -224,6 +235,7 @@ pub fn parse(bytes: &[u8]) -> Result<Document, ContentError> {
         format,
         profile_stamp,
         flags,
+        journey_keys,
     })
 }
 
@@ -250,7 +262,38 @@ fn detect_format(
     }
 }
 
-type Stamps = (Option<Stamp>, BTreeMap<String, Stamp>);
+/// The profile stamp, per-flag stamps with their drain times, and the journey keys.
+type Stamps = (
+    Option<Stamp>,
+    BTreeMap<String, (Stamp, Option<Duration>)>,
+    Vec<JourneyKey>,
+);
+
+/// The most journey keys a document may hold: the current one and the one it replaced.
+pub const MAX_JOURNEY_KEYS: usize = 2;
+
+fn parse_journey_keys(fields: &Map<String, Value>) -> Result<Vec<JourneyKey>, ContentError> {
+    match fields.get("journeyKeys") {
+        None => Ok(Vec::new()),
+        Some(Value::Array(items)) if items.len() <= MAX_JOURNEY_KEYS => items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .and_then(|text| JourneyKey::from_text(text).ok())
+                    .ok_or_else(|| {
+                        bad(
+                            "journeyKeys",
+                            "must hold 32-byte keys in unpadded base64url",
+                        )
+                    })
+            })
+            .collect(),
+        Some(_) => Err(bad(
+            "journeyKeys",
+            "must be an array of at most 2 keys (current, previous)",
+        )),
+    }
+}
 
 fn parse_metadata(format: Format, fields: &Map<String, Value>) -> Result<Stamps, ContentError> {
     if format == Format::FeatureFlags && fields.get("enabled") != Some(&Value::Bool(true)) {
@@ -259,8 +302,9 @@ fn parse_metadata(format: Format, fields: &Map<String, Value>) -> Result<Stamps,
             "the metadata flag must be enabled, or AppConfig may drop its attributes",
         ));
     }
+    let journey_keys = parse_journey_keys(fields)?;
     let at = match fields.get("lastModifiedTimestamp") {
-        None => return Ok((None, BTreeMap::new())),
+        None => return Ok((None, BTreeMap::new(), journey_keys)),
         Some(Value::String(s)) => {
             parse_time(s).map_err(|why| bad("lastModifiedTimestamp", &why))?
         }
@@ -297,12 +341,19 @@ fn parse_metadata(format: Format, fields: &Map<String, Value>) -> Result<Stamps,
                         None => Duration::ZERO,
                         Some(v) => parse_duration(v).map_err(|why| bad(&field, why))?,
                     };
+                    let drain = entry
+                        .get("drainSeconds")
+                        .map(|v| parse_duration(v).map_err(|why| bad(&field, why)))
+                        .transpose()?;
                     per_flag.insert(
                         name.clone(),
-                        Stamp {
-                            at,
-                            deployment_duration,
-                        },
+                        (
+                            Stamp {
+                                at,
+                                deployment_duration,
+                            },
+                            drain,
+                        ),
                     );
                 }
             }
@@ -315,48 +366,61 @@ fn parse_metadata(format: Format, fields: &Map<String, Value>) -> Result<Stamps,
                     let Value::String(text) = item else {
                         return Err(bad("flagStamps", "must hold strings name=T/seconds"));
                     };
-                    let (name, stamp) =
+                    let (name, stamp, drain) =
                         parse_flag_stamp(text).map_err(|why| bad("flagStamps", &why))?;
-                    per_flag.insert(name, stamp);
+                    per_flag.insert(name, (stamp, drain));
                 }
             }
             Some(_) => return Err(bad("flagStamps", "must be an array of strings")),
         },
     }
-    Ok((Some(profile), per_flag))
+    Ok((Some(profile), per_flag, journey_keys))
 }
 
-/// Formats a per-flag stamp for the feature-flag format: `name=T/Δseconds`.
-pub fn format_flag_stamp(name: &str, stamp: &Stamp) -> String {
-    format!(
+/// Formats a per-flag stamp for the feature-flag format: `name=T/Δseconds`, or
+/// `name=T/Δseconds/drainSeconds` for a flag switched off with a drain time.
+pub fn format_flag_stamp(name: &str, stamp: &Stamp, drain: Option<Duration>) -> String {
+    let mut text = format!(
         "{name}={}/{}",
         stamp
             .at
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         stamp.deployment_duration.as_secs()
-    )
+    );
+    if let Some(drain) = drain {
+        text.push_str(&format!("/{}", drain.as_secs()));
+    }
+    text
 }
 
-fn parse_flag_stamp(text: &str) -> Result<(String, Stamp), String> {
-    let (name, rest) = text
-        .split_once('=')
-        .ok_or_else(|| format!("{text:?} is not name=T/seconds"))?;
-    let (at, seconds) = rest
-        .rsplit_once('/')
-        .ok_or_else(|| format!("{text:?} is not name=T/seconds"))?;
-    let seconds: u64 = seconds
-        .parse()
-        .map_err(|_| format!("{text:?}: the duration is not whole seconds"))?;
-    let deployment_duration = Duration::from_secs(seconds);
-    if deployment_duration > MAX_DEPLOYMENT_DURATION {
-        return Err(format!("{text:?}: the duration is over 24 hours"));
-    }
+fn parse_flag_stamp(text: &str) -> Result<(String, Stamp, Option<Duration>), String> {
+    let malformed = || format!("{text:?} is not name=T/seconds[/drainSeconds]");
+    let (name, rest) = text.split_once('=').ok_or_else(malformed)?;
+    let mut parts = rest.split('/');
+    let (Some(at), Some(seconds), drain, None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(malformed());
+    };
+    let whole_seconds = |s: &str, what: &str| -> Result<Duration, String> {
+        let d = s
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("{text:?}: the {what} is not whole seconds"))?;
+        if d > MAX_DEPLOYMENT_DURATION {
+            return Err(format!("{text:?}: the {what} is over 24 hours"));
+        }
+        Ok(d)
+    };
+    let deployment_duration = whole_seconds(seconds, "duration")?;
+    let drain = drain.map(|d| whole_seconds(d, "drain")).transpose()?;
     Ok((
         name.to_owned(),
         Stamp {
             at: parse_time(at)?,
             deployment_duration,
         },
+        drain,
     ))
 }
 
@@ -457,10 +521,10 @@ mod tests {
             at: t("2026-11-20T08:00:00.250Z"),
             deployment_duration: Duration::from_secs(60),
         };
-        let text = format_flag_stamp("isFeatureXEnabled", &stamp);
+        let text = format_flag_stamp("isFeatureXEnabled", &stamp, None);
         assert_eq!(
             parse_flag_stamp(&text).unwrap(),
-            ("isFeatureXEnabled".to_string(), stamp)
+            ("isFeatureXEnabled".to_string(), stamp, None)
         );
     }
 

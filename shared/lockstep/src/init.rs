@@ -66,11 +66,7 @@ pub async fn cache_from_env(
     };
     let source: Box<dyn ConfigSource> = match &local_dir {
         Some(dir) => Box::new(LocalDirSource::new(dir, target.clone())),
-        None => Box::new(AppConfigSource::new(
-            appconfig::client(aws),
-            target.clone(),
-            settings.poll_interval,
-        )),
+        None => Box::new(AppConfigSource::new(appconfig::client(aws), target.clone())),
     };
     let options = CacheOptions {
         catalog,

@@ -14,7 +14,9 @@
 //! - [`consistency`]: the rule `consistentAt = T + Δ + P + ε`, per flag and for the backend.
 //! - [`snapshot`]: a validated configuration version with every flag resolved.
 //! - [`source`], [`appconfig`], [`local`]: where content comes from.
-//! - [`cache`]: refresh-on-access, single flight, last-known-good, degraded state.
+//! - [`cache`]: refresh-on-access, single flight, last-known-good, degraded state, and the
+//!   gate's decision with catch-up and drain ([`FlagCache::decide`], [`decision`]).
+//! - [`journey`]: journey tokens (rules 8 and 9).
 //! - [`durable`]: the durable last-known-good snapshot (port; DynamoDB adapter behind `dynamodb`).
 //! - [`stamp`]: deploy-time stamping, behind the AppConfig extension and the pipeline command.
 //! - [`init`]: the cache from the environment, as a function builds it at init.
@@ -28,9 +30,11 @@ pub mod cache;
 pub mod catalog;
 pub mod clock;
 pub mod consistency;
+pub mod decision;
 pub mod document;
 pub mod durable;
 pub mod init;
+pub mod journey;
 pub mod local;
 #[cfg(any(test, feature = "test-util"))]
 pub mod memory;
@@ -40,12 +44,13 @@ pub mod snapshot;
 pub mod source;
 pub mod stamp;
 
-pub use cache::{FlagCache, FlagView};
+pub use cache::{FlagCache, FlagView, PollCounts};
 pub use catalog::{FlagCatalog, FlagDecl, FlagHandle, Visibility};
 pub use clock::{Clock, CoarseClock, SystemClock};
 #[cfg(any(test, feature = "test-util"))]
 pub use clock::{ManualClock, SkewedClock};
-pub use consistency::{Backend, Consistency, FlagStatus, Stamp, Window};
+pub use consistency::{Backend, Consistency, FlagStatus, Stamp, Window, CATCH_UP_INTERVAL};
+pub use decision::{CatchUp, ClosedReason, Decision, Verdict};
 pub use overrides::Overrides;
 pub use settings::Settings;
 pub use snapshot::Snapshot;

@@ -132,6 +132,18 @@ pub fn parse_poll_interval(value: &str) -> Result<Duration, SettingsError> {
         value: value.to_owned(),
         why,
     };
+    let interval = parse_duration_text(value).map_err(invalid)?;
+    if interval < MIN_POLL_INTERVAL {
+        return Err(invalid(
+            "AppConfigData refuses poll intervals below 15 seconds",
+        ));
+    }
+    Ok(interval)
+}
+
+/// Parses a duration in the extension's forms (`45`, `45s`, `5m`, `1h`: a whole number,
+/// optionally followed by `s`, `m` or `h`), at most 24 hours; the error says why not.
+pub fn parse_duration_text(value: &str) -> Result<Duration, &'static str> {
     let trimmed = value.trim();
     let (digits, unit_seconds) = match trimmed.char_indices().last() {
         Some((i, 's')) => (&trimmed[..i], 1),
@@ -140,24 +152,14 @@ pub fn parse_poll_interval(value: &str) -> Result<Duration, SettingsError> {
         _ => (trimmed, 1),
     };
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid(
-            "expected a whole number optionally followed by s, m or h (45, 45s, 5m, 1h)",
-        ));
+        return Err("expected a whole number optionally followed by s, m or h (45, 45s, 5m, 1h)");
     }
-    let count: u64 = digits
-        .parse()
-        .map_err(|_| invalid("the number is too large"))?;
+    let count: u64 = digits.parse().map_err(|_| "the number is too large")?;
     let seconds = count
         .checked_mul(unit_seconds)
         .filter(|s| *s <= 24 * 3600)
-        .ok_or_else(|| invalid("the interval must be at most 24 hours"))?;
-    let interval = Duration::from_secs(seconds);
-    if interval < MIN_POLL_INTERVAL {
-        return Err(invalid(
-            "AppConfigData refuses poll intervals below 15 seconds",
-        ));
-    }
-    Ok(interval)
+        .ok_or("must be at most 24 hours")?;
+    Ok(Duration::from_secs(seconds))
 }
 
 fn parse_epsilon(value: &str) -> Result<Duration, SettingsError> {

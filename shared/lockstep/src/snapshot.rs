@@ -11,7 +11,9 @@
 use crate::catalog::{FlagCatalog, FlagHandle, Visibility};
 use crate::consistency::{self, FlagStatus, Stamp, Window};
 use crate::document::{Document, Format};
+use crate::journey::JourneyKey;
 use crate::overrides::Overrides;
+use std::time::Duration;
 
 /// Where a snapshot's values came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -39,23 +41,42 @@ pub struct ResolvedFlag {
     pub forced: bool,
     /// Whether `/config` may expose it (undeclared flags are internal).
     pub visibility: Visibility,
+    /// The drain time of the deployment that switched it off (rule 9), if it had one.
+    pub drain: Option<Duration>,
     /// `T + Δ + P + ε` for this instance's window, computed once per version.
     pub consistent_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// The same in Unix milliseconds, the read path's form.
+    /// `T + Δ + Q + ε` (rule 8), computed once per version.
+    pub journey_opens_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// `T + Δ + P + ε + drain` (rule 9), for an unforced flag with a drain time.
+    pub drain_ends_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// `consistent_at` in Unix milliseconds, the read path's form.
     consistent_at_ms: Option<i64>,
 }
 
 impl ResolvedFlag {
-    fn new(name: &str, value: bool, stamp: Option<Stamp>) -> Self {
+    fn new(name: &str, value: bool, stamp: Option<Stamp>, drain: Option<Duration>) -> Self {
         Self {
             name: name.to_owned(),
             value,
             stamp,
             forced: false,
             visibility: Visibility::Internal,
+            drain,
             consistent_at: None,
+            journey_opens_at: None,
+            drain_ends_at: None,
             consistent_at_ms: None,
         }
+    }
+
+    /// Its stamp T in Unix milliseconds, as journey tokens carry it; none for an unstamped or
+    /// forced flag.
+    #[inline]
+    pub fn stamp_millis(&self) -> Option<i64> {
+        if self.forced {
+            return None;
+        }
+        self.stamp.map(|s| s.at.timestamp_millis())
     }
 
     /// Its status at `now_ms` on an instance that is (or is not) degraded: the rule's per-read
@@ -71,6 +92,7 @@ impl ResolvedFlag {
                 degraded,
             ),
             consistent_at: self.consistent_at,
+            journey_opens_at: self.journey_opens_at,
             forced: self.forced,
         }
     }
@@ -89,6 +111,8 @@ pub struct Snapshot {
     /// The profile stamp.
     pub profile_stamp: Option<Stamp>,
     flags: Vec<ResolvedFlag>,
+    /// The journey keys the document carried (first signs, all verify).
+    journey_keys: Vec<JourneyKey>,
     /// The catalog the flags were resolved against, and for each of its handles the flag's
     /// position in `flags`.
     catalog: u32,
@@ -107,7 +131,7 @@ impl Snapshot {
         let mut flags: Vec<ResolvedFlag> = doc
             .flags
             .iter()
-            .map(|(name, f)| ResolvedFlag::new(name, f.enabled, f.stamp))
+            .map(|(name, f)| ResolvedFlag::new(name, f.enabled, f.stamp, f.drain))
             .collect();
         for decl in catalog.flags() {
             if !doc.flags.contains_key(&decl.name) {
@@ -115,10 +139,11 @@ impl Snapshot {
                     &decl.name,
                     decl.default,
                     doc.profile_stamp,
+                    None,
                 ));
             }
         }
-        Self::resolve(
+        let mut snapshot = Self::resolve(
             version,
             Origin::Source,
             Some(doc.format),
@@ -127,7 +152,9 @@ impl Snapshot {
             catalog,
             overrides,
             window,
-        )
+        );
+        snapshot.journey_keys = doc.journey_keys.clone();
+        snapshot
     }
 
     /// The bundled safe defaults: every declared flag at its declared default, unstamped.
@@ -135,7 +162,7 @@ impl Snapshot {
         let flags = catalog
             .flags()
             .iter()
-            .map(|decl| ResolvedFlag::new(&decl.name, decl.default, None))
+            .map(|decl| ResolvedFlag::new(&decl.name, decl.default, None, None))
             .collect();
         Self::resolve(
             "defaults".into(),
@@ -171,6 +198,11 @@ impl Snapshot {
                 flag.forced = true;
             }
             flag.consistent_at = consistency::consistent_at(flag.stamp, flag.forced, window);
+            flag.journey_opens_at = consistency::journey_opens_at(flag.stamp, flag.forced, window);
+            // A drain only ever applies to a flag that is off.
+            flag.drain_ends_at = (!flag.value)
+                .then(|| consistency::drain_ends_at(flag.stamp, flag.forced, flag.drain, window))
+                .flatten();
             flag.consistent_at_ms = flag.consistent_at.map(|at| at.timestamp_millis());
         }
         flags.sort_by(|a, b| a.name.cmp(&b.name));
@@ -191,9 +223,16 @@ impl Snapshot {
             format,
             profile_stamp,
             flags,
+            journey_keys: Vec::new(),
             catalog: catalog.id(),
             by_handle,
         }
+    }
+
+    /// The journey keys: the first signs the tokens this instance issues, every one verifies
+    /// the tokens it receives. Empty for content without keys and for the bundled defaults.
+    pub fn journey_keys(&self) -> &[JourneyKey] {
+        &self.journey_keys
     }
 
     /// One flag.

@@ -17,6 +17,7 @@
 use crate::catalog::{check_flag_name, BadFlagName, METADATA_KEY};
 use crate::consistency::{Stamp, MAX_DEPLOYMENT_DURATION};
 use crate::document::{self, format_flag_stamp, ContentError};
+use crate::journey::JourneyKey;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -48,6 +49,15 @@ pub enum StampError {
     /// A deployment duration over AppConfig's 24 hours.
     #[error("the deployment duration must be at most 24 hours")]
     Duration,
+    /// A drain time over 24 hours.
+    #[error("the drain time must be at most 24 hours")]
+    Drain,
+    /// A drain time for a deployment that switches no flag off.
+    #[error("a drain time was given, but this deployment switches no flag from on to off")]
+    DrainWithoutSwitchOff,
+    /// The operating system's random source failed while making a journey key.
+    #[error("cannot make a journey key: {0}")]
+    KeyGeneration(String),
 }
 
 /// What happened to one flag.
@@ -86,18 +96,73 @@ pub struct Stamped {
     pub content: Vec<u8>,
     /// Each flag, what happened, and its resulting stamp.
     pub flags: BTreeMap<String, (Change, Stamp)>,
+    /// The flags that carry a drain time (switched off by this deployment with `--drain`, or
+    /// kept from the deployment that did).
+    pub drains: BTreeMap<String, Duration>,
+    /// What happened to the journey key.
+    pub key: KeyChange,
+}
+
+/// What stamping did with the journey key (never the key itself: it is a secret).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyChange {
+    /// The previous content's keys were kept.
+    Kept,
+    /// There was none: one was made.
+    Created,
+    /// A new key signs from now on; the previous one still verifies.
+    Rotated,
+}
+
+/// Choices a deployment can make beyond its content and strategy.
+#[derive(Debug, Clone, Default)]
+pub struct StampOptions {
+    /// A drain time for the flags this deployment switches from on to off (rule 9): journeys
+    /// in flight may finish until `T + Δ + P + ε + drain`. None: a kill switch.
+    pub drain: Option<Duration>,
+    /// Make a new journey key to sign with; the current one stays accepted for verification.
+    pub rotate_key: bool,
+    /// The key to use when one is made (default: fresh from the operating system's random
+    /// source); for reproducible output in tests.
+    pub new_key: Option<JourneyKey>,
 }
 
 /// Stamps `content` for a deployment starting `at` with strategy duration `deployment_duration`,
-/// keeping the stamps of flags unchanged since `previous`.
+/// keeping the stamps of flags unchanged since `previous` and its journey keys: [`stamp_with`]
+/// without a drain or a key rotation.
 pub fn stamp(
     content: &[u8],
     previous: Option<&[u8]>,
     at: DateTime<Utc>,
     deployment_duration: Duration,
 ) -> Result<Stamped, StampError> {
+    stamp_with(
+        content,
+        previous,
+        at,
+        deployment_duration,
+        &StampOptions::default(),
+    )
+}
+
+/// Stamps `content` as [`stamp`] does, with a drain time for the flags it switches off and an
+/// optional key rotation.
+///
+/// Journey keys come from the previous content; without previous content, from the content's
+/// own metadata (a redeploy of exported content); else a new key is made.
+pub fn stamp_with(
+    content: &[u8],
+    previous: Option<&[u8]>,
+    at: DateTime<Utc>,
+    deployment_duration: Duration,
+    options: &StampOptions,
+) -> Result<Stamped, StampError> {
     if deployment_duration > MAX_DEPLOYMENT_DURATION {
         return Err(StampError::Duration);
+    }
+    if options.drain.is_some_and(|d| d > MAX_DEPLOYMENT_DURATION) {
+        return Err(StampError::Drain);
     }
     // Stamps are written with millisecond precision; keep the report equal to what is written.
     let at = DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at);
@@ -106,14 +171,27 @@ pub fn stamp(
         deployment_duration,
     };
     let previous = previous
-        .map(previous_flags)
+        .map(previous_document)
         .transpose()
-        .map_err(|e| StampError::Previous(Box::new(e)))?
-        .unwrap_or_default();
+        .map_err(|e| StampError::Previous(Box::new(e)))?;
     let root: Value = serde_json::from_slice(content).map_err(StampError::NotJson)?;
     let Value::Object(mut root) = root else {
         return Err(StampError::NotObject);
     };
+    let existing_keys = match &previous {
+        Some(doc) => doc.journey_keys.clone(),
+        None => own_keys(content),
+    };
+    let make_key = || match &options.new_key {
+        Some(key) => Ok(key.clone()),
+        None => JourneyKey::generate().map_err(|e| StampError::KeyGeneration(e.to_string())),
+    };
+    let (keys, key) = match (existing_keys.first(), options.rotate_key) {
+        (None, _) => (vec![make_key()?], KeyChange::Created),
+        (Some(current), true) => (vec![make_key()?, current.clone()], KeyChange::Rotated),
+        (Some(_), false) => (existing_keys, KeyChange::Kept),
+    };
+    let previous = previous.map(|doc| doc.flags).unwrap_or_default();
     let stored = root.contains_key("version") && root.contains_key("flags");
     let values = if stored {
         stored_values(&root)?
@@ -121,18 +199,43 @@ pub fn stamp(
         freeform_values(&root)?
     };
     let mut flags = BTreeMap::new();
+    let mut drains = BTreeMap::new();
     for (name, value) in &values {
         let entry = match previous.get(name) {
-            Some((old, Some(old_stamp))) if old == value => (Change::Kept, *old_stamp),
-            Some(_) => (Change::Changed, now),
+            Some(old) if old.enabled == *value && old.stamp.is_some() => {
+                if let Some(drain) = old.drain.filter(|_| !*value) {
+                    drains.insert(name.clone(), drain);
+                }
+                (Change::Kept, old.stamp.expect("checked"))
+            }
+            Some(old) => {
+                if let Some(drain) = options.drain.filter(|_| old.enabled && !*value) {
+                    drains.insert(name.clone(), drain);
+                }
+                (Change::Changed, now)
+            }
             None => (Change::New, now),
         };
         flags.insert(name.clone(), entry);
     }
+    let switched_off_now = drains.keys().any(|name| {
+        flags
+            .get(name)
+            .is_some_and(|(change, _)| *change == Change::Changed)
+    });
+    if options.drain.is_some() && !switched_off_now {
+        return Err(StampError::DrainWithoutSwitchOff);
+    }
+    let written = Written {
+        flags: &flags,
+        drains: &drains,
+        keys: &keys,
+        now,
+    };
     if stored {
-        write_stored(&mut root, &flags, now);
+        write_stored(&mut root, &written);
     } else {
-        write_freeform(&mut root, &flags, now);
+        write_freeform(&mut root, &written);
     }
     let content = serde_json::to_vec_pretty(&Value::Object(root)).expect("a JSON value serialises");
     // What we deploy must be what the flag library accepts.
@@ -142,7 +245,34 @@ pub fn stamp(
         content.clone()
     };
     document::parse(&check).map_err(StampError::Invalid)?;
-    Ok(Stamped { content, flags })
+    Ok(Stamped {
+        content,
+        flags,
+        drains,
+        key,
+    })
+}
+
+/// What the metadata block is written from.
+struct Written<'a> {
+    flags: &'a BTreeMap<String, (Change, Stamp)>,
+    drains: &'a BTreeMap<String, Duration>,
+    keys: &'a [JourneyKey],
+    now: Stamp,
+}
+
+impl Written<'_> {
+    fn keys(&self) -> Vec<String> {
+        self.keys.iter().map(JourneyKey::to_text).collect()
+    }
+}
+
+/// The journey keys inside content about to be stamped (either form), if it carries valid
+/// ones; nothing else of its metadata is trusted.
+fn own_keys(content: &[u8]) -> Vec<JourneyKey> {
+    previous_document(content)
+        .map(|doc| doc.journey_keys)
+        .unwrap_or_default()
 }
 
 fn freeform_values(root: &Map<String, Value>) -> Result<BTreeMap<String, bool>, StampError> {
@@ -210,38 +340,42 @@ fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn write_freeform(
-    root: &mut Map<String, Value>,
-    flags: &BTreeMap<String, (Change, Stamp)>,
-    now: Stamp,
-) {
-    let per_flag: Map<String, Value> = flags
+fn write_freeform(root: &mut Map<String, Value>, written: &Written<'_>) {
+    let per_flag: Map<String, Value> = written
+        .flags
         .iter()
         .map(|(name, (_, s))| {
-            (
-                name.clone(),
-                json!({"lastModifiedTimestamp": iso(s.at), "deploymentDurationSeconds": s.deployment_duration.as_secs()}),
-            )
+            let mut entry = json!({"lastModifiedTimestamp": iso(s.at), "deploymentDurationSeconds": s.deployment_duration.as_secs()});
+            if let Some(drain) = written.drains.get(name) {
+                entry["drainSeconds"] = json!(drain.as_secs());
+            }
+            (name.clone(), entry)
         })
         .collect();
+    let now = written.now;
     root.insert(
         METADATA_KEY.into(),
         json!({
             "lastModifiedTimestamp": iso(now.at),
             "deploymentDurationSeconds": now.deployment_duration.as_secs(),
             "flags": per_flag,
+            "journeyKeys": written.keys(),
         }),
     );
 }
 
-fn write_stored(
-    root: &mut Map<String, Value>,
-    flags: &BTreeMap<String, (Change, Stamp)>,
-    now: Stamp,
-) {
-    let stamps: Vec<Value> = flags
+fn write_stored(root: &mut Map<String, Value>, written: &Written<'_>) {
+    let now = written.now;
+    let stamps: Vec<Value> = written
+        .flags
         .iter()
-        .map(|(name, (_, s))| json!(format_flag_stamp(name, s)))
+        .map(|(name, (_, s))| {
+            json!(format_flag_stamp(
+                name,
+                s,
+                written.drains.get(name).copied()
+            ))
+        })
         .collect();
     if let Some(Value::Object(declared)) = root.get_mut("flags") {
         declared.insert(
@@ -252,7 +386,8 @@ fn write_stored(
                 "attributes": {
                     "lastModifiedTimestamp": {"constraints": {"type": "string", "required": true}},
                     "deploymentDurationSeconds": {"constraints": {"type": "number", "required": true}},
-                    "flagStamps": {"constraints": {"type": "array", "elements": {"type": "string"}}}
+                    "flagStamps": {"constraints": {"type": "array", "elements": {"type": "string"}}},
+                    "journeyKeys": {"constraints": {"type": "array", "elements": {"type": "string"}}}
                 }
             }),
         );
@@ -266,6 +401,7 @@ fn write_stored(
                 "lastModifiedTimestamp": iso(now.at),
                 "deploymentDurationSeconds": now.deployment_duration.as_secs(),
                 "flagStamps": stamps,
+                "journeyKeys": written.keys(),
             }),
         );
     }
@@ -297,8 +433,8 @@ pub fn retrieval_form(stored: &[u8]) -> Result<Vec<u8>, StampError> {
     Ok(serde_json::to_vec(&Value::Object(out)).expect("serialises"))
 }
 
-/// Flag values and stamps of previously deployed content, in any of the three forms.
-fn previous_flags(bytes: &[u8]) -> Result<BTreeMap<String, (bool, Option<Stamp>)>, StampError> {
+/// Previously deployed content, parsed, in any of the three forms.
+fn previous_document(bytes: &[u8]) -> Result<document::Document, StampError> {
     let root: Value = serde_json::from_slice(bytes).map_err(StampError::NotJson)?;
     let is_stored = root.get("version").is_some() && root.get("flags").is_some();
     let retrieval = if is_stored {
@@ -306,12 +442,7 @@ fn previous_flags(bytes: &[u8]) -> Result<BTreeMap<String, (bool, Option<Stamp>)
     } else {
         bytes.to_vec()
     };
-    let doc = document::parse(&retrieval).map_err(StampError::Invalid)?;
-    Ok(doc
-        .flags
-        .into_iter()
-        .map(|(name, f)| (name, (f.enabled, f.stamp)))
-        .collect())
+    document::parse(&retrieval).map_err(StampError::Invalid)
 }
 
 #[cfg(test)]

@@ -67,14 +67,15 @@ fn doc(value: bool) -> Blob {
     ))
 }
 
-/// A `StartConfigurationSession` that must name our target and ask for P = 45 s.
+/// A `StartConfigurationSession` that must name our target and ask for Q = 15 s (catch-ups may
+/// poll then; the regular cadence stays P = 45 s).
 fn start_session() -> RuleBuilder<
     StartConfigurationSessionInput,
     StartConfigurationSessionOutput,
     StartConfigurationSessionError,
 > {
     mock!(Client::start_configuration_session).match_requests(|r| {
-        r.required_minimum_poll_interval_in_seconds() == Some(45)
+        r.required_minimum_poll_interval_in_seconds() == Some(15)
             && r.application_identifier() == Some("app")
             && r.environment_identifier() == Some("prod")
             && r.configuration_profile_identifier() == Some("flags")
@@ -183,7 +184,7 @@ async fn cache_over(client: Client) -> (FlagCache, ManualClock) {
         environment: "prod".into(),
         profile: "flags".into(),
     };
-    let source = AppConfigSource::new(client, target, settings.poll_interval);
+    let source = AppConfigSource::new(client, target);
     let options = CacheOptions {
         catalog: FlagCatalog::new(vec![FlagDecl::public(X)]).unwrap(),
         overrides: Overrides::none(),

@@ -99,7 +99,6 @@ fn unreachable_appconfig() -> Box<dyn ConfigSource> {
     Box::new(AppConfigSource::new(
         aws_sdk_appconfigdata::Client::from_conf(config),
         target(),
-        P,
     ))
 }
 

@@ -803,7 +803,6 @@ fn a_busy_instance_calls_at_most_once_per_p_and_receives_a_configuration_only_wh
             environment: "prod".into(),
             profile: "flags".into(),
         },
-        Duration::from_secs(P_SECS as u64),
     );
     let options = CacheOptions {
         catalog: FlagCatalog::new(vec![FlagDecl::public(FLAG)]).unwrap(),

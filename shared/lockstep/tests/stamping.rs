@@ -4,8 +4,9 @@
 use chrono::{DateTime, Utc};
 use lockstep::cache::CacheOptions;
 use lockstep::catalog::is_valid_flag_name;
+use lockstep::journey::JourneyKey;
 use lockstep::memory::MemorySource;
-use lockstep::stamp::{retrieval_form, stamp, Change};
+use lockstep::stamp::{retrieval_form, stamp_with, Change, StampOptions, Stamped};
 use lockstep::{FlagCache, FlagCatalog, FlagDecl, ManualClock, Overrides, Settings};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -14,6 +15,20 @@ use std::time::Duration;
 
 fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+/// Stamping with a fixed journey key when one is made, so the golden files are reproducible.
+fn stamp(
+    content: &[u8],
+    previous: Option<&[u8]>,
+    at: DateTime<Utc>,
+    duration: Duration,
+) -> Result<Stamped, lockstep::stamp::StampError> {
+    let options = StampOptions {
+        new_key: Some(JourneyKey::from_bytes([42; 32])),
+        ..StampOptions::default()
+    };
+    stamp_with(content, previous, at, duration, &options)
 }
 
 fn golden(name: &str, actual: &[u8]) {

@@ -61,12 +61,23 @@ struct DeployArgs {
     /// A description for the deployment.
     #[arg(long)]
     description: Option<String>,
+    /// Let journeys in flight finish when this deployment switches a flag off: `300`, `300s`,
+    /// `5m`, `1h` (at most 24 h). Without it, switching off is a kill switch.
+    #[arg(long, value_name = "DURATION", value_parser = parse_drain)]
+    drain: Option<Duration>,
+    /// Make a new journey key to sign tokens with; the current one still verifies tokens.
+    #[arg(long)]
+    rotate_journey_key: bool,
     /// Follow the deployment until every changed flag is consistent.
     #[arg(long)]
     wait: bool,
     /// Print the started deployment as JSON.
     #[arg(long)]
     json: bool,
+}
+
+fn parse_drain(value: &str) -> Result<Duration, String> {
+    lockstep::settings::parse_duration_text(value).map_err(|why| format!("{value:?}: {why}"))
 }
 
 fn parse_set(value: &str) -> Result<(String, bool), String> {
@@ -113,6 +124,8 @@ async fn deploy(args: DeployArgs) -> Result<(), (u8, String)> {
         strategy: args.strategy,
         description: args.description,
         allow_new_flags: args.allow_new_flags,
+        drain: args.drain,
+        rotate_journey_key: args.rotate_journey_key,
     };
     let failed = |e: lockstep_cli::deploy::DeployError| {
         (
