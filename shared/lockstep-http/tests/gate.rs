@@ -171,3 +171,68 @@ async fn the_same_gate_works_as_an_axum_route_layer() {
     let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(problem["flag"], FLAG);
 }
+
+#[tokio::test]
+async fn the_journey_header_makes_a_behind_instance_catch_up_or_say_how_long_to_wait() {
+    // The instance fetched "off" at 10:05:00; "on" (stamped 10:05:01) is published right after.
+    let (cache, source, clock) = cache_with(&document(false), "2026-11-21T10:05:00Z").await;
+    let on = r#"{"isCheckoutV2Enabled": true, "lockstepMetadata": {"lastModifiedTimestamp": "2026-11-21T10:05:01Z", "deploymentDurationSeconds": 0}}"#;
+    source.publish("2", on);
+    let (issuer, _, _) = cache_with(on, "2026-11-21T10:05:05Z").await;
+    let token = lockstep::journey::issue(
+        issuer.read().await.snapshot(),
+        issuer.read().await.now().timestamp_millis(),
+    );
+    let gated = GateLayer::new(cache, FLAG)
+        .unwrap()
+        .layer(service_fn(|_request: Request| async {
+            Ok::<_, Infallible>(Response::new(Body::from("stored")))
+        }));
+    let with_token = || {
+        let mut r = request();
+        r.headers_mut()
+            .insert(lockstep::journey::HEADER, token.parse().unwrap());
+        r
+    };
+
+    // 6.5 s after its last call the session allows none: 503, Retry-After rounded up to 9 s.
+    clock.advance(TimeDelta::milliseconds(6_500));
+    let early = gated.clone().oneshot(with_token()).await.unwrap();
+    assert_eq!(early.status(), 503);
+    assert_eq!(early.headers()["retry-after"], "9");
+    let problem: serde_json::Value = serde_json::from_str(&text(early.body())).unwrap();
+    assert_eq!(problem["reason"], "behind");
+
+    // Without the header the same instance is closed for P, as before.
+    let blind = gated.clone().oneshot(request()).await.unwrap();
+    assert_eq!(blind.headers()["retry-after"], "45");
+
+    // Once the session allows a call, the header makes it poll before deciding.
+    clock.advance(TimeDelta::milliseconds(8_500));
+    let served = gated.oneshot(with_token()).await.unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(source.early_calls(), 0);
+}
+
+/// A cache on a source that behaves like an AppConfigData session with Q = 15 s.
+async fn cache_with(content: &str, at: &str) -> (Arc<FlagCache>, MemoryHandle, ManualClock) {
+    let clock = ManualClock::new(
+        DateTime::parse_from_rfc3339(at)
+            .unwrap()
+            .with_timezone(&Utc),
+    );
+    let (source, handle) = MemorySource::new();
+    handle.set_session_interval(Some(std::time::Duration::from_secs(15)));
+    handle.publish("1", content);
+    let options = CacheOptions {
+        catalog: FlagCatalog::new(vec![FlagDecl::public(FLAG)]).unwrap(),
+        overrides: Overrides::none(),
+        settings: Settings::default(),
+        clock: Arc::new(clock.clone()),
+    };
+    (
+        Arc::new(FlagCache::new(Box::new(source), options).await),
+        handle,
+        clock,
+    )
+}

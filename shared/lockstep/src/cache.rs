@@ -767,7 +767,9 @@ impl FlagCache {
         } else {
             None
         };
-        let may_poll_at = end + delta(service_interval);
+        // The session asked for Q: even a source that states no interval is not called again
+        // sooner (a catch-up is the only call that could come that early).
+        let may_poll_at = end + delta(service_interval.max(CATCH_UP_INTERVAL));
         let state = CacheState::new(
             snapshot,
             Some(start),

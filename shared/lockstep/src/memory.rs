@@ -16,6 +16,10 @@ struct State {
     hanging: bool,
     delay: Option<Duration>,
     calls: u64,
+    /// The session interval stated with every answer, and enforced like AppConfigData does.
+    interval: Option<Duration>,
+    last_call: Option<DateTime<Utc>>,
+    early_calls: u64,
 }
 
 /// The source half: give it to a [`crate::FlagCache`].
@@ -74,6 +78,19 @@ impl MemoryHandle {
         self.lock().calls
     }
 
+    /// Behaves like an AppConfigData session with `RequiredMinimumPollIntervalInSeconds`:
+    /// every answer states `interval` as the next poll interval, and a call less than
+    /// `interval` after the previous one (by the `now` the cache passes) is refused as too
+    /// early, and counted ([`MemoryHandle::early_calls`]).
+    pub fn set_session_interval(&self, interval: Option<Duration>) {
+        self.lock().interval = interval;
+    }
+
+    /// Calls refused because they came before the session interval.
+    pub fn early_calls(&self) -> u64 {
+        self.lock().early_calls
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state
             .lock()
@@ -82,11 +99,26 @@ impl MemoryHandle {
 }
 
 impl ConfigSource for MemorySource {
-    fn fetch(&mut self, _now: DateTime<Utc>) -> BoxFuture<'_, Result<Fetched, SourceError>> {
-        let (delay, hanging, answer) = {
+    fn fetch(&mut self, now: DateTime<Utc>) -> BoxFuture<'_, Result<Fetched, SourceError>> {
+        let (delay, hanging, interval, answer) = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             state.calls += 1;
-            let answer = if state.failing {
+            let too_early = match (state.interval, state.last_call) {
+                (Some(interval), Some(last)) => {
+                    now < last + chrono::TimeDelta::from_std(interval).unwrap_or_default()
+                }
+                _ => false,
+            };
+            if too_early {
+                state.early_calls += 1;
+            } else {
+                state.last_call = Some(now);
+            }
+            let answer = if too_early {
+                Err(SourceError::TooEarly(
+                    "memory session: poll interval not satisfied".into(),
+                ))
+            } else if state.failing {
                 Err(SourceError::Unavailable("memory source set to fail".into()))
             } else {
                 match &state.content {
@@ -95,7 +127,7 @@ impl ConfigSource for MemorySource {
                     Some(c) => Ok(Some(c.clone())),
                 }
             };
-            (state.delay, state.hanging, answer)
+            (state.delay, state.hanging, state.interval, answer)
         };
         Box::pin(async move {
             if hanging {
@@ -110,7 +142,7 @@ impl ConfigSource for MemorySource {
             }
             Ok(Fetched {
                 content,
-                next_poll_interval: None,
+                next_poll_interval: interval,
             })
         })
     }

@@ -239,3 +239,161 @@ async fn stamped_output_read_by_the_library_gives_the_promised_consistent_at() {
         }
     }
 }
+
+fn stamp_opts(
+    content: &str,
+    previous: Option<&[u8]>,
+    at: &str,
+    options: StampOptions,
+) -> Result<Stamped, lockstep::stamp::StampError> {
+    stamp_with(
+        content.as_bytes(),
+        previous,
+        t(at),
+        Duration::ZERO,
+        &options,
+    )
+}
+
+fn parsed(stamped: &Stamped) -> lockstep::document::Document {
+    let content = if stamped.content.starts_with(b"{\n  \"version\"") {
+        retrieval_form(&stamped.content).unwrap()
+    } else {
+        stamped.content.clone()
+    };
+    lockstep::document::parse(&content).unwrap()
+}
+
+#[test]
+fn a_journey_key_is_made_once_kept_across_deployments_and_rotated_on_request() {
+    use lockstep::stamp::KeyChange;
+    let first = stamp_opts(FREEFORM_V1, None, T1, StampOptions::default()).unwrap();
+    let second = stamp_opts(
+        FREEFORM_V2,
+        Some(&first.content),
+        T2,
+        StampOptions::default(),
+    )
+    .unwrap();
+    let rotated = stamp_opts(
+        FREEFORM_V1,
+        Some(&second.content),
+        "2026-11-21T12:00:00Z",
+        StampOptions {
+            rotate_key: true,
+            ..StampOptions::default()
+        },
+    )
+    .unwrap();
+    let again = stamp_opts(
+        FREEFORM_V2,
+        Some(&rotated.content),
+        "2026-11-21T13:00:00Z",
+        StampOptions {
+            rotate_key: true,
+            ..StampOptions::default()
+        },
+    )
+    .unwrap();
+
+    let keys = |s: &Stamped| parsed(s).journey_keys;
+    assert_eq!(
+        (first.key, second.key, rotated.key),
+        (KeyChange::Created, KeyChange::Kept, KeyChange::Rotated)
+    );
+    assert_eq!(keys(&first).len(), 1);
+    assert_eq!(keys(&second), keys(&first));
+    // The new key signs; the one it replaced still verifies; the one before that is gone.
+    assert_eq!(keys(&rotated)[1], keys(&first)[0]);
+    assert_ne!(keys(&rotated)[0], keys(&first)[0]);
+    assert_eq!(
+        keys(&again),
+        vec![keys(&again)[0].clone(), keys(&rotated)[0].clone()]
+    );
+    // Fresh keys are random: two first deployments never share one.
+    let other = stamp_opts(FREEFORM_V1, None, T1, StampOptions::default()).unwrap();
+    assert_ne!(keys(&other), keys(&first));
+}
+
+#[test]
+fn a_drain_is_written_on_the_flags_switched_off_and_kept_while_they_stay_off() {
+    let on = r#"{"alpha": true, "beta": true}"#;
+    let off = r#"{"alpha": false, "beta": true}"#;
+    let both_off = r#"{"alpha": false, "beta": false}"#;
+    let drain = StampOptions {
+        drain: Some(Duration::from_secs(300)),
+        ..StampOptions::default()
+    };
+    let first = stamp_opts(on, None, T1, StampOptions::default()).unwrap();
+    let switched = stamp_opts(off, Some(&first.content), T2, drain.clone()).unwrap();
+    assert_eq!(
+        switched.drains,
+        [("alpha".to_owned(), Duration::from_secs(300))].into()
+    );
+    let doc = parsed(&switched);
+    assert_eq!(doc.flags["alpha"].drain, Some(Duration::from_secs(300)));
+    assert_eq!(doc.flags["beta"].drain, None);
+
+    // Beta switched off later without a drain: a kill switch; alpha keeps its stamp and drain.
+    let later = stamp_opts(
+        both_off,
+        Some(&switched.content),
+        "2026-11-21T12:00:00Z",
+        StampOptions::default(),
+    )
+    .unwrap();
+    let doc = parsed(&later);
+    assert_eq!(doc.flags["alpha"].drain, Some(Duration::from_secs(300)));
+    assert_eq!(doc.flags["alpha"].stamp.unwrap().at, t(T2));
+    assert_eq!(doc.flags["beta"].drain, None);
+
+    // Switched back on: no drain left anywhere on it.
+    let back_on = stamp_opts(
+        on,
+        Some(&later.content),
+        "2026-11-21T13:00:00Z",
+        StampOptions::default(),
+    )
+    .unwrap();
+    assert!(back_on.drains.is_empty());
+}
+
+#[test]
+fn a_drain_on_a_deployment_that_switches_nothing_off_is_refused() {
+    let first = stamp_opts(FREEFORM_V1, None, T1, StampOptions::default()).unwrap();
+    let drain = StampOptions {
+        drain: Some(Duration::from_secs(300)),
+        ..StampOptions::default()
+    };
+    // V2 switches beta on, nothing off.
+    let err = stamp_opts(FREEFORM_V2, Some(&first.content), T2, drain.clone()).unwrap_err();
+    assert!(
+        matches!(err, lockstep::stamp::StampError::DrainWithoutSwitchOff),
+        "{err}"
+    );
+    let too_long = StampOptions {
+        drain: Some(Duration::from_secs(86_401)),
+        ..StampOptions::default()
+    };
+    let err = stamp_opts(FREEFORM_V1, Some(&first.content), T2, too_long).unwrap_err();
+    assert!(matches!(err, lockstep::stamp::StampError::Drain), "{err}");
+}
+
+#[test]
+fn the_feature_flag_format_carries_drains_and_keys_as_attributes() {
+    let first = stamp_opts(STORED_V2, None, T1, StampOptions::default()).unwrap();
+    let drain = StampOptions {
+        drain: Some(Duration::from_secs(120)),
+        ..StampOptions::default()
+    };
+    let switched = stamp_opts(STORED_V1, Some(&first.content), T2, drain).unwrap();
+    let text = String::from_utf8(switched.content.clone()).unwrap();
+    assert!(
+        text.contains("beta=2026-11-21T11:00:00.000Z/0/120"),
+        "{text}"
+    );
+    let doc = parsed(&switched);
+    assert_eq!(doc.flags["beta"].drain, Some(Duration::from_secs(120)));
+    assert_eq!(doc.journey_keys, parsed(&first).journey_keys);
+    assert_eq!(doc.journey_keys.len(), 1);
+}
