@@ -150,7 +150,9 @@ pub fn stamp(
 /// optional key rotation.
 ///
 /// Journey keys come from the previous content; without previous content, from the content's
-/// own metadata (a redeploy of exported content); else a new key is made.
+/// own metadata (a redeploy of exported content); else a new key is made. A flag switched off
+/// takes `options.drain`, else a drain time the content's own metadata gives it (content that
+/// `lockstep deploy --drain` stamped, stamped again by the AppConfig extension), else none.
 pub fn stamp_with(
     content: &[u8],
     previous: Option<&[u8]>,
@@ -178,9 +180,13 @@ pub fn stamp_with(
     let Value::Object(mut root) = root else {
         return Err(StampError::NotObject);
     };
-    let existing_keys = match &previous {
-        Some(doc) => doc.journey_keys.clone(),
-        None => own_keys(content),
+    // The content's own metadata, when it has any (content `lockstep deploy` stamped, then
+    // stamped again by the extension; or exported content): only its journey keys (when no
+    // previous content is readable) and its drain times are taken from it, never its stamps.
+    let own = previous_document(content).ok();
+    let existing_keys = match (&previous, &own) {
+        (Some(doc), _) | (None, Some(doc)) => doc.journey_keys.clone(),
+        (None, None) => Vec::new(),
     };
     let make_key = || match &options.new_key {
         Some(key) => Ok(key.clone()),
@@ -209,7 +215,15 @@ pub fn stamp_with(
                 (Change::Kept, old.stamp.expect("checked"))
             }
             Some(old) => {
-                if let Some(drain) = options.drain.filter(|_| old.enabled && !*value) {
+                let own_drain = own
+                    .as_ref()
+                    .and_then(|doc| doc.flags.get(name))
+                    .and_then(|f| f.drain);
+                if let Some(drain) = options
+                    .drain
+                    .or(own_drain)
+                    .filter(|_| old.enabled && !*value)
+                {
                     drains.insert(name.clone(), drain);
                 }
                 (Change::Changed, now)
@@ -265,14 +279,6 @@ impl Written<'_> {
     fn keys(&self) -> Vec<String> {
         self.keys.iter().map(JourneyKey::to_text).collect()
     }
-}
-
-/// The journey keys inside content about to be stamped (either form), if it carries valid
-/// ones; nothing else of its metadata is trusted.
-fn own_keys(content: &[u8]) -> Vec<JourneyKey> {
-    previous_document(content)
-        .map(|doc| doc.journey_keys)
-        .unwrap_or_default()
 }
 
 fn freeform_values(root: &Map<String, Value>) -> Result<BTreeMap<String, bool>, StampError> {

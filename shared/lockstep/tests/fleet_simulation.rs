@@ -523,6 +523,8 @@ struct ConfigAnswer {
     enabled_and_consistent: bool,
     /// The deployment that introduced the flag value `/config` vouched for.
     x_change: usize,
+    /// Enabled, and consistent from `consistentAt`, this long from now (the instance's clock).
+    consistent_in_ms: Option<i64>,
 }
 
 /// A journey `/config` opened for a token client: the token it returned and the deployment that

@@ -397,3 +397,38 @@ fn the_feature_flag_format_carries_drains_and_keys_as_attributes() {
     assert_eq!(doc.journey_keys, parsed(&first).journey_keys);
     assert_eq!(doc.journey_keys.len(), 1);
 }
+
+#[test]
+fn stamping_again_keeps_the_drain_the_pipeline_wrote() {
+    // `lockstep deploy --drain` stamps, then the AppConfig extension stamps the same content
+    // again with the deployed content as previous: the drain must survive.
+    let on = r#"{"alpha": true, "beta": true}"#;
+    let first = stamp_opts(on, None, T1, StampOptions::default()).unwrap();
+    let drain = StampOptions {
+        drain: Some(Duration::from_secs(300)),
+        ..StampOptions::default()
+    };
+    let by_pipeline = stamp_opts(
+        r#"{"alpha": false, "beta": true}"#,
+        Some(&first.content),
+        T2,
+        drain,
+    )
+    .unwrap();
+    let by_extension = stamp_with(
+        &by_pipeline.content,
+        Some(&first.content),
+        t(T2) + chrono::TimeDelta::milliseconds(300),
+        Duration::ZERO,
+        &StampOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        parsed(&by_extension).flags["alpha"].drain,
+        Some(Duration::from_secs(300))
+    );
+    assert_eq!(
+        parsed(&by_extension).journey_keys,
+        parsed(&first).journey_keys
+    );
+}
