@@ -1,19 +1,37 @@
-// Lockstep's SPA: reads GET /config and offers journey X only when the flag is enabled AND the
-// backend is consistent. While the flag is enabled but not yet consistent it says when the
-// journey opens and re-checks once, at that moment (no tight polling); otherwise it re-reads
-// /config every P so a flag switched off disappears. A 503 or a network failure mid-journey is
-// shown as a message, never a broken page. All text goes through textContent.
+// Lockstep's SPA: reads GET /config and offers journey X only when the flag is enabled and every
+// server is ready for it.
+//
+// - Servers that hand out a journey token (rule 8): the journey opens once the server's clock
+//   reaches the flag's `journeyOpensAt` (T + Δ + Q + ε). The token of the answer the journey
+//   opened with is kept for the journey's life and sent as the `Lockstep-Journey` header on every
+//   feature call of it (never a later one: a journey in flight when the flag is switched off with
+//   a drain time keeps the token it opened with, and may finish). A server behind the token
+//   catches up before deciding.
+// - Older servers (no token): the journey opens when `isBackendConsistent` is true, or at
+//   `consistentAt` (T + Δ + P + ε).
+// - Answers are read newest first: an answer whose stamp is older than the one held comes from an
+//   instance that has not polled yet, and is set aside until the newer one's `consistentAt` (by
+//   then every instance holds it; an older stamp after that is a rollback, and is taken).
+//
+// While the flag is enabled but the journey not yet open it says when the journey opens and
+// re-checks once, at that moment (no tight polling); otherwise it re-reads /config every P so a
+// flag switched off disappears. A 503 (kill switch, drain over, a server still catching up, with
+// the problem's `reason` and `Retry-After`) or a network failure mid-journey is shown as a
+// message, never a broken page. All text goes through textContent.
 "use strict";
 
 (() => {
   const API = String(window.LOCKSTEP_API || "").replace(/\/+$/, "");
   const FLAG = "isFeatureXEnabled";
   const INSTANCE_HEADER = "x-lockstep-instance";
+  const JOURNEY_HEADER = "Lockstep-Journey";
   const $ = (id) => document.getElementById(id);
   const app = $("app");
 
   const user = userId();
-  let config = null; // the last /config body, with the browser's clock offset to the server's
+  let config = null; // the /config body in use (the newest seen), with its instance and receipt time
+  let offsetMs = 0; // the server's clock minus the browser's, from the last /config answer
+  let setAside = null; // the last older answer set aside: { instance, version }
   let availability = "loading";
   let decision = { availability: "loading" }; // what the last /config said about journey X
   let nextCheckAt = null; // when the next /config read is scheduled (browser clock)
@@ -22,8 +40,9 @@
   let ticker = null;
   let unconfirmedChecks = 0;
   let unreachableChecks = 0;
-  let journey = null; // { id, body } of the journey in progress
+  let journey = null; // { id, body, token } of the journey in progress (token: what it opened with)
   let submitting = false;
+  let problemTimer = null;
 
   // ---- helpers ----------------------------------------------------------------------------
 
@@ -63,7 +82,12 @@
 
   // The server's clock now, from the offset measured at the last /config.
   function serverNow() {
-    return config ? Date.now() + config.offsetMs : Date.now();
+    return Date.now() + offsetMs;
+  }
+
+  function time(value) {
+    const ms = Date.parse(value || "");
+    return Number.isFinite(ms) ? ms : null;
   }
 
   function pollMs() {
@@ -72,6 +96,11 @@
   }
 
   class NetworkError extends Error {}
+
+  // The headers of a feature call of `of` (a journey): its token, when it opened with one.
+  function journeyHeaders(of, headers) {
+    return of && of.token ? { ...headers, [JOURNEY_HEADER]: of.token } : headers;
+  }
 
   // One API call: the parsed JSON (or null), the status and the instance that served it.
   async function call(method, path, body, headers) {
@@ -105,17 +134,51 @@
 
   // ---- availability -------------------------------------------------------------------------
 
-  // What /config says about journey X.
-  function decide(cfg) {
+  // The journey token of an answer, if its server hands them out.
+  function tokenOf(cfg) {
+    return typeof cfg.journeyToken === "string" && cfg.journeyToken ? cfg.journeyToken : null;
+  }
+
+  // When journey X may open for a client that sends the token: the flag's own journeyOpensAt
+  // (a deployment of other flags does not move it), else the top-level one. None from a
+  // degraded server: it cannot vouch for anything.
+  function journeyOpensAt(cfg) {
+    if (cfg.degraded) return null;
+    const flag = cfg.flags && typeof cfg.flags === "object" ? cfg.flags[FLAG] : null;
+    return time(flag && flag.journeyOpensAt) ?? time(cfg.journeyOpensAt);
+  }
+
+  // What /config says about journey X at `now` (the server's clock).
+  function decide(cfg, now) {
     if (!cfg || cfg[FLAG] !== true) return { availability: "closed" };
-    if (cfg.isBackendConsistent === true) return { availability: "open" };
-    const at = Date.parse(cfg.consistentAt || "");
-    const now = Date.parse(cfg.serverTime || "");
-    if (Number.isFinite(at) && Number.isFinite(now) && at > now) {
-      return { availability: "waiting", at, inMs: at - now };
+    const token = tokenOf(cfg);
+    const opensAt = token ? journeyOpensAt(cfg) : null;
+    if (opensAt !== null) {
+      if (now >= opensAt) return { availability: "open", token };
+      return { availability: "waiting", at: opensAt, inMs: opensAt - now, token };
+    }
+    // A server without tokens (or one that cannot vouch): every instance must hold the value.
+    if (cfg.isBackendConsistent === true) return { availability: "open", token: null };
+    const at = time(cfg.consistentAt);
+    if (at !== null && at > now) {
+      return { availability: "waiting", at, inMs: at - now, token: null };
     }
     // Degraded or unstamped: this server cannot vouch for the others.
     return { availability: "unconfirmed" };
+  }
+
+  // Whether `answer` (just received) replaces the answer held. An answer stamped before the one
+  // held most likely comes from an instance that has not polled since that deployment: it is set
+  // aside, but only until every instance must hold the newer version (its consistentAt) and at
+  // most P after the newer one was last received (an instance that had it then polls within P):
+  // an older stamp after that is a rollback (rule 7), and is taken.
+  function newerOrDue(answer, now) {
+    if (!config) return true;
+    const held = time(config.lastModifiedTimestamp);
+    const got = time(answer.lastModifiedTimestamp);
+    if (held === null || got === null || got >= held) return true;
+    const until = Math.min(time(config.consistentAt) ?? Infinity, config.receivedAt + pollMs());
+    return now >= until;
   }
 
   async function checkConfig() {
@@ -137,18 +200,20 @@
       return;
     }
     unreachableChecks = 0;
-    const receivedAt = Date.now();
-    const serverTime = Date.parse(result.data.serverTime || "");
-    config = {
-      ...result.data,
-      instance: result.instance,
-      offsetMs: Number.isFinite(serverTime) ? serverTime - receivedAt : 0,
-    };
-    decision = decide(config);
+    const serverTime = time(result.data.serverTime);
+    if (serverTime !== null) offsetMs = serverTime - Date.now();
+    const now = serverNow();
+    if (newerOrDue(result.data, now)) {
+      config = { ...result.data, instance: result.instance, receivedAt: now };
+      setAside = null;
+    } else {
+      setAside = { instance: result.instance, version: result.data.configurationVersion };
+    }
+    decision = decide(config, now);
     availability = decision.availability;
     let delay;
     if (decision.availability === "waiting") {
-      // The one re-check: just after consistentAt, measured on the server's clock.
+      // The one re-check: just after journeyOpensAt (or consistentAt), on the server's clock.
       unconfirmedChecks = 0;
       delay = decision.inMs + 500;
     } else if (decision.availability === "unconfirmed") {
@@ -171,6 +236,7 @@
     const opens = $("opens");
     clearInterval(ticker);
     opens.hidden = true;
+    const inJourney = journey !== null && view === "journey";
     switch (availability) {
       case "loading":
         text.textContent = "Checking which journeys are open…";
@@ -179,14 +245,17 @@
         text.textContent = "Journey X is open.";
         break;
       case "closed":
-        text.textContent = "Journey X is not available right now.";
+        text.textContent = inJourney
+          ? "Journey X is closed to new journeys. The one you started can still be submitted " +
+            "while the service allows it."
+          : "Journey X is not available right now.";
         break;
       case "waiting": {
         const at = decision.at;
         text.textContent = "Journey X has been switched on and is being rolled out to every server.";
-        const time = $("opens-at");
-        time.dateTime = new Date(at).toISOString();
-        time.textContent = clock(at);
+        const shown = $("opens-at");
+        shown.dateTime = new Date(at).toISOString();
+        shown.textContent = clock(at);
         const tick = () => {
           const left = at - serverNow();
           $("opens-in").textContent = left > 0 ? `(in ${seconds(left)})` : "(any moment now)";
@@ -216,6 +285,9 @@
     if (config) {
       parts.push(`Configuration ${config.configurationVersion || "?"}`);
       if (config.instance) parts.push(`read from ${config.instance}`);
+      if (setAside) {
+        parts.push(`${setAside.instance || "a server"} still served ${setAside.version || "an older version"}`);
+      }
       parts.push(`P = ${pollMs() / 1000} s`);
       if (config.degraded) parts.push(`degraded: ${config.degraded}`);
     }
@@ -225,6 +297,7 @@
   // ---- the journey --------------------------------------------------------------------------
 
   function show(next) {
+    if (next !== "problem") clearInterval(problemTimer);
     view = next;
     for (const id of ["journey", "confirmation", "problem"]) $(id).hidden = id !== next;
     render();
@@ -234,7 +307,9 @@
     // The page may have been open a while: ask the backend again before opening the journey.
     await checkConfig();
     if (availability !== "open") return;
-    journey = { id: "journey-" + randomHex(8), body: null };
+    // The token is captured now, as the journey opens, and kept for the whole journey.
+    journey = { id: "journey-" + randomHex(8), body: null, token: decision.token || null };
+    const opened = journey;
     $("form").reset();
     $("form-error").hidden = true;
     $("submit").disabled = false;
@@ -243,7 +318,12 @@
     show("journey");
     let result;
     try {
-      result = await call("GET", `/feature-x/submissions?userId=${encodeURIComponent(user)}&limit=100`);
+      result = await call(
+        "GET",
+        `/feature-x/submissions?userId=${encodeURIComponent(user)}&limit=100`,
+        undefined,
+        journeyHeaders(opened),
+      );
     } catch (_) {
       $("history").textContent = "Couldn't load your earlier submissions; you can still submit.";
       return;
@@ -287,9 +367,12 @@
     $("submit").textContent = "Submitting…";
     try {
       // The journey id is the idempotency key: a retry never stores a second submission.
-      const result = await call("POST", "/feature-x/submissions", journey.body, {
-        "Idempotency-Key": journey.id,
-      });
+      const result = await call(
+        "POST",
+        "/feature-x/submissions",
+        journey.body,
+        journeyHeaders(journey, { "Idempotency-Key": journey.id }),
+      );
       if (result.status === 201 || result.status === 200) {
         await confirm(result);
       } else {
@@ -309,6 +392,7 @@
   }
 
   async function confirm(created) {
+    const opened = journey;
     const submission = created.data || {};
     $("confirmation-id").textContent = submission.id || "?";
     $("confirmation-plan").textContent = submission.plan || "?";
@@ -322,6 +406,8 @@
       const read = await call(
         "GET",
         `/feature-x/submissions/${encodeURIComponent(submission.id || "")}?userId=${encodeURIComponent(user)}`,
+        undefined,
+        journeyHeaders(opened),
       );
       if (read.ok) served.push(read.instance && `read back from ${read.instance}`);
       else note = "It is stored, but could not be read back just now.";
@@ -338,42 +424,105 @@
 
   // A refused call mid-journey, told as what it means for the user.
   function failed(result, retry) {
-    const type = result.data && typeof result.data.type === "string" ? result.data.type : "";
+    const data = result.data && typeof result.data === "object" ? result.data : {};
+    const type = typeof data.type === "string" ? data.type : "";
+    const reason = typeof data.reason === "string" ? data.reason : "";
     const after = result.retryAfterSeconds;
-    const when = after ? ` Try again after ${clock(Date.now() + after * 1000)}.` : "";
+    const retryAt = after ? Date.now() + after * 1000 : null;
+    const when = retryAt ? ` Try again after ${clock(retryAt)}.` : "";
     if (result.status === 503 && type.endsWith(":feature-disabled")) {
-      problem(
-        "Journey X has just been switched off",
-        "The service answered 503: journey X is disabled on the server that took your request. " +
-          "Nothing was saved." + when,
-        retry,
-      );
+      const facts = { status: 503, reason, retryAfterSeconds: after };
+      if (reason === "behind") {
+        // Not a switch-off: the server has not caught up with the configuration this journey
+        // opened with, and may ask for it in Retry-After seconds. Retrying then is safe.
+        problem(
+          "The server is still catching up",
+          "The server that took your request has not caught up with journey X yet. Nothing was " +
+            "saved." + when,
+          retry,
+          { ...facts, retryAt },
+        );
+        return;
+      }
+      if (reason === "drain-ended") {
+        problem(
+          "Journey X has been switched off",
+          "Journey X was switched off, and the time given to journeys already under way to " +
+            "finish is over. Nothing was saved.",
+          null,
+          facts,
+        );
+      } else {
+        problem(
+          "Journey X has just been switched off",
+          "The service answered 503: journey X is disabled on the server that took your " +
+            "request. Nothing was saved." + when,
+          retry,
+          facts,
+        );
+      }
       checkConfig(); // the start page should reflect it
     } else if (result.status === 503) {
-      problem("The service is busy", "The service answered 503. Nothing was saved." + when, retry);
+      problem("The service is busy", "The service answered 503. Nothing was saved." + when, retry, {
+        status: 503,
+        retryAfterSeconds: after,
+      });
     } else if (result.status >= 400 && result.status < 500) {
-      const detail = result.data && result.data.detail ? String(result.data.detail) : "";
-      problem("The service refused this request", detail || `HTTP ${result.status}.`, null);
+      const detail = data.detail ? String(data.detail) : "";
+      problem("The service refused this request", detail || `HTTP ${result.status}.`, null, {
+        status: result.status,
+      });
     } else {
       problem(
         "Something went wrong on the server",
         `The service answered ${result.status}. Nothing is lost on this page; try again later.`,
         retry,
+        { status: result.status },
       );
     }
   }
 
-  function problem(title, text, retry) {
+  const REASONS = {
+    disabled: "disabled (the flag is off: a kill switch)",
+    "drain-ended": "drain-ended (the flag is off and the drain is over)",
+    behind: "behind (this server has not caught up yet)",
+  };
+
+  // Shows a problem; `facts` (status, reason, retryAfterSeconds, retryAt) are told in a line of
+  // their own. With retryAt, the retry button waits for it, counting down.
+  function problem(title, text, retry, facts = {}) {
+    clearInterval(problemTimer);
     $("problem-title").textContent = title;
     $("problem-text").textContent = text;
+    const card = $("problem");
+    card.dataset.status = facts.status ? String(facts.status) : "";
+    card.dataset.reason = facts.reason || "";
+    const line = [];
+    if (facts.status) line.push(`HTTP ${facts.status}`);
+    if (facts.reason) line.push(`reason: ${REASONS[facts.reason] || facts.reason}`);
+    if (facts.retryAfterSeconds) line.push(`Retry-After: ${seconds(facts.retryAfterSeconds * 1000)}`);
+    $("problem-facts").textContent = line.join(" · ");
+    $("problem-facts").hidden = line.length === 0;
     const button = $("retry");
     button.hidden = !retry;
+    button.disabled = false;
+    button.textContent = "Try again";
     button.onclick = retry
       ? () => {
           show(journey ? "journey" : "home");
           retry();
         }
       : null;
+    if (retry && facts.retryAt) {
+      const tick = () => {
+        const left = facts.retryAt - Date.now();
+        button.disabled = left > 0;
+        button.textContent = left > 0 ? `Try again (in ${seconds(left)})` : "Try again";
+        if (left <= 0) clearInterval(problemTimer);
+      };
+      tick();
+      problemTimer = setInterval(tick, 1000);
+    }
     show("problem");
   }
 

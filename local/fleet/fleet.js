@@ -1,13 +1,15 @@
-// The local runner's fleet view: every instance's configuration version, fetch age and health,
-// read from GET /local/fleet once a second (a local development view; the SPA never polls like
-// this), with freeze/thaw buttons, and a Deploy form (a strategy to choose, a Stop button) that
-// deploys to the local AppConfig through `lockstep deploy`'s code (POST /local/deployments,
+// The local runner's fleet view: every instance's configuration version, fetch age, health and
+// calls to AppConfigData (regular polls, and the catch-ups journey tokens asked for: rule 8; a
+// catch-up that just happened is highlighted), read from GET /local/fleet once a second (a local
+// development view; the SPA never polls like this), with freeze/thaw buttons, and a Deploy form
+// (a strategy to choose, a drain time for a planned switch-off, a Stop button) that deploys to
+// the local AppConfig through `lockstep deploy`'s code (POST /local/deployments,
 // POST /local/deployments/stop). All text goes through textContent.
 "use strict";
 
 (() => {
   const $ = (id) => document.getElementById(id);
-  const rows = new Map(); // instance name -> { row, cells, button }
+  const rows = new Map(); // instance name -> { row, cells, button, catchUps }
   let deployedVersion = null;
   let rollingOutVersion = null; // the version of a deployment in progress
   let deployBuilt = false;
@@ -46,6 +48,14 @@
     return data;
   }
 
+  // journeyOpensAt = T + Δ + Q + ε, from consistentAt = T + Δ + P + ε.
+  const opensAt = (consistentAt, fleet) => {
+    const at = Date.parse(consistentAt || "");
+    const q = fleet.catchUpIntervalSeconds;
+    if (!Number.isFinite(at) || q == null) return null;
+    return new Date(at - (fleet.pollIntervalSeconds - q) * 1000).toISOString();
+  };
+
   function renderDeployed(fleet) {
     const deployed = fleet.deployed;
     deployedVersion = deployed.configurationVersion;
@@ -77,6 +87,7 @@
           el("td", { textContent: String(flag.value), className: flag.value ? "on" : "off" }),
           el("td", { textContent: time(flag.lastModifiedTimestamp) }),
           el("td", { textContent: flag.deploymentDurationSeconds == null ? "–" : `${flag.deploymentDurationSeconds} s` }),
+          el("td", { textContent: time(opensAt(flag.consistentAt, fleet)) }),
           el("td", { textContent: time(flag.consistentAt) }),
           el("td", { textContent: until(flag.consistentAt, now) }),
         ]),
@@ -104,8 +115,18 @@
     let entry = rows.get(instance.name);
     if (entry) return entry;
     const cells = {};
-    const names = ["name", "state", "version", "flag", "consistent", "age", "refresh", "degraded", "served", "idle"];
-    const tr = el("tr", {}, names.map((n) => (cells[n] = el("td"))));
+    const names = [
+      "name", "state", "version", "flag", "consistent", "age", "refresh", "degraded", "polls", "catchUps", "served", "idle",
+    ];
+    const tr = el(
+      "tr",
+      {},
+      names.map((n) => {
+        cells[n] = el("td");
+        cells[n].dataset.col = n;
+        return cells[n];
+      }),
+    );
     const button = el("button", { type: "button", className: "secondary" });
     button.addEventListener("click", async () => {
       const action = button.dataset.action;
@@ -117,7 +138,7 @@
       }
     });
     tr.append(el("td", {}, [button]));
-    entry = { row: tr, cells, button };
+    entry = { row: tr, cells, button, catchUps: null };
     rows.set(instance.name, entry);
     return entry;
   }
@@ -131,16 +152,20 @@
         table = el("table", { id: `fn-${fn.function}` }, [
           el("thead", {}, [
             el("tr", {}, [
-              "instance", "state", "version", "isFeatureXEnabled", "consistent", "last fetch", "next refresh",
-              "degraded", "served", "idle", "",
-            ].map((h) => el("th", { textContent: h }))),
+              ["instance"], ["state"], ["version"], ["isFeatureXEnabled"], ["consistent"], ["last fetch"],
+              ["next refresh"], ["degraded"],
+              ["polls", "Calls to AppConfigData since the cold start, regular and catch-up"],
+              ["catch-ups", "Polls a journey token asked for (rule 8): at most one per Q"],
+              ["served"], ["idle"], [""],
+            ].map(([h, title]) => el("th", { textContent: h, title: title || "" }))),
           ]),
           el("tbody"),
         ]);
         container.append(el("h3", { textContent: fn.function }), table);
       }
       for (const instance of fn.instances) {
-        const { row: tr, cells, button } = row(instance);
+        const entry = row(instance);
+        const { row: tr, cells, button } = entry;
         if (!tr.parentNode) table.tBodies[0].append(tr);
         tr.className = instance.state;
         tr.dataset.instance = instance.name;
@@ -164,6 +189,16 @@
           instance.nextRefreshAt == null ? "–" : instance.refreshDue ? "due (on next request)" : until(instance.nextRefreshAt, now);
         cells.degraded.textContent = instance.degraded || "no";
         cells.degraded.className = instance.degraded ? "bad" : "";
+        const polls = instance.polls;
+        cells.polls.textContent = polls ? String(polls.polls) : "–";
+        cells.catchUps.textContent = polls ? String(polls.catchUps) : "–";
+        // A catch-up since the last refresh of this view: highlighted for a few seconds.
+        if (polls && entry.catchUps != null && polls.catchUps > entry.catchUps) {
+          cells.catchUps.classList.remove("caught-up");
+          void cells.catchUps.offsetWidth; // restarts the highlight
+          cells.catchUps.classList.add("caught-up");
+        }
+        if (polls) entry.catchUps = polls.catchUps;
         cells.served.textContent = String(instance.served);
         cells.idle.textContent = instance.idleSeconds == null ? "–" : `${instance.idleSeconds.toFixed(0)} s`;
         const frozen = instance.state === "frozen";
@@ -187,8 +222,9 @@
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       const fleet = await response.json();
       $("summary").textContent =
-        `server time ${time(fleet.serverTime)} · P = ${fleet.pollIntervalSeconds} s · ε = ${fleet.epsilonSeconds} s · ` +
-        "consistentAt = T + Δ + P + ε";
+        `server time ${time(fleet.serverTime)} · P = ${fleet.pollIntervalSeconds} s · ` +
+        `Q = ${fleet.catchUpIntervalSeconds} s · ε = ${fleet.epsilonSeconds} s · ` +
+        "consistentAt = T + Δ + P + ε · journeyOpensAt = T + Δ + Q + ε";
       renderDeployed(fleet);
       renderFunctions(fleet);
       showError("");
@@ -206,11 +242,28 @@
     }
     const strategy = $("strategy").value;
     const result = $("deploy-result");
+    const request = { flags, strategy };
+    const drain = $("drain").value.trim();
+    if (drain) {
+      const seconds = Number(drain);
+      if (!Number.isInteger(seconds) || seconds < 0) {
+        result.className = "error";
+        result.textContent = "Refused: the drain time is a whole number of seconds.";
+        return;
+      }
+      request.drainSeconds = seconds;
+    }
     try {
-      const deployment = await post("/local/deployments", { flags, strategy });
+      const deployment = await post("/local/deployments", request);
       const changed = Object.entries(deployment.flags)
         .filter(([name]) => name in flags)
-        .map(([name, f]) => `${name}=${f.value} (${f.change}, consistent at ${time(f.consistentAt)})`);
+        .map(([name, f]) => {
+          const parts = [f.change];
+          if (f.journeyOpensAt && f.value) parts.push(`journeys open at ${time(f.journeyOpensAt)}`);
+          parts.push(`consistent at ${time(f.consistentAt)}`);
+          if (f.drainEndsAt) parts.push(`journeys in flight may finish until ${time(f.drainEndsAt)}`);
+          return `${name}=${f.value} (${parts.join(", ")})`;
+        });
       result.className = "";
       result.textContent =
         `Deployed at ${time(deployment.lastModifiedTimestamp)} with ${deployment.strategy.name}: ${changed.join(", ")}.`;

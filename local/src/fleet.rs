@@ -12,14 +12,16 @@
 //!   library's refresh-on-access rule, and nothing here shortcuts it.
 //! - Every instance reads through its own AppConfigData session (a cold start is a new
 //!   session, so a gradual deployment reaches instances one by one, as in Lambda).
-//! - The fleet view reads the caches with [`FlagCache::peek`], so looking never refreshes.
+//! - The fleet view reads the caches with [`FlagCache::peek`], so looking never refreshes, and
+//!   shows each instance's calls to AppConfigData ([`FlagCache::poll_counts`]): regular polls
+//!   and the catch-ups journey tokens asked for (rule 8).
 
 use chrono::{DateTime, TimeDelta, Utc};
 use lambda_http::{Body, Request, Response};
 use lockstep::appconfig::AppConfigSource;
 use lockstep::cache::{CacheOptions, FlagCache, FlagView};
 use lockstep::durable::SnapshotStore;
-use lockstep::{Clock, FlagCatalog, FlagStatus, Overrides, Settings};
+use lockstep::{Clock, FlagCatalog, FlagStatus, Overrides, PollCounts, Settings};
 use lockstep_http::problem::ApiError;
 use lockstep_sample::submissions::SubmissionStore;
 use lockstep_sample::FeatureX;
@@ -215,6 +217,12 @@ impl Instance {
     pub fn peek(&self) -> Option<FlagView> {
         self.handler.get().map(|h| h.cache().peek())
     }
+
+    /// How many times its cache called AppConfigData, and how many of those calls were
+    /// catch-ups a journey token asked for (`None` before its cold start).
+    pub fn poll_counts(&self) -> Option<PollCounts> {
+        self.handler.get().map(|h| h.cache().poll_counts())
+    }
 }
 
 /// Every instance of every function, and the round-robin counters.
@@ -358,6 +366,7 @@ impl Fleet {
             degraded: None,
             is_backend_consistent: None,
             flags: BTreeMap::new(),
+            polls: instance.poll_counts(),
             served: instance.served.load(Ordering::Relaxed),
             last_invoked_at: last_invoked,
             idle_seconds: last_invoked.map(seconds_since),
@@ -430,6 +439,9 @@ pub struct InstanceJson {
     pub is_backend_consistent: Option<bool>,
     /// Every declared flag as it holds it.
     pub flags: BTreeMap<String, FlagStatus>,
+    /// Its calls to AppConfigData since its cold start (`{polls, catchUps}`: every call, and
+    /// those a journey token asked for, at most one per Q; rule 8), none before its cold start.
+    pub polls: Option<PollCounts>,
     /// Requests it served.
     pub served: u64,
     /// When it last served one.

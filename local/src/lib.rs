@@ -137,6 +137,7 @@ impl Runner {
                 let body = FleetBody {
                     server_time: self.clock.now(),
                     poll_interval_seconds: self.window.poll_interval.as_secs(),
+                    catch_up_interval_seconds: lockstep::CATCH_UP_INTERVAL.as_secs(),
                     epsilon_seconds: self.window.epsilon.as_secs_f64(),
                     functions: self.fleet.view(),
                     deployed: self.appconfig.deployed(self.window).await,
@@ -219,6 +220,8 @@ fn all_at_once() -> String {
 struct FleetBody {
     server_time: DateTime<Utc>,
     poll_interval_seconds: u64,
+    /// Q: the catch-up interval of rule 8 (journeys open at `T + Δ + Q + ε`).
+    catch_up_interval_seconds: u64,
     epsilon_seconds: f64,
     functions: Vec<fleet::FunctionJson>,
     deployed: Deployed,

@@ -534,6 +534,23 @@ struct Opened {
     x_change: usize,
 }
 
+/// What `/config` told a token client.
+enum TokenAnswer {
+    /// Open the journey, with this token.
+    Open(Opened),
+    /// Enabled, and the journey opens at `journeyOpensAt`, this long from now (the instance's
+    /// clock): the client checks again then.
+    Later { in_ms: i64 },
+    /// Disabled, or a degraded instance (which names no `journeyOpensAt`).
+    Closed,
+}
+
+/// When a client told to come back in `in_ms` (by the server's clock, which `/config` reports)
+/// reads `/config` again: then, plus up to a second of timer and network delay.
+fn recheck_at(client: &mut ChaCha8Rng, t: i64, in_ms: i64) -> i64 {
+    t + in_ms.max(0) + client.random_range(1..1_000)
+}
+
 /// The naive cache of the original design: refresh only after an invocation (so a thawed
 /// instance answers from its old copy first), `consistent = now ≥ T + P` and only when enabling.
 struct NaiveInstance {
@@ -731,9 +748,15 @@ impl Fleet {
                 let view = cache.read().await;
                 let status = view.status(FLAG).expect("declared");
                 let version: Option<usize> = view.snapshot().version.parse().ok();
+                let backend = view.backend();
+                let now = view.now();
                 ConfigAnswer {
-                    enabled_and_consistent: status.value && view.is_backend_consistent(),
+                    enabled_and_consistent: status.value && backend.consistent,
                     x_change: version.map_or(0, |v| world.deployments[v].x_change),
+                    consistent_in_ms: backend
+                        .consistent_at
+                        .filter(|&at| status.value && now < at)
+                        .map(|at| ms(at) - ms(now)),
                 }
             }
             Instance::Naive(naive) => {
@@ -745,11 +768,13 @@ impl Fleet {
                         ConfigAnswer {
                             enabled_and_consistent: d.x_value && consistent,
                             x_change: d.x_change,
+                            consistent_in_ms: None,
                         }
                     }
                     None => ConfigAnswer {
                         enabled_and_consistent: false,
                         x_change: 0,
+                        consistent_in_ms: None,
                     },
                 };
                 naive.after_invocation(t);
@@ -760,24 +785,25 @@ impl Fleet {
 
     /// `/config` for a token client: a journey opens when the flag is enabled and the backend's
     /// `journeyOpensAt` has come on this instance's clock (a degraded instance names none).
-    async fn token_config_read(&mut self, t: i64) -> Option<Opened> {
+    async fn token_config_read(&mut self, t: i64) -> TokenAnswer {
         let index = self.pick(t).await;
         let handle = self.handle;
         let view = self.cache(index).read().await;
         let status = view.flag(handle).expect("declared");
         let now = view.now();
-        let opens = status.value
-            && view
-                .backend()
-                .journey_opens_at
-                .is_some_and(|opens_at| now >= opens_at);
-        opens.then(|| {
-            let version: usize = view.snapshot().version.parse().expect("fetched content");
-            Opened {
-                token: journey::issue(view.snapshot(), ms(now)),
-                x_change: self.world.deployments[version].x_change,
+        match view.backend().journey_opens_at {
+            Some(opens_at) if status.value && now >= opens_at => {
+                let version: usize = view.snapshot().version.parse().expect("fetched content");
+                TokenAnswer::Open(Opened {
+                    token: journey::issue(view.snapshot(), ms(now)),
+                    x_change: self.world.deployments[version].x_change,
+                })
             }
-        })
+            Some(opens_at) if status.value => TokenAnswer::Later {
+                in_ms: ms(opens_at) - ms(now),
+            },
+            _ => TokenAnswer::Closed,
+        }
     }
 
     /// A feature call decided as the gate decides it, with the journey's token or without one.
@@ -839,13 +865,18 @@ struct Outcome {
     busiest_hour_calls: usize,
     instance_hours: f64,
     deployments: usize,
-    /// Per enabling deployment, the first journey opened under it: milliseconds after its start.
-    first_open: BTreeMap<usize, i64>,
+    /// Per enabling deployment, the first journey opened under it.
+    first_open: FirstOpen,
 }
 
 enum Event {
+    /// A `/config` read of the traffic's stream (the next one follows).
     ConfigRead,
-    FeatureCall { x_change: usize },
+    /// A client told "enabled, consistent at …" reads `/config` again then.
+    Recheck,
+    FeatureCall {
+        x_change: usize,
+    },
 }
 
 /// The time of the next `/config` read after one at `t`: busy and quiet hours (quiet hours leave
@@ -864,24 +895,28 @@ fn journey_calls(traffic: &mut ChaCha8Rng, t: i64) -> Vec<i64> {
         .collect()
 }
 
-fn record_first_open(
-    first_open: &mut BTreeMap<usize, i64>,
-    world: &World,
-    x_change: usize,
-    t: i64,
-) {
+/// Per enabling deployment, when the first journey opened under it: (milliseconds after the
+/// deployment's start, its Δ in milliseconds).
+type FirstOpen = BTreeMap<usize, (i64, i64)>;
+
+fn record_first_open(first_open: &mut FirstOpen, world: &World, x_change: usize, t: i64) {
     if x_change != 0 {
+        let d = &world.deployments[x_change];
         first_open
             .entry(x_change)
-            .or_insert(t - world.deployments[x_change].start_ms);
+            .or_insert((t - d.start_ms, d.duration_ms));
     }
 }
 
-async fn simulate(model: Model, seed: u64, journeys: u64, p_secs: i64) -> Outcome {
+/// One world, one fleet. With `recheck`, a client told that the flag is enabled and consistent
+/// from `consistentAt` reads `/config` again at that moment (as the design lets frontends do)
+/// instead of waiting for its next visit.
+async fn simulate(model: Model, seed: u64, journeys: u64, p_secs: i64, recheck: bool) -> Outcome {
     let (world, horizon_ms) = world(seed, journeys, p_secs);
     let origin_ms = origin_ms();
     let mut fleet = Fleet::new(model, world.clone(), seed);
     let mut traffic = ChaCha8Rng::seed_from_u64(seed ^ 0x7aff1c);
+    let mut clients = ChaCha8Rng::seed_from_u64(seed ^ 0xc11e);
     let mut outcome = Outcome::default();
     let mut queue: BinaryHeap<Reverse<(i64, u64, usize)>> = BinaryHeap::new();
     let mut events: Vec<Event> = Vec::new();
@@ -901,7 +936,8 @@ async fn simulate(model: Model, seed: u64, journeys: u64, p_secs: i64) -> Outcom
         last_t = t;
         world.now.set(at(t));
         match events[id] {
-            Event::ConfigRead => {
+            Event::ConfigRead | Event::Recheck => {
+                let chain = matches!(events[id], Event::ConfigRead);
                 let answer = fleet.config_read(t).await;
                 if answer.enabled_and_consistent {
                     outcome.journeys += 1;
@@ -917,9 +953,13 @@ async fn simulate(model: Model, seed: u64, journeys: u64, p_secs: i64) -> Outcom
                         );
                     }
                 }
+                if let Some(in_ms) = answer.consistent_in_ms.filter(|_| recheck) {
+                    let when = recheck_at(&mut clients, t, in_ms);
+                    push(&mut queue, &mut events, when, Event::Recheck);
+                }
                 // (Past the horizon the schedule has no more deployments: stop, and let the
                 // journey count's assertion say so.)
-                if outcome.journeys < journeys && t < horizon_ms {
+                if chain && outcome.journeys < journeys && t < horizon_ms {
                     let next = next_read(&mut traffic, t);
                     push(&mut queue, &mut events, next, Event::ConfigRead);
                 }
@@ -967,8 +1007,8 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn run(model: Model, seed: u64, journeys: u64, p_secs: i64) -> Outcome {
-    runtime().block_on(simulate(model, seed, journeys, p_secs))
+fn run(model: Model, seed: u64, journeys: u64, p_secs: i64, recheck: bool) -> Outcome {
+    runtime().block_on(simulate(model, seed, journeys, p_secs, recheck))
 }
 
 fn journeys_from_env() -> u64 {
@@ -997,8 +1037,8 @@ fn fleet_simulation_shows_no_unexplained_stale_503_and_the_naive_model_does() {
     let seed = seed_from_env();
 
     let started = std::time::Instant::now();
-    let lockstep = run(Model::Lockstep, seed, journeys, DEFAULT_P_SECS);
-    let naive = run(Model::Naive, seed, journeys, DEFAULT_P_SECS);
+    let lockstep = run(Model::Lockstep, seed, journeys, DEFAULT_P_SECS, false);
+    let naive = run(Model::Naive, seed, journeys, DEFAULT_P_SECS, false);
 
     println!(
         "fleet-simulation: journeys={} violations={} explained={} naive_violations={}",
@@ -1235,7 +1275,7 @@ struct TokenOutcome {
     deployments: usize,
     drained_switch_offs: usize,
     kill_switch_offs: usize,
-    first_open: BTreeMap<usize, i64>,
+    first_open: FirstOpen,
     examples: Vec<serde_json::Value>,
 }
 
@@ -1247,8 +1287,14 @@ impl TokenOutcome {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum TokenEvent {
-    ConfigRead,
-    FeatureCall { journey: u64 },
+    /// A `/config` read; `chain`: of the traffic's stream (the next one follows), else a client's
+    /// check at the `journeyOpensAt` it was told.
+    ConfigRead {
+        chain: bool,
+    },
+    FeatureCall {
+        journey: u64,
+    },
 }
 
 /// The token world: the token fleet decides every feature call with the journey's token, the
@@ -1259,22 +1305,36 @@ async fn simulate_tokens(seed: u64, journeys: u64, p_secs: i64) -> TokenOutcome 
     let mut fleet = Fleet::new(Model::Lockstep, world.clone(), seed);
     let mut mirror = Fleet::new(Model::Lockstep, world.clone(), seed);
     let mut traffic = ChaCha8Rng::seed_from_u64(seed ^ 0x7aff1c);
+    let mut clients = ChaCha8Rng::seed_from_u64(seed ^ 0xc11e);
     let mut out = TokenOutcome::default();
     let mut queue: BinaryHeap<Reverse<(i64, u64, TokenEvent)>> = BinaryHeap::new();
     let mut seq = 0u64;
     let mut in_flight: HashMap<u64, Journey> = HashMap::new();
     let mut next_journey = 0u64;
-    queue.push(Reverse((origin_ms, seq, TokenEvent::ConfigRead)));
+    queue.push(Reverse((
+        origin_ms,
+        seq,
+        TokenEvent::ConfigRead { chain: true },
+    )));
     let mut last_t = origin_ms;
 
     while let Some(Reverse((t, _, event))) = queue.pop() {
         last_t = t;
         world.now.set(at(t));
         match event {
-            TokenEvent::ConfigRead => {
-                let opened = fleet.token_config_read(t).await;
-                let mirror_opened = mirror.token_config_read(t).await;
-                if let Some(Opened { token, x_change }) = opened {
+            TokenEvent::ConfigRead { chain } => {
+                let answer = fleet.token_config_read(t).await;
+                let mirror_answer = mirror.token_config_read(t).await;
+                if let TokenAnswer::Later { in_ms } = answer {
+                    seq += 1;
+                    let when = recheck_at(&mut clients, t, in_ms);
+                    queue.push(Reverse((
+                        when,
+                        seq,
+                        TokenEvent::ConfigRead { chain: false },
+                    )));
+                }
+                if let TokenAnswer::Open(Opened { token, x_change }) = answer {
                     out.journeys += 1;
                     record_first_open(&mut out.first_open, &world, x_change, t);
                     let calls = journey_calls(&mut traffic, t);
@@ -1288,7 +1348,10 @@ async fn simulate_tokens(seed: u64, journeys: u64, p_secs: i64) -> TokenOutcome 
                             TokenEvent::FeatureCall { journey: id },
                         )));
                     }
-                    let mirror = mirror_opened.map(|m| m.x_change);
+                    let mirror = match mirror_answer {
+                        TokenAnswer::Open(opened) => Some(opened.x_change),
+                        _ => None,
+                    };
                     out.mirror_journeys += u64::from(mirror.is_some());
                     in_flight.insert(
                         id,
@@ -1304,13 +1367,10 @@ async fn simulate_tokens(seed: u64, journeys: u64, p_secs: i64) -> TokenOutcome 
                         },
                     );
                 }
-                if out.journeys < journeys && t < horizon_ms {
+                if chain && out.journeys < journeys && t < horizon_ms {
                     seq += 1;
-                    queue.push(Reverse((
-                        next_read(&mut traffic, t),
-                        seq,
-                        TokenEvent::ConfigRead,
-                    )));
+                    let when = next_read(&mut traffic, t);
+                    queue.push(Reverse((when, seq, TokenEvent::ConfigRead { chain: true })));
                 }
             }
             TokenEvent::FeatureCall { journey: id } => {
@@ -1424,29 +1484,39 @@ struct DeployToOpen {
     p_secs: i64,
     tokens_s: f64,
     no_tokens_s: f64,
+    /// The blog's design: `T + P`.
     blog_s: f64,
+    /// The naive model's first open, measured (its clients see no time to come back at).
+    blog_measured_s: f64,
+    /// The same medians of (first open − T − Δ).
+    tokens_beyond_delta_s: f64,
+    no_tokens_beyond_delta_s: f64,
     enabling_deployments: usize,
 }
 
 impl DeployToOpen {
-    fn measure(
-        p_secs: i64,
-        tokens: &BTreeMap<usize, i64>,
-        no_tokens: &BTreeMap<usize, i64>,
-        blog: &BTreeMap<usize, i64>,
-    ) -> Self {
+    fn measure(p_secs: i64, tokens: &FirstOpen, no_tokens: &FirstOpen, blog: &FirstOpen) -> Self {
         let common: Vec<usize> = tokens
             .keys()
             .filter(|d| no_tokens.contains_key(d) && blog.contains_key(d))
             .copied()
             .collect();
-        let median_s =
-            |m: &BTreeMap<usize, i64>| median(common.iter().map(|d| m[d]).collect()) / 1000.0;
+        let median_s = |m: &FirstOpen, beyond_delta: bool| {
+            median(
+                common
+                    .iter()
+                    .map(|d| m[d].0 - if beyond_delta { m[d].1 } else { 0 })
+                    .collect(),
+            ) / 1000.0
+        };
         Self {
             p_secs,
-            tokens_s: median_s(tokens),
-            no_tokens_s: median_s(no_tokens),
-            blog_s: median_s(blog),
+            tokens_s: median_s(tokens, false),
+            no_tokens_s: median_s(no_tokens, false),
+            blog_s: p_secs as f64,
+            blog_measured_s: median_s(blog, false),
+            tokens_beyond_delta_s: median_s(tokens, true),
+            no_tokens_beyond_delta_s: median_s(no_tokens, true),
             enabling_deployments: common.len(),
         }
     }
@@ -1464,7 +1534,9 @@ impl DeployToOpen {
             "tokens_s": self.tokens_s,
             "no_tokens_s": self.no_tokens_s,
             "blog_s": self.blog_s,
-            "blog_formula_s": self.p_secs,
+            "blog_measured_s": self.blog_measured_s,
+            "tokens_beyond_delta_s": self.tokens_beyond_delta_s,
+            "no_tokens_beyond_delta_s": self.no_tokens_beyond_delta_s,
             "enabling_deployments": self.enabling_deployments,
         })
     }
@@ -1551,21 +1623,33 @@ fn assert_token_model(o: &TokenOutcome, p_secs: i64, journeys: u64) {
 fn journey_tokens_open_earlier_with_catch_up_and_drains_let_journeys_finish() {
     let journeys = journeys_from_env();
     let seed = seed_from_env();
-    let long_journeys = (journeys / 5).max(2_000);
+    let long_journeys = journeys;
     let started = std::time::Instant::now();
 
+    let mut timings = serde_json::Map::new();
+    let mut timed = |name: &str, started: std::time::Instant| {
+        timings.insert(name.into(), json!(started.elapsed().as_millis() as u64));
+    };
+    let t0 = std::time::Instant::now();
     let tokens = run_tokens(seed, journeys, DEFAULT_P_SECS);
-    let consistent = run(Model::Lockstep, seed, journeys, DEFAULT_P_SECS);
-    let blog = run(Model::Naive, seed, journeys, DEFAULT_P_SECS);
+    timed("tokens_ms", t0);
+    let t0 = std::time::Instant::now();
+    let consistent = run(Model::Lockstep, seed, journeys, DEFAULT_P_SECS, true);
+    let blog = run(Model::Naive, seed, journeys, DEFAULT_P_SECS, false);
+    timed("consistent_and_blog_ms", t0);
     let short = DeployToOpen::measure(
         DEFAULT_P_SECS,
         &tokens.first_open,
         &consistent.first_open,
         &blog.first_open,
     );
+    let t0 = std::time::Instant::now();
     let tokens_long = run_tokens(seed, long_journeys, LONG_P_SECS);
-    let consistent_long = run(Model::Lockstep, seed, long_journeys, LONG_P_SECS);
-    let blog_long = run(Model::Naive, seed, long_journeys, LONG_P_SECS);
+    timed("tokens_long_p_ms", t0);
+    let t0 = std::time::Instant::now();
+    let consistent_long = run(Model::Lockstep, seed, long_journeys, LONG_P_SECS, true);
+    let blog_long = run(Model::Naive, seed, long_journeys, LONG_P_SECS, false);
+    timed("consistent_and_blog_long_p_ms", t0);
     let long = DeployToOpen::measure(
         LONG_P_SECS,
         &tokens_long.first_open,
@@ -1592,6 +1676,8 @@ fn journey_tokens_open_earlier_with_catch_up_and_drains_let_journeys_finish() {
         "tokens_long_p": token_json(&tokens_long, LONG_P_SECS),
         "deploy_to_open": [short.json(), long.json()],
         "consistent_at_violations": [consistent.violations, consistent_long.violations],
+        "long_p_journeys": long_journeys,
+        "timings_ms": timings,
         "elapsed_ms": started.elapsed().as_millis() as u64,
     });
     println!("journey-tokens-detail: {detail}");
