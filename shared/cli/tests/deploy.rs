@@ -451,3 +451,90 @@ async fn a_feature_flag_profile_is_stamped_in_the_stored_format_and_read_in_the_
     );
     assert!(!view.is_enabled("useSubmissionsGsi"));
 }
+
+#[tokio::test]
+async fn a_planned_switch_off_carries_its_drain_and_the_journey_key_survives_deployments() {
+    use lockstep::stamp::KeyChange;
+    let (_stack, client) = ministack().await;
+    let deployer = Deployer::new(client.clone(), WINDOW, None);
+    first_deployment(&deployer).await;
+    let deploy = |changes: Changes, drain: Option<Duration>| {
+        let deployer = &deployer;
+        async move {
+            let mut r = request(changes, "lockstep-all-at-once");
+            r.drain = drain;
+            let started = deployer.deploy(&r, Utc::now).await?;
+            deployer
+                .wait_complete(&started, Duration::from_millis(100))
+                .await?;
+            Ok::<_, lockstep_cli::deploy::DeployError>(started)
+        }
+    };
+    let hosted = |started: &lockstep_cli::deploy::Started| {
+        let client = client.clone();
+        let (app, profile, version) = (
+            started.resolved.application.clone(),
+            started.resolved.profile.clone(),
+            started.configuration_version,
+        );
+        async move {
+            let out = client
+                .get_hosted_configuration_version()
+                .application_id(app)
+                .configuration_profile_id(profile)
+                .version_number(version)
+                .send()
+                .await
+                .unwrap();
+            lockstep::document::parse(out.content().unwrap().as_ref()).unwrap()
+        }
+    };
+
+    let on = deploy(set(&[("isFeatureXEnabled", true)]), None)
+        .await
+        .unwrap();
+    // A drain on a deployment that switches nothing off is refused, and creates nothing.
+    let refused = deploy(
+        set(&[("isFeatureXEnabled", true)]),
+        Some(Duration::from_secs(300)),
+    )
+    .await
+    .unwrap_err();
+    assert!(refused.is_refusal(), "{refused}");
+    let off = deploy(
+        set(&[("isFeatureXEnabled", false)]),
+        Some(Duration::from_secs(300)),
+    )
+    .await
+    .unwrap();
+
+    let x = &off.flags["isFeatureXEnabled"];
+    assert_eq!(x.drain_seconds, Some(300));
+    let t = x.last_modified_timestamp;
+    assert_eq!(
+        x.drain_ends_at,
+        Some(t + TimeDelta::seconds(15 + 5 + 300)),
+        "drainEndsAt = T + Δ + P + ε + drain"
+    );
+    assert_eq!(
+        x.journey_opens_at,
+        Some(t + TimeDelta::seconds(15 + 5)),
+        "journeyOpensAt = T + Δ + Q + ε"
+    );
+    assert!(
+        off.report().contains("drain 300 s until"),
+        "{}",
+        off.report()
+    );
+    assert_eq!(
+        (on.journey_key, off.journey_key),
+        (KeyChange::Kept, KeyChange::Kept)
+    );
+    let (before, after) = (hosted(&on).await, hosted(&off).await);
+    assert_eq!(
+        after.flags["isFeatureXEnabled"].drain,
+        Some(Duration::from_secs(300))
+    );
+    assert_eq!(before.journey_keys.len(), 1);
+    assert_eq!(before.journey_keys, after.journey_keys);
+}

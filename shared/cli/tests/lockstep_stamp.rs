@@ -69,5 +69,35 @@ fn the_pipeline_command_writes_the_stamped_file_and_reports_each_flag() {
     );
     assert_eq!(broken.status.code(), Some(2));
     assert!(!dir.join("d3.json").exists(), "nothing written on failure");
+
+    // A planned switch-off: beta goes off with a 5-minute drain; the journey key is kept.
+    std::fs::write(dir.join("v3.json"), FREEFORM_V1).unwrap();
+    let drained = run(&[
+        "--in",
+        "v3.json",
+        "--previous",
+        "d2.json",
+        "--out",
+        "d3.json",
+        "--drain",
+        "5m",
+    ]);
+    assert!(drained.status.success(), "{drained:?}");
+    let report = String::from_utf8(drained.stdout).unwrap();
+    assert!(report.contains("drainSeconds 300"), "{report}");
+    assert!(report.contains("journey key: Kept"), "{report}");
+    let bad = run(&[
+        "--in",
+        "v3.json",
+        "--previous",
+        "d2.json",
+        "--out",
+        "d4.json",
+        "--drain",
+        "5x",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8(bad.stderr).unwrap().contains("--drain"));
+    assert!(!dir.join("d4.json").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
