@@ -15,7 +15,8 @@
 //! Q = 15 s (`CATCH_UP_INTERVAL`, what a session started with
 //! `RequiredMinimumPollIntervalInSeconds = Q` is told) and refuses a call made less than Q after
 //! the session's previous call (`SourceError::TooEarly`, counted as `early_calls`; calls take no
-//! virtual time, so a call ends when it starts). Every test asserts that no call was refused.
+//! virtual time, so a call ends when it starts; a simulated outage never reached the session, so
+//! it is not the session's previous call). Every test asserts that no call was refused.
 //!
 //! **Consistency (P = 45 s).** A journey is a `/config` read that says enabled-and-consistent,
 //! followed by feature calls to instances picked the same way over the next minutes. A feature
@@ -30,7 +31,10 @@
 //! **Journey tokens (rules 8 and 9).** In the same world, a journey is a `/config` read (a
 //! `cache.read()`) that says the flag is enabled and whose backend's `journeyOpensAt`
 //! (`T + Δ + Q + ε`) has come on that instance's clock (a degraded instance names none, so no
-//! journey opens there). The journey keeps the token `/config` returns
+//! journey opens there). A client told "enabled, opens at `journeyOpensAt`" reads `/config` again
+//! at that moment (plus up to a second), as the design lets frontends do, so journeys open at the
+//! earliest moment the rule allows, the one most exposed to instances still holding the old
+//! value. The journey keeps the token `/config` returns
 //! (`journey::issue(view.snapshot(), now)`), and each of its feature calls goes to an instance
 //! picked the usual way and is decided by `cache.decide(handle, Some(token))`. A refused call is
 //! classified by what the serving instance holds after the decision, in this order:
@@ -58,22 +62,32 @@
 //! fleet's (its own RNG on the same seed, its own sessions, every event delivered to both), so
 //! the two differ only by what catch-ups changed. A journey runs on the mirror when the mirror's
 //! own `/config` read also opened it (enabled, `journeyOpensAt` reached). Its refusals are
-//! classified the same way; `no_catchup_violations` counts its `stale` ones (must be > 0: opening
-//! at `journeyOpensAt` is safe only because of catch-up). Its `drain_cut` refusals are reported
-//! apart: without a token no drain can open, so they show what drains need tokens for, not what
-//! catch-up does.
+//! classified the same way; `no_catchup_violations` counts its `stale` and `other` ones: opening
+//! at `journeyOpensAt` is safe only because of catch-up. At P = 45 s an instance can still hold
+//! the old value for only P − Q = 30 s after `journeyOpensAt`, and this world has a few dozen
+//! enabling deployments per 100,000 journeys, so there are few of them (1 at the default seed, 0
+//! for some seeds); at P = 900 s the window is 885 s and there are hundreds at every seed tried:
+//! that run is where the test asserts `no_catchup_violations > 0`. The `journey-tokens:` line CI
+//! keeps sums both worlds (so `journeys` is twice `LOCKSTEP_FLEET_JOURNEYS`); the
+//! `deploy-to-open:` lines give each world's own violations and `no_catchup_violations`. Its `drain_cut` refusals are
+//! reported apart: without a token no drain can open, so they show what drains need tokens for,
+//! not what catch-up does.
 //!
 //! Catch-up calls (`poll_counts().catch_ups`) per instance-hour must stay within one per Q, on
 //! average over the fleet (≤ ⌈3600/15⌉ = 240) and for every instance over its life.
 //!
-//! **Deploy → journey opens.** For P = 45 s and P = 900 s (deployments spaced by P more, so that
-//! journeys open): per enabling deployment, the first journey opened under it minus its start T,
-//! for token clients (at `journeyOpensAt`), for token-less clients (at `consistentAt`) and for the
-//! blog's original design (the naive model, `T + P`); the median over the enabling deployments
-//! where all three opened one. The token model runs at P = 900 s too, with zero violations.
+//! **Deploy → journey opens.** For P = 45 s and P = 900 s (the long gaps between deployments grow
+//! by P − 45 s, so that journeys open): per enabling deployment, the first journey opened under it
+//! minus its start T, for token clients (at `journeyOpensAt`, the token world above) and for
+//! token-less clients (at `consistentAt`: the consistency model, its clients checking again at the
+//! `consistentAt` they were told); the median over the enabling deployments under which the token
+//! clients, the token-less clients and the naive model all opened one (medians of first open − T
+//! − Δ too). `blog_s` is the blog's original design, `T + P`, that is P (the naive model's
+//! measured first open, whose clients are told no time to come back at, is in the report). The
+//! token model runs at P = 900 s too, with zero violations.
 //!
-//! `LOCKSTEP_FLEET_JOURNEYS` sets the number of journeys (default 100,000; the P = 900 s runs use a
-//! fifth of it, at least 2,000); `LOCKSTEP_FLEET_SEED` the seed.
+//! `LOCKSTEP_FLEET_JOURNEYS` sets the number of journeys of every run (default 100,000);
+//! `LOCKSTEP_FLEET_SEED` the seed.
 
 use aws_sdk_appconfigdata::Client as AppConfigClient;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -785,7 +799,8 @@ impl Fleet {
 
     /// `/config` for a token client: a journey opens when the flag is enabled and the backend's
     /// `journeyOpensAt` has come on this instance's clock (a degraded instance names none).
-    async fn token_config_read(&mut self, t: i64) -> TokenAnswer {
+    /// `issue`: make the token (the mirror fleet, which ignores tokens, does not need it).
+    async fn token_config_read(&mut self, t: i64, issue: bool) -> TokenAnswer {
         let index = self.pick(t).await;
         let handle = self.handle;
         let view = self.cache(index).read().await;
@@ -795,7 +810,11 @@ impl Fleet {
             Some(opens_at) if status.value && now >= opens_at => {
                 let version: usize = view.snapshot().version.parse().expect("fetched content");
                 TokenAnswer::Open(Opened {
-                    token: journey::issue(view.snapshot(), ms(now)),
+                    token: if issue {
+                        journey::issue(view.snapshot(), ms(now))
+                    } else {
+                        String::new()
+                    },
                     x_change: self.world.deployments[version].x_change,
                 })
             }
@@ -1283,6 +1302,11 @@ impl TokenOutcome {
     fn catch_ups_per_instance_hour(&self) -> f64 {
         self.catch_ups as f64 / self.instance_hours
     }
+
+    /// The mirror fleet's stale 503s (and anything else unexplained but a drain it cannot open).
+    fn no_catchup_violations(&self) -> u64 {
+        self.mirror_refusals.stale + self.mirror_refusals.other
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -1323,8 +1347,8 @@ async fn simulate_tokens(seed: u64, journeys: u64, p_secs: i64) -> TokenOutcome 
         world.now.set(at(t));
         match event {
             TokenEvent::ConfigRead { chain } => {
-                let answer = fleet.token_config_read(t).await;
-                let mirror_answer = mirror.token_config_read(t).await;
+                let answer = fleet.token_config_read(t, true).await;
+                let mirror_answer = mirror.token_config_read(t, false).await;
                 if let TokenAnswer::Later { in_ms } = answer {
                     seq += 1;
                     let when = recheck_at(&mut clients, t, in_ms);
@@ -1521,10 +1545,20 @@ impl DeployToOpen {
         }
     }
 
-    fn print(&self) {
+    fn print(&self, tokens: &TokenOutcome) {
         println!(
-            "deploy-to-open: P={} tokens_s={:.1} no_tokens_s={:.1} blog_s={:.1} enabling_deployments={}",
-            self.p_secs, self.tokens_s, self.no_tokens_s, self.blog_s, self.enabling_deployments
+            "deploy-to-open: P={} tokens_s={:.1} no_tokens_s={:.1} blog_s={:.1} \
+             tokens_beyond_delta_s={:.1} no_tokens_beyond_delta_s={:.1} enabling_deployments={} \
+             violations={} no_catchup_violations={}",
+            self.p_secs,
+            self.tokens_s,
+            self.no_tokens_s,
+            self.blog_s,
+            self.tokens_beyond_delta_s,
+            self.no_tokens_beyond_delta_s,
+            self.enabling_deployments,
+            tokens.refusals.violations(),
+            tokens.no_catchup_violations(),
         );
     }
 
@@ -1556,7 +1590,7 @@ fn token_json(o: &TokenOutcome, p_secs: i64) -> serde_json::Value {
         "drained_completed": o.drained_completed,
         "no_catchup_journeys": o.mirror_journeys,
         "no_catchup_feature_calls": o.mirror_feature_calls,
-        "no_catchup_violations": o.mirror_refusals.stale + o.mirror_refusals.other,
+        "no_catchup_violations": o.no_catchup_violations(),
         "no_catchup_refusals": o.mirror_refusals.json(),
         "no_catchup_drained_in_flight": o.mirror_drained_in_flight,
         "no_catchup_drained_completed": o.mirror_drained_completed,
@@ -1657,19 +1691,23 @@ fn journey_tokens_open_earlier_with_catch_up_and_drains_let_journeys_finish() {
         &blog_long.first_open,
     );
 
-    let violations = tokens.refusals.violations();
-    let no_catchup_violations = tokens.mirror_refusals.stale + tokens.mirror_refusals.other;
+    // The line CI keeps covers both worlds (P = 45 s and P = 900 s, the same journey count
+    // each): see the header for why the stale 503s without catch-up show mostly at long P.
+    let both = [&tokens, &tokens_long];
+    let violations: u64 = both.iter().map(|t| t.refusals.violations()).sum();
+    let no_catchup_violations: u64 = both.iter().map(|t| t.no_catchup_violations()).sum();
     println!(
-        "journey-tokens: journeys={} violations={} no_catchup_violations={} drained_completed={} killed={} catchup_calls_per_instance_hour={:.2}",
-        tokens.journeys,
+        "journey-tokens: journeys={} violations={} no_catchup_violations={} drained_completed={} killed={} catchup_calls_per_instance_hour={:.4}",
+        both.iter().map(|t| t.journeys).sum::<u64>(),
         violations,
         no_catchup_violations,
-        tokens.drained_completed,
-        tokens.refusals.killed,
-        tokens.catch_ups_per_instance_hour()
+        both.iter().map(|t| t.drained_completed).sum::<u64>(),
+        both.iter().map(|t| t.refusals.killed).sum::<u64>(),
+        both.iter().map(|t| t.catch_ups).sum::<u64>() as f64
+            / both.iter().map(|t| t.instance_hours).sum::<f64>()
     );
-    short.print();
-    long.print();
+    short.print(&tokens);
+    long.print(&tokens_long);
     let detail = json!({
         "seed": seed,
         "tokens": token_json(&tokens, DEFAULT_P_SECS),
@@ -1685,10 +1723,12 @@ fn journey_tokens_open_earlier_with_catch_up_and_drains_let_journeys_finish() {
 
     assert_token_model(&tokens, DEFAULT_P_SECS, journeys);
     assert_token_model(&tokens_long, LONG_P_SECS, long_journeys);
+    assert_eq!(violations, 0);
+    // (At P = 45 s there are only a few, and none for some seeds: see the header.)
     assert!(
-        no_catchup_violations > 0,
-        "opening at journeyOpensAt without catch-up showed no stale 503: the simulation cannot \
-         tell what catch-up is for"
+        no_catchup_violations > 0 && tokens_long.no_catchup_violations() > 0,
+        "opening at journeyOpensAt without catch-up showed no stale 503 at P = {LONG_P_SECS} s: \
+         the simulation cannot tell what catch-up is for"
     );
     assert!(
         tokens.drained_completed > 0,
