@@ -63,6 +63,25 @@ pub enum ApiError {
     /// Storage throttled or unreachable; nothing was written.
     #[error("storage unavailable")]
     StorageUnavailable(#[source] BoxError),
+    /// Storage did not confirm a write in time: it may have happened (503 with `Retry-After`);
+    /// the detail says how to retry safely.
+    #[error("storage did not confirm the write")]
+    StorageOutcomeUnknown {
+        /// What the client is told.
+        detail: String,
+        /// The storage error, logged, never shown.
+        #[source]
+        cause: BoxError,
+    },
+    /// A concurrent request holds what this one needs: retry after `retry_after` seconds (409
+    /// with `Retry-After`).
+    #[error("conflict, retry later: {detail}")]
+    ConflictRetry {
+        /// What the client is told.
+        detail: String,
+        /// Seconds to wait.
+        retry_after: u64,
+    },
     /// A fault of ours; the detail is logged, never shown.
     #[error("internal error")]
     Internal(#[source] BoxError),
@@ -90,9 +109,10 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::FeatureDisabled { .. } | ApiError::StorageUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::ConflictRetry { .. } => StatusCode::CONFLICT,
+            ApiError::FeatureDisabled { .. }
+            | ApiError::StorageUnavailable(_)
+            | ApiError::StorageOutcomeUnknown { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -139,6 +159,12 @@ impl ApiError {
                     ),
                 },
             ),
+            ApiError::StorageOutcomeUnknown { detail, .. } => (
+                "storage-outcome-unknown",
+                "Service Unavailable",
+                detail.clone(),
+            ),
+            ApiError::ConflictRetry { detail, .. } => ("conflict", "Conflict", detail.clone()),
             ApiError::StorageUnavailable(_) => (
                 "storage-unavailable",
                 "Service Unavailable",
@@ -151,7 +177,9 @@ impl ApiError {
             ),
         };
         match &self {
-            ApiError::StorageUnavailable(cause) | ApiError::Internal(cause) => {
+            ApiError::StorageUnavailable(cause)
+            | ApiError::Internal(cause)
+            | ApiError::StorageOutcomeUnknown { cause, .. } => {
                 tracing::error!(status = status.as_u16(), kind, error = %cause, source = ?cause.source(), "request failed");
             }
             ApiError::FeatureDisabled { flag, reason, .. } => {
@@ -177,7 +205,10 @@ impl ApiError {
             .expect("static headers are valid");
         let retry_after = match &self {
             ApiError::FeatureDisabled { retry_after, .. } => Some(*retry_after),
-            ApiError::StorageUnavailable(_) => Some(STORAGE_RETRY_AFTER_SECONDS),
+            ApiError::StorageUnavailable(_) | ApiError::StorageOutcomeUnknown { .. } => {
+                Some(STORAGE_RETRY_AFTER_SECONDS)
+            }
+            ApiError::ConflictRetry { retry_after, .. } => Some(*retry_after),
             _ => None,
         };
         if let Some(seconds) = retry_after {

@@ -5,13 +5,25 @@
 //! | item | `pk` | `sk` | other attributes |
 //! | --- | --- | --- | --- |
 //! | submission | `USER#<userId>` | `SUB#<id>` | `userJourney` = `<userId>#<journeyId>` (key of the `byUserJourney` GSI), `id`, `userId`, `journeyId`, `plan`, `quantity`, `note`, `createdAt` |
-//! | idempotency record | `IDEMPOTENCY#<userId>#<key>` | `IDEMPOTENCY` | `fingerprint`, `submissionId`, `userId`, `createdAt` |
+//! | idempotency record | `IDEMPOTENCY#<userId>#<key>` | `IDEMPOTENCY` | `fingerprint`, `submissionId`, `userId`, `createdAt`, `expiresAt` (TTL, epoch seconds, [`IDEMPOTENCY_TTL`] later) |
 //!
 //! A submission with an idempotency key is written with its record in one transaction, both
-//! conditional on not existing, so a retry can never store a duplicate and a failure leaves
-//! nothing half-written. Throttling and unavailability map to [`StoreError::Unavailable`] (503,
-//! nothing written). Every query logs the method it used and the consumed read capacity; a GSI
-//! listing happens only while the index is `ACTIVE` ([`crate::index_status`]).
+//! conditional on not existing (or, for the record, on having expired), so a retry can never
+//! store a duplicate and a failure leaves nothing half-written. Races never answer 500:
+//!
+//! - a transaction cancelled by a concurrent one with the same key (`TransactionConflict`) is
+//!   retried with backoff, then answered [`StoreError::Contended`] (409, Retry-After);
+//! - a taken key replays the original, read strongly consistent (it may be milliseconds old);
+//! - the SDK's own retry of a write whose first attempt was stored (lost response, server fault)
+//!   meets its own item or record and answers as created;
+//! - a write that was not confirmed (timeout, lost answer, server fault) is
+//!   [`StoreError::OutcomeUnknown`] (503: it may have been stored, retry with the same key);
+//!   throttling is [`StoreError::Unavailable`] (503, nothing written).
+//!
+//! A listing issues at most [`LISTING_MAX_QUERIES`] queries reading at most
+//! [`LISTING_MAX_EVALUATED`] items; past that the page ends early with a cursor. Every query logs
+//! the method it used and the consumed read capacity; a GSI listing happens only while the index
+//! is `ACTIVE` ([`crate::index_status`]).
 
 use crate::index_status::IndexGuard;
 use crate::submissions::{
@@ -19,8 +31,12 @@ use crate::submissions::{
 };
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnConsumedCapacity, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem,
+};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use lockstep::clock::{Clock, SystemClock};
@@ -37,6 +53,29 @@ type Item = HashMap<String, AttributeValue>;
 
 /// How often the GSI's status is described by default: the extension's default P.
 pub const DEFAULT_INDEX_REFRESH: Duration = Duration::from_secs(45);
+
+/// How long an idempotency key holds: its record's [`TTL_ATTRIBUTE`] is this after `createdAt`.
+/// An expired record no longer replays (its key can be used again) even before TTL deletes it.
+pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The table's TTL attribute (epoch seconds), written on idempotency records only; the template
+/// enables TTL on it (`TimeToLiveSpecification`).
+pub const TTL_ATTRIBUTE: &str = "expiresAt";
+
+/// Retries of an idempotent create cancelled by a concurrent transaction (`TransactionConflict`)
+/// before it answers [`StoreError::Contended`] (409, Retry-After).
+pub const CONFLICT_RETRIES: u32 = 3;
+
+/// DynamoDB Queries one listing request may issue; past it the page ends early with a cursor.
+pub const LISTING_MAX_QUERIES: u32 = 5;
+
+/// Items one listing request may read (evaluate, before the FilterExpression); past it the page
+/// ends early with a cursor.
+pub const LISTING_MAX_EVALUATED: u32 = 250;
+
+/// Items a FilterExpression query reads at least, whatever the page size: one Query per
+/// non-matching item would be the costliest way to skip them.
+pub const FILTER_BATCH: u32 = 25;
 
 /// Feature X's submissions in DynamoDB.
 #[derive(Debug, Clone)]
@@ -90,23 +129,70 @@ impl DynamoStore {
         s: &Submission,
         idempotency: Option<(&Ident, String)>,
     ) -> Result<Created, StoreError> {
+        match idempotency {
+            None => self.create_without_key(s).await,
+            Some((key, fingerprint)) => self.create_with_key(s, key, &fingerprint).await,
+        }
+    }
+
+    /// One conditional put. The SDK retries it after a lost response or a server error; a retry
+    /// whose first attempt was stored meets its own item, returned with the failed condition
+    /// (`ALL_OLD`), and is recognised as ours.
+    async fn create_without_key(&self, s: &Submission) -> Result<Created, StoreError> {
         let item = to_item(s);
-        let Some((key, fingerprint)) = idempotency else {
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .send()
-                .await
-                .map_err(classify)?;
-            return Ok(Created::New(s.clone()));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item.clone()))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(Created::New(s.clone())),
+            Err(err) => err,
         };
+        let Some(PutItemError::ConditionalCheckFailedException(failed)) = err.as_service_error()
+        else {
+            return Err(classify(err, Op::Write));
+        };
+        let old = match failed.item() {
+            Some(old) => Some(old.clone()),
+            // Not every DynamoDB returns the old item: read it, strongly consistent.
+            None => self.get_item(&item_key(s), true).await?,
+        };
+        if old.as_ref() == Some(&item) {
+            tracing::info!(
+                path = "put_retry_found_own_item",
+                "a retried put met the item its first attempt stored; answered as created"
+            );
+            return Ok(Created::New(s.clone()));
+        }
+        tracing::error!(
+            path = "put_condition_failed_other_item",
+            "a new submission's key holds another item"
+        );
+        Err(StoreError::Internal(Box::new(err)))
+    }
+
+    /// The submission and its idempotency record in one transaction, both conditional. A
+    /// transaction cancelled by a concurrent one (`TransactionConflict`: another request with the
+    /// same key in flight) is retried after a short backoff, [`CONFLICT_RETRIES`] times at most,
+    /// then answered [`StoreError::Contended`]; a taken key replays the original.
+    async fn create_with_key(
+        &self,
+        s: &Submission,
+        key: &Ident,
+        fingerprint: &str,
+    ) -> Result<Created, StoreError> {
         let record_pk = idempotency_pk(&s.user_id, key);
+        let now = s.created_at.timestamp();
+        let expires_at = now + IDEMPOTENCY_TTL.as_secs() as i64;
         let record: Item = HashMap::from([
             ("pk".into(), AttributeValue::S(record_pk.clone())),
             ("sk".into(), AttributeValue::S("IDEMPOTENCY".into())),
-            ("fingerprint".into(), AttributeValue::S(fingerprint.clone())),
+            ("fingerprint".into(), AttributeValue::S(fingerprint.into())),
             ("submissionId".into(), AttributeValue::S(s.id.clone())),
             (
                 "userId".into(),
@@ -116,88 +202,187 @@ impl DynamoStore {
                 "createdAt".into(),
                 AttributeValue::S(s.created_at.to_rfc3339()),
             ),
+            (
+                TTL_ATTRIBUTE.into(),
+                AttributeValue::N(expires_at.to_string()),
+            ),
         ]);
-        let put = |item: Item| -> Result<TransactWriteItem, StoreError> {
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map_err(|e| StoreError::Internal(Box::new(e)))?;
-            Ok(TransactWriteItem::builder().put(put).build())
+        let build = |put: aws_sdk_dynamodb::types::builders::PutBuilder| {
+            put.build()
+                .map(|put| TransactWriteItem::builder().put(put).build())
+                .map_err(|e| StoreError::Internal(Box::new(e)))
         };
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(put(record)?)
-            .transact_items(put(item)?)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Created::New(s.clone())),
-            Err(err) => {
-                let key_taken = err
-                    .as_service_error()
-                    .and_then(|e| match e {
-                        TransactWriteItemsError::TransactionCanceledException(t) => Some(t),
-                        _ => None,
-                    })
-                    .is_some_and(|e| {
-                        e.cancellation_reasons().first().and_then(|r| r.code())
-                            == Some("ConditionalCheckFailed")
-                    });
-                if !key_taken {
-                    return Err(classify(err));
+        // An expired record that TTL has not deleted yet (deletion lags expiry) counts as gone.
+        let record_put = build(
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(record))
+                .condition_expression(format!(
+                    "attribute_not_exists(pk) OR {TTL_ATTRIBUTE} < :now"
+                ))
+                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                ),
+        )?;
+        let item_put = build(
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(to_item(s)))
+                .condition_expression("attribute_not_exists(pk)"),
+        )?;
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(record_put.clone())
+                .transact_items(item_put.clone())
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(Created::New(s.clone())),
+                Err(err) => err,
+            };
+            let reasons = match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(t)) => {
+                    t.cancellation_reasons()
                 }
-                self.replay(&s.user_id, &record_pk, &fingerprint).await
+                _ => return Err(classify(err, Op::Write)),
+            };
+            let code = |i: usize| reasons.get(i).and_then(|r| r.code());
+            if code(0) == Some("ConditionalCheckFailed") {
+                let old = reasons[0].item().cloned();
+                if let Some(created) = self.replay(s, &record_pk, fingerprint, old).await? {
+                    return Ok(created);
+                }
+                // The record was gone by the time it was read: try again.
+            } else if reasons.iter().any(|r| {
+                matches!(
+                    r.code(),
+                    Some("ThrottlingError" | "ProvisionedThroughputExceeded")
+                )
+            }) {
+                // Cancelled, so nothing was written.
+                tracing::warn!(
+                    path = "transaction_throttled",
+                    "the idempotent create was throttled; nothing written"
+                );
+                return Err(StoreError::Unavailable(Box::new(err)));
+            } else if !reasons
+                .iter()
+                .any(|r| r.code() == Some("TransactionConflict"))
+            {
+                // A validation error, or the submission's own fresh key taken: a fault of ours.
+                return Err(classify(err, Op::Write));
             }
+            if attempt >= CONFLICT_RETRIES {
+                tracing::warn!(
+                    path = "transaction_conflict_gave_up",
+                    attempts = attempt + 1,
+                    "concurrent requests with one idempotency key kept conflicting; answering 409"
+                );
+                return Err(StoreError::Contended);
+            }
+            let backoff = conflict_backoff(attempt);
+            tracing::info!(
+                path = "transaction_conflict_retry",
+                attempt = attempt + 1,
+                backoff_ms = backoff.as_millis() as u64,
+                "the idempotent create met a concurrent transaction; retrying"
+            );
+            tokio::time::sleep(backoff).await;
+            attempt += 1;
         }
     }
 
-    /// The original submission of an idempotency key, if the request is the same.
+    /// The original submission of a taken idempotency key, if the request is the same; `None` if
+    /// the record is gone (expired and deleted since the condition failed). `old` is the record as
+    /// the failed condition saw it, when DynamoDB returned it. Both reads are strongly consistent:
+    /// the original may have been written milliseconds ago.
     async fn replay(
         &self,
-        user_id: &Ident,
+        s: &Submission,
         record_pk: &str,
         fingerprint: &str,
-    ) -> Result<Created, StoreError> {
-        let record = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(record_pk.into()))
-            .key("sk", AttributeValue::S("IDEMPOTENCY".into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?
-            .item
-            .ok_or_else(|| StoreError::Internal("idempotency record vanished".into()))?;
+        old: Option<Item>,
+    ) -> Result<Option<Created>, StoreError> {
+        let record = match old {
+            Some(record) => record,
+            None => {
+                let key = HashMap::from([
+                    ("pk".into(), AttributeValue::S(record_pk.into())),
+                    ("sk".into(), AttributeValue::S("IDEMPOTENCY".into())),
+                ]);
+                match self.get_item(&key, true).await? {
+                    Some(record) => record,
+                    None => {
+                        tracing::warn!(
+                            path = "idempotency_record_vanished",
+                            "the idempotency record was gone when read; retrying the create"
+                        );
+                        return Ok(None);
+                    }
+                }
+            }
+        };
         if string(&record, "fingerprint")? != fingerprint {
+            tracing::info!(
+                path = "idempotency_key_reused",
+                "idempotency key reused with a different request"
+            );
             return Err(StoreError::KeyReused);
         }
         let id = string(&record, "submissionId")?;
-        let original = self.get_inner(user_id, &id).await?.ok_or_else(|| {
-            StoreError::Internal("idempotency record points at no submission".into())
-        })?;
+        let original = self
+            .get_inner(&s.user_id, &id, true)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Internal("idempotency record points at no submission".into())
+            })?;
+        if original.id == s.id {
+            // The SDK retried a transaction whose first attempt was stored: this request's own.
+            tracing::info!(
+                path = "idempotent_retry_found_own_write",
+                "a retried transaction met its own first attempt; answered as created"
+            );
+            return Ok(Some(Created::New(original)));
+        }
         tracing::info!(
             path = "idempotent_replay",
             "idempotency key replayed; original returned"
         );
-        Ok(Created::Replayed(original))
+        Ok(Some(Created::Replayed(original)))
     }
 
-    async fn get_inner(&self, user_id: &Ident, id: &str) -> Result<Option<Submission>, StoreError> {
+    async fn get_item(&self, key: &Item, consistent: bool) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(user_pk(user_id)))
-            .key("sk", AttributeValue::S(format!("SUB#{id}")))
+            .set_key(Some(key.clone()))
+            .consistent_read(consistent)
             .send()
             .await
-            .map_err(classify)?;
-        out.item.as_ref().map(from_item).transpose()
+            .map_err(|e| classify(e, Op::Read))?;
+        Ok(out.item)
+    }
+
+    async fn get_inner(
+        &self,
+        user_id: &Ident,
+        id: &str,
+        consistent: bool,
+    ) -> Result<Option<Submission>, StoreError> {
+        let key = HashMap::from([
+            ("pk".into(), AttributeValue::S(user_pk(user_id))),
+            ("sk".into(), AttributeValue::S(format!("SUB#{id}"))),
+        ]);
+        self.get_item(&key, consistent)
+            .await?
+            .as_ref()
+            .map(from_item)
+            .transpose()
     }
 
     async fn list_inner(&self, q: &ListQuery, method: QueryMethod) -> Result<Page, StoreError> {
@@ -209,16 +394,31 @@ impl DynamoStore {
         let mut items = Vec::new();
         let mut capacity = 0.0;
         let mut more = true;
+        let mut queries = 0u32;
+        let mut evaluated = 0u32;
         let method = self.effective_method(q, method).await;
         let use_gsi = method == QueryMethod::Gsi;
+        let filtered = method == QueryMethod::FilterExpression;
         // With a FilterExpression, Limit counts items read, not items returned; keep reading
-        // until the page is full so both methods return the same pages.
+        // until the page is full so both methods return the same pages, but never more than
+        // LISTING_MAX_QUERIES queries or LISTING_MAX_EVALUATED items read: past that, the page
+        // ends early with a cursor to continue.
         while more && (items.len() as u32) < q.limit {
+            if queries >= LISTING_MAX_QUERIES || evaluated >= LISTING_MAX_EVALUATED {
+                break;
+            }
+            let remaining = q.limit - items.len() as u32;
+            let wanted = if filtered {
+                remaining.max(FILTER_BATCH)
+            } else {
+                remaining
+            };
+            let read = wanted.min(LISTING_MAX_EVALUATED - evaluated);
             let mut query = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .limit((q.limit - items.len() as u32) as i32)
+                .limit(read as i32)
                 .return_consumed_capacity(ReturnConsumedCapacity::Total);
             query = match (&q.journey_id, use_gsi) {
                 (Some(journey), true) => query
@@ -249,7 +449,11 @@ impl DynamoStore {
                 };
                 query = query.set_exclusive_start_key(Some(key));
             }
-            let out = query.send().await.map_err(classify)?;
+            let out = query.send().await.map_err(|e| classify(e, Op::Read))?;
+            queries += 1;
+            evaluated = evaluated.saturating_add(
+                u32::try_from(out.scanned_count().max(out.count())).unwrap_or(read),
+            );
             capacity += out
                 .consumed_capacity
                 .as_ref()
@@ -263,11 +467,24 @@ impl DynamoStore {
                 start = out.last_evaluated_key;
             }
         }
-        tracing::info!(method = method.as_str(), consumed_rcu = capacity, items = items.len(), table = %self.table, "submissions listed");
-        let next_cursor = match items.last() {
-            Some(last) if more || items.len() as u32 == q.limit => Some(encode_cursor(last)),
+        // A FilterExpression batch may match more than the page holds: the page ends at its last
+        // item, and the cursor continues right after it.
+        items.truncate(q.limit as usize);
+        let next_cursor = match (items.last(), &start) {
+            (Some(last), _) if items.len() as u32 == q.limit => Some(encode_cursor(last)),
+            (_, Some(last_read)) if more => {
+                tracing::info!(
+                    path = "listing_read_cap",
+                    queries,
+                    evaluated,
+                    items = items.len(),
+                    "the listing reached its read cap before the page was full; nextCursor continues"
+                );
+                Some(cursor_after(last_read, q)?)
+            }
             _ => None,
         };
+        tracing::info!(method = method.as_str(), consumed_rcu = capacity, queries, evaluated, items = items.len(), table = %self.table, "submissions listed");
         Ok(Page {
             items,
             next_cursor,
@@ -314,7 +531,7 @@ impl SubmissionStore for DynamoStore {
         user_id: &'a Ident,
         id: &'a str,
     ) -> BoxFuture<'a, Result<Option<Submission>, StoreError>> {
-        Box::pin(self.get_inner(user_id, id))
+        Box::pin(self.get_inner(user_id, id, false))
     }
 
     fn list<'a>(
@@ -332,6 +549,23 @@ fn user_pk(user: &Ident) -> String {
 
 fn user_journey(user: &Ident, journey: &Ident) -> String {
     format!("{}#{}", user.as_str(), journey.as_str())
+}
+
+fn item_key(s: &Submission) -> Item {
+    HashMap::from([
+        ("pk".into(), AttributeValue::S(user_pk(&s.user_id))),
+        ("sk".into(), AttributeValue::S(format!("SUB#{}", s.id))),
+    ])
+}
+
+/// The wait before retry `attempt` (0-based) of a conflicting transaction: 20 ms doubling, with
+/// jitter (half fixed, half random) so concurrent requests do not meet again.
+fn conflict_backoff(attempt: u32) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let ceiling = 20u64 << attempt.min(6);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(attempt);
+    Duration::from_millis(ceiling / 2 + h.finish() % (ceiling / 2 + 1))
 }
 
 fn idempotency_pk(user: &Ident, key: &Ident) -> String {
@@ -418,13 +652,49 @@ fn corrupt(what: String) -> StoreError {
 
 /// The keys of the last item of a page, hex-encoded JSON (opaque to clients).
 fn encode_cursor(last: &Submission) -> String {
+    encode_cursor_keys(
+        &user_pk(&last.user_id),
+        &format!("SUB#{}", last.id),
+        &user_journey(&last.user_id, &last.journey_id),
+    )
+}
+
+fn encode_cursor_keys(pk: &str, sk: &str, user_journey: &str) -> String {
     let json = serde_json::json!({
-        "pk": user_pk(&last.user_id),
-        "sk": format!("SUB#{}", last.id),
-        "userJourney": user_journey(&last.user_id, &last.journey_id),
+        "pk": pk,
+        "sk": sk,
+        "userJourney": user_journey,
     })
     .to_string();
     json.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A cursor continuing after the last item a capped listing read (`LastEvaluatedKey`), which
+/// may be an item of another journey: the cursor names the listed journey, so it stays bound
+/// to this user and journey, and a GSI listing continues from it as well (the index's sort key
+/// is the base table's `sk`).
+fn cursor_after(last_read: &Item, q: &ListQuery) -> Result<String, StoreError> {
+    let key = |name: &str| match last_read.get(name) {
+        Some(AttributeValue::S(s)) => Ok(s.as_str()),
+        _ => Err(StoreError::Internal(
+            format!("LastEvaluatedKey without {name}").into(),
+        )),
+    };
+    let (pk, sk) = (key("pk")?, key("sk")?);
+    if pk != user_pk(&q.user_id) || !sk.starts_with("SUB#") {
+        return Err(StoreError::Internal(
+            "LastEvaluatedKey outside the listing".into(),
+        ));
+    }
+    let uj = match &q.journey_id {
+        Some(journey) => user_journey(&q.user_id, journey),
+        // A listing of all journeys never reads the index: any journey of the user decodes.
+        None => match last_read.get("userJourney") {
+            Some(AttributeValue::S(uj)) => uj.clone(),
+            _ => format!("{}#", q.user_id.as_str()),
+        },
+    };
+    Ok(encode_cursor_keys(pk, sk, &uj))
 }
 
 /// The keys a cursor names, refused unless it is one of ours for this user (and this journey,
@@ -457,36 +727,58 @@ fn decode_cursor(cursor: &str, user: &Ident, journey: Option<&Ident>) -> Result<
         .collect())
 }
 
-/// Maps SDK errors by their modelled codes: throttling and server faults are transient.
-fn classify<E>(err: SdkError<E, HttpResponse>) -> StoreError
+/// Whether a failed call may have written anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Read,
+    Write,
+}
+
+/// Maps SDK errors by their modelled codes. Refusals before any work (throttling, a conflict
+/// with a transaction) are [`StoreError::Unavailable`]: nothing was written. A write that timed
+/// out, whose answer was lost or that met a server fault (DynamoDB: "may or may not have
+/// succeeded") is [`StoreError::OutcomeUnknown`]; on a read those are `Unavailable` too.
+fn classify<E>(err: SdkError<E, HttpResponse>, op: Op) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let transient = match &err {
+    enum Kind {
+        Refused,
+        Unknown,
+        Internal,
+    }
+    let kind = match &err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
+            Kind::Unknown
         }
-        SdkError::ServiceError(ctx) => {
-            matches!(
-                ctx.err().code(),
-                Some(
-                    "ProvisionedThroughputExceededException"
-                        | "ThrottlingException"
-                        | "RequestLimitExceeded"
-                        | "InternalServerError"
-                        | "ServiceUnavailable"
-                        | "TransactionInProgressException"
-                        | "TransactionConflictException"
-                )
-            ) || ctx.raw().status().is_server_error()
-        }
-        _ => false,
+        SdkError::ServiceError(ctx) => match ctx.err().code() {
+            Some(
+                "ProvisionedThroughputExceededException"
+                | "ThrottlingException"
+                | "RequestLimitExceeded"
+                | "TransactionConflictException",
+            ) => Kind::Refused,
+            // A transaction with this request's token still running: an earlier attempt of ours.
+            Some(
+                "InternalServerError" | "ServiceUnavailable" | "TransactionInProgressException",
+            ) => Kind::Unknown,
+            _ if ctx.raw().status().is_server_error() => Kind::Unknown,
+            _ => Kind::Internal,
+        },
+        _ => Kind::Internal,
     };
     let boxed: BoxError = Box::new(err);
-    if transient {
-        StoreError::Unavailable(boxed)
-    } else {
-        StoreError::Internal(boxed)
+    match (kind, op) {
+        (Kind::Unknown, Op::Write) => {
+            tracing::warn!(
+                path = "write_outcome_unknown",
+                error = %boxed,
+                "the write was not confirmed; it may have been stored"
+            );
+            StoreError::OutcomeUnknown(boxed)
+        }
+        (Kind::Refused | Kind::Unknown, _) => StoreError::Unavailable(boxed),
+        (Kind::Internal, _) => StoreError::Internal(boxed),
     }
 }
 
@@ -544,6 +836,45 @@ mod tests {
             decode_cursor("a\u{e9}", &s.user_id, None),
         ] {
             assert!(matches!(refused, Err(StoreError::BadCursor)));
+        }
+    }
+
+    #[test]
+    fn a_cursor_after_the_last_item_read_is_bound_to_the_listed_user_and_journey() {
+        // The last item read belongs to another journey (j9): the cursor names the listed one.
+        let last_read: Item = HashMap::from([
+            ("pk".into(), AttributeValue::S("USER#u1".into())),
+            ("sk".into(), AttributeValue::S("SUB#0190000000000ff".into())),
+        ]);
+        let user = Ident::parse("userId", "u1").unwrap();
+        let journey = Ident::parse("journeyId", "j1").unwrap();
+        let q = ListQuery {
+            user_id: user.clone(),
+            journey_id: Some(journey.clone()),
+            limit: 1,
+            cursor: None,
+        };
+        let cursor = cursor_after(&last_read, &q).unwrap();
+        let key = decode_cursor(&cursor, &user, Some(&journey)).unwrap();
+        assert_eq!(key["sk"], last_read["sk"]);
+        assert_eq!(key["userJourney"], AttributeValue::S("u1#j1".into()));
+        let other = Ident::parse("journeyId", "j2").unwrap();
+        assert!(decode_cursor(&cursor, &user, Some(&other)).is_err());
+        let other_user = ListQuery {
+            user_id: Ident::parse("userId", "u2").unwrap(),
+            ..q
+        };
+        assert!(cursor_after(&last_read, &other_user).is_err());
+    }
+
+    #[test]
+    fn the_conflict_backoff_grows_with_jitter_and_stays_short() {
+        for attempt in 0..CONFLICT_RETRIES {
+            let ceiling = 20u64 << attempt;
+            for _ in 0..50 {
+                let ms = conflict_backoff(attempt).as_millis() as u64;
+                assert!((ceiling / 2..=ceiling).contains(&ms), "{attempt}: {ms}");
+            }
         }
     }
 

@@ -19,7 +19,9 @@ use http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use lockstep::{Clock, FlagCache, FlagHandle};
 use lockstep_http::gate::{Decided, GateLayer, UndeclaredFlag};
-use lockstep_http::problem::{json_response, parse_json_body, path_segments, respond, ApiError};
+use lockstep_http::problem::{
+    json_response, parse_json_body, path_segments, respond, ApiError, STORAGE_RETRY_AFTER_SECONDS,
+};
 use std::convert::Infallible;
 use std::sync::Arc;
 use tower::{service_fn, Layer, ServiceExt};
@@ -101,12 +103,15 @@ impl FeatureX {
         let parsed = SubmissionRequest::parse(body).map_err(bad_request)?;
         let fingerprint = parsed.fingerprint();
         let submission = Submission::new(parsed, self.clock.now());
-        match self
+        let created = match self
             .store
             .create(&submission, key.as_ref().map(|k| (k, fingerprint)))
             .await
-            .map_err(store_error)?
         {
+            Ok(created) => created,
+            Err(error) => return create_failed(error, key.is_some()),
+        };
+        match created {
             Created::New(s) => {
                 tracing::info!(
                     path = "submission_created",
@@ -207,10 +212,56 @@ fn bad_request(invalid: InvalidInput) -> ApiError {
     ApiError::BadRequest(invalid.0)
 }
 
+/// What a failed create tells the client: a write whose outcome is unknown says so and how to
+/// retry safely; concurrent requests with one key that kept conflicting answer 409 with
+/// Retry-After.
+fn create_failed(error: StoreError, with_key: bool) -> Result<Response<Body>, ApiError> {
+    match error {
+        StoreError::OutcomeUnknown(cause) => {
+            let detail = if with_key {
+                "Storage did not confirm the write in time: the submission may have been stored. \
+                 Retry with the same Idempotency-Key: the retry returns it if it was stored, and \
+                 never stores it twice."
+            } else {
+                "Storage did not confirm the write in time: the submission may have been stored. \
+                 A retry without an Idempotency-Key may store it twice: list your submissions \
+                 first, and send an Idempotency-Key so a retry is safe."
+            };
+            tracing::warn!(
+                path = "create_outcome_unknown",
+                idempotent = with_key,
+                "answering 503: the submission may have been stored"
+            );
+            Err(ApiError::StorageOutcomeUnknown {
+                detail: detail.into(),
+                cause,
+            })
+        }
+        StoreError::Contended => {
+            tracing::info!(
+                path = "idempotency_contended",
+                "answering 409: another request with this Idempotency-Key is in progress"
+            );
+            Err(ApiError::ConflictRetry {
+                detail: "Another request with this Idempotency-Key is being processed. Retry with \
+                         the same key after the time given: it returns the stored submission."
+                    .into(),
+                retry_after: STORAGE_RETRY_AFTER_SECONDS,
+            })
+        }
+        other => Err(store_error(other)),
+    }
+}
+
 /// What a storage failure tells the client.
 fn store_error(error: StoreError) -> ApiError {
     match error {
-        StoreError::Unavailable(cause) => ApiError::StorageUnavailable(cause),
+        StoreError::Unavailable(cause) | StoreError::OutcomeUnknown(cause) => {
+            ApiError::StorageUnavailable(cause)
+        }
+        StoreError::Contended => ApiError::Conflict(
+            "Another request with this Idempotency-Key is being processed; retry shortly.".into(),
+        ),
         StoreError::KeyReused => ApiError::Conflict(
             "This Idempotency-Key was already used with a different request.".into(),
         ),

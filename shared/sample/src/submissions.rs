@@ -250,6 +250,14 @@ pub enum StoreError {
     /// Throttled or unreachable: retry later; nothing was written.
     #[error("storage unavailable")]
     Unavailable(#[source] BoxError),
+    /// A write was not confirmed (it timed out, its answer was lost, the storage failed while
+    /// doing it): it may have been stored. A retry with the same idempotency key returns it.
+    #[error("storage did not confirm the write")]
+    OutcomeUnknown(#[source] BoxError),
+    /// Concurrent requests with the same idempotency key kept conflicting: retry shortly (the
+    /// retry returns whichever was stored).
+    #[error("concurrent requests with one idempotency key")]
+    Contended,
     /// The idempotency key was used with a different request.
     #[error("idempotency key reused with a different request")]
     KeyReused,
