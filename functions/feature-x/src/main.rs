@@ -13,7 +13,7 @@ async fn main() -> Result<(), Error> {
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let flags = lockstep::init::cache_from_env(product::catalog(), &aws).await?;
     // The GSI's status is described at most once per P, like the flags are fetched.
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table)
+    let store = DynamoStore::new(lockstep_sample::dynamo::client(&aws), table)
         .with_index_refresh(flags.window().poll_interval, Arc::new(SystemClock));
     let feature_x = FeatureX::new(Arc::new(flags), Arc::new(store), Arc::new(SystemClock))?;
     let feature_x = &feature_x;

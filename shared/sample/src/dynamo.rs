@@ -85,6 +85,24 @@ pub struct DynamoStore {
     index: Arc<IndexGuard>,
 }
 
+/// How long one DynamoDB operation may take, retries included, before the request answers 503
+/// (well inside the function's 10 s timeout, so the client hears why).
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A DynamoDB client from the function's one AWS configuration, with [`OPERATION_TIMEOUT`]: a
+/// stalled call ends as a 503 that says whether the write may have happened, not as a Lambda
+/// timeout.
+pub fn client(aws: &aws_config::SdkConfig) -> Client {
+    let timeouts = aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build();
+    Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(aws)
+            .timeout_config(timeouts)
+            .build(),
+    )
+}
+
 impl DynamoStore {
     /// A store over `table`; the GSI's status is refreshed every [`DEFAULT_INDEX_REFRESH`] on the
     /// system clock (see [`DynamoStore::with_index_refresh`]).
