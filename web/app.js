@@ -32,6 +32,9 @@
   let config = null; // the /config body in use (the newest seen), with its instance and receipt time
   let offsetMs = 0; // the server's clock minus the browser's, from the last /config answer
   let setAside = null; // the last older answer set aside: { instance, version }
+  // A feature server refused a journey's token as switched off: answers stamped no later than the
+  // configuration that journey opened with are out of date, for P (then every instance has polled).
+  let refuted = null; // { stamp, until } (server clock)
   let availability = "loading";
   let decision = { availability: "loading" }; // what the last /config said about journey X
   let nextCheckAt = null; // when the next /config read is scheduled (browser clock)
@@ -151,6 +154,9 @@
   // What /config says about journey X at `now` (the server's clock).
   function decide(cfg, now) {
     if (!cfg || cfg[FLAG] !== true) return { availability: "closed" };
+    if (refuted && now < refuted.until && (time(cfg.lastModifiedTimestamp) ?? -Infinity) <= refuted.stamp) {
+      return { availability: "closed" };
+    }
     const token = tokenOf(cfg);
     const opensAt = token ? journeyOpensAt(cfg) : null;
     if (opensAt !== null) {
@@ -308,7 +314,12 @@
     await checkConfig();
     if (availability !== "open") return;
     // The token is captured now, as the journey opens, and kept for the whole journey.
-    journey = { id: "journey-" + randomHex(8), body: null, token: decision.token || null };
+    journey = {
+      id: "journey-" + randomHex(8),
+      body: null,
+      token: decision.token || null,
+      stamp: time(config.lastModifiedTimestamp),
+    };
     const opened = journey;
     $("form").reset();
     $("form-error").hidden = true;
@@ -452,6 +463,17 @@
           null,
           facts,
         );
+      } else if (journey && journey.token) {
+        // With the journey's token, "disabled" is a switch-off without drain (a kill switch):
+        // retrying cannot help.
+        problem(
+          "Journey X has just been switched off",
+          "The service answered 503: journey X has been switched off on the server that took " +
+            "your request. Nothing was saved. The journey is offered again once it is switched " +
+            "back on.",
+          null,
+          { ...facts, reasonText: "disabled (switched off without a drain: a kill switch)" },
+        );
       } else {
         problem(
           "Journey X has just been switched off",
@@ -460,6 +482,12 @@
           retry,
           facts,
         );
+      }
+      // With a token, "disabled" (or "drain-ended") proves a switch-off newer than the
+      // configuration this journey opened with (an instance behind the token says "behind"):
+      // an instance still answering /config with that configuration has not polled since.
+      if (journey && journey.token && journey.stamp !== null) {
+        refuted = { stamp: journey.stamp, until: serverNow() + pollMs() };
       }
       checkConfig(); // the start page should reflect it
     } else if (result.status === 503) {
@@ -483,13 +511,13 @@
   }
 
   const REASONS = {
-    disabled: "disabled (the flag is off: a kill switch)",
+    disabled: "disabled (the flag is off on that server)",
     "drain-ended": "drain-ended (the flag is off and the drain is over)",
     behind: "behind (this server has not caught up yet)",
   };
 
-  // Shows a problem; `facts` (status, reason, retryAfterSeconds, retryAt) are told in a line of
-  // their own. With retryAt, the retry button waits for it, counting down.
+  // Shows a problem; `facts` (status, reason and its reasonText, retryAfterSeconds, retryAt) are
+  // told in a line of their own. With retryAt, the retry button waits for it, counting down.
   function problem(title, text, retry, facts = {}) {
     clearInterval(problemTimer);
     $("problem-title").textContent = title;
@@ -499,7 +527,7 @@
     card.dataset.reason = facts.reason || "";
     const line = [];
     if (facts.status) line.push(`HTTP ${facts.status}`);
-    if (facts.reason) line.push(`reason: ${REASONS[facts.reason] || facts.reason}`);
+    if (facts.reason) line.push(`reason: ${facts.reasonText || REASONS[facts.reason] || facts.reason}`);
     if (facts.retryAfterSeconds) line.push(`Retry-After: ${seconds(facts.retryAfterSeconds * 1000)}`);
     $("problem-facts").textContent = line.join(" · ");
     $("problem-facts").hidden = line.length === 0;

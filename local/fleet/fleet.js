@@ -268,6 +268,7 @@
       result.textContent =
         `Deployed at ${time(deployment.lastModifiedTimestamp)} with ${deployment.strategy.name}: ${changed.join(", ")}.`;
       result.dataset.deployedAt = deployment.lastModifiedTimestamp;
+      $("drain").value = ""; // a drain time belongs to one deployment
       refresh();
     } catch (error) {
       result.className = "error";

@@ -159,18 +159,27 @@ async function availability(page) {
   return page.getAttribute("#app", "data-availability");
 }
 
-// Reloads `page` (a user arriving, or pressing reload) until it shows one of `wanted`, or fails at
-// `deadline`; `check(state)` may assert on every state seen. Returns the state reached.
-async function reloadUntil(page, wanted, deadline, check = () => {}) {
+// Reloads `page` (a user arriving, or pressing reload) until `done(state, answer)` holds for what
+// it shows and the /config answer it decided with (the last one the page received: `answers()`),
+// or fails at `deadline`; `check(state, answer)` may assert on every one seen. Returns
+// { state, answer } reached.
+async function reloadUntil(page, answers, done, deadline, check = () => {}) {
   for (;;) {
     await page.reload();
     const state = await availability(page);
-    check(state);
-    if (wanted.includes(state)) return state;
-    assert.ok(Date.now() < deadline, `the page still shows "${state}"; wanted ${wanted.join(" or ")}`);
+    const answer = await answers().at(-1).body;
+    assert.ok(answer, "the page's /config answer could not be read");
+    check(state, answer);
+    if (done(state, answer)) return { state, answer };
+    assert.ok(
+      Date.now() < deadline,
+      `the page still shows "${state}" (from ${answer.configurationVersion})`,
+    );
     await sleep(500);
   }
 }
+
+const stampOf = (answer) => Date.parse(answer.lastModifiedTimestamp);
 
 // Waits until every feature-x instance holds a configuration stamped at `stamp` or later. From
 // that configuration's journeyOpensAt on it sends, around the fleet, feature calls carrying a
@@ -288,6 +297,7 @@ test("journeys open at journeyOpensAt with tokens, drain and kill switch, in a r
       }
     });
   };
+  const answersOf = (name) => () => configs.filter((c) => c.page === name);
   const lastConfig = async (name) => {
     const answers = await Promise.all(configs.filter((c) => c.page === name).map((c) => c.body));
     return answers.filter(Boolean).at(-1);
@@ -355,7 +365,7 @@ test("journeys open at journeyOpensAt with tokens, drain and kill switch, in a r
     // A user arriving (or reloading) while instances pick the new version up one by one: some
     // still serve the old one, so the page may say "not available" until it reaches one that
     // has the new version; it must never offer the journey before journeyOpensAt.
-    const state = await reloadUntil(spa, ["waiting"], journeyOpensAt - 1500, (s) =>
+    const { state } = await reloadUntil(spa, answersOf("spa"), (s) => s === "waiting", journeyOpensAt - 1500, (s) =>
       assert.notEqual(s, "open", "the journey was offered before journeyOpensAt"),
     );
     console.log(`step 2: the page says when the journey opens ${secondsSince(enabledAt)} s after T`);
@@ -468,7 +478,7 @@ test("journeys open at journeyOpensAt with tokens, drain and kill switch, in a r
   await late.bringToFront();
   await late.goto(base + "/");
   // A fresh page may first read a config instance that has not polled since the deployment.
-  await reloadUntil(late, ["open"], Date.now() + (P + 10) * 1000);
+  await reloadUntil(late, answersOf("late"), (s) => s === "open", Date.now() + (P + 10) * 1000);
   await late.click("#start");
   await late.waitForSelector("#journey", { state: "visible" });
   await late.waitForFunction(() => !/Looking up/.test(document.getElementById("history").textContent));
@@ -499,7 +509,7 @@ test("journeys open at journeyOpensAt with tokens, drain and kill switch, in a r
     assert.equal(flag.drainSeconds, DRAIN);
     assert.equal(Date.parse(flag.drainEndsAt), offAt + (DELTA + P + EPSILON + DRAIN) * 1000, "drainEndsAt = T + Δ + P + ε + drain");
     await fleet.waitForSelector("#deploy-result:has-text('may finish until')");
-    await fleet.fill("#drain", "");
+    assert.equal(await fleet.inputValue("#drain"), "", "the drain time belongs to one deployment");
 
     // The journey in flight opened before the switch-off, with a token of the enabled value.
     const said = claims(lateToken);
@@ -513,17 +523,25 @@ test("journeys open at journeyOpensAt with tokens, drain and kill switch, in a r
     watch(fresh, "fresh");
     await fresh.bringToFront();
     await fresh.goto(base + "/");
-    const [instances] = await Promise.all([
+    const [instances, { answer: closedWith }] = await Promise.all([
       // Every feature-x instance holds the switch-off, so the submit below meets the drain, not an
       // instance that has not polled yet.
       convergeFeatureX(base, offAt, offAt + (DELTA + P + EPSILON + 10) * 1000),
-      reloadUntil(fresh, ["closed"], offAt + (DELTA + P + EPSILON + 5) * 1000),
+      // (A config instance that has not polled since the switch-off still says enabled, or, not
+      // polled since before the switch-on, disabled with the first stamp: neither counts here.)
+      reloadUntil(
+        fresh,
+        answersOf("fresh"),
+        (s, answer) => stampOf(answer) >= offAt,
+        offAt + (DELTA + P + EPSILON + 5) * 1000,
+      ).then((reached) => {
+        console.log(`step 4: a fresh page shows the switch-off ${secondsSince(offAt)} s after it`);
+        return reached;
+      }),
     ]);
-    console.log(`step 4: a fresh page shows the journey closed ${secondsSince(offAt)} s after the switch-off`);
     assert.ok(instances.every((i) => i.flags[FLAG].value === false));
-    const closedWith = await lastConfig("fresh");
     assert.equal(closedWith.isFeatureXEnabled, false);
-    assert.equal(Date.parse(closedWith.lastModifiedTimestamp), offAt);
+    assert.equal(await fresh.getAttribute("#app", "data-availability"), "closed");
     assert.equal(await fresh.isVisible("#start"), false, "no Start button on a fresh page");
     assert.match(await fresh.textContent("#status-text"), /not available/);
     await fresh.screenshot({ path: path.join(OUT, "step4-fresh-closed.png") });
@@ -556,14 +574,51 @@ test("journeys open at journeyOpensAt with tokens, drain and kill switch, in a r
     watch(page, "kill");
     await page.bringToFront();
     await page.goto(base + "/");
-    const state = await reloadUntil(page, ["waiting", "open"], onAt + (DELTA + P + EPSILON + 5) * 1000, (s) =>
-      assert.ok(s !== "open" || Date.now() >= opensAt, "the journey was offered before journeyOpensAt"),
+    // (Config instances that have not polled since then still answer with an older stamp.)
+    const { state } = await reloadUntil(
+      page,
+      answersOf("kill"),
+      (s, answer) => stampOf(answer) >= onAt,
+      onAt + (DELTA + P + EPSILON + 5) * 1000,
+      (s, answer) =>
+        assert.ok(
+          stampOf(answer) < onAt || s !== "open" || Date.now() >= opensAt,
+          "the journey was offered before journeyOpensAt",
+        ),
     );
+    assert.ok(["waiting", "open"].includes(state), `re-enabled, the page shows ${state}`);
     if (state === "waiting") {
       await page.waitForSelector("#start", { state: "visible", timeout: opensAt - Date.now() + 10_000 });
     }
     console.log(`step 5: the journey reopened ${secondsSince(onAt)} s after T (the page saw it ${state})`);
+
+    // A server still catching up (reason "behind") is a wait, not a switch-off: the page says so,
+    // with the Retry-After, and offers the retry once it has passed. (Faked once here: the fleet
+    // catches up at once from journeyOpensAt on, so the real gate rarely answers it.)
+    await page.route((url) => url.pathname === "/feature-x/submissions", (route) =>
+      route.fulfill({
+        status: 503,
+        headers: { "content-type": "application/problem+json", "retry-after": "2" },
+        body: JSON.stringify({
+          type: "urn:lockstep:problem:feature-disabled",
+          title: "Feature Disabled",
+          status: 503,
+          detail: "This server has not caught up with the flag isFeatureXEnabled yet.",
+          flag: FLAG,
+          reason: "behind",
+        }),
+      }),
+      { times: 1 },
+    );
     await page.click("#start");
+    await page.waitForSelector("#problem", { state: "visible" });
+    assert.match(await page.textContent("#problem-title"), /catching up/);
+    assert.match(await page.textContent("#problem-facts"), /HTTP 503 · reason: behind .* · Retry-After: 2 seconds/);
+    assert.equal(await page.isDisabled("#retry"), true, "no retry before Retry-After");
+    assert.match(await page.textContent("#retry"), /in \d+ seconds?/);
+    await page.screenshot({ path: path.join(OUT, "step5-behind.png") });
+    await page.waitForSelector("#retry:enabled", { timeout: 5000 });
+    await page.click("#retry");
     await page.waitForSelector("#journey", { state: "visible" });
     await page.waitForFunction(() => !/Looking up/.test(document.getElementById("history").textContent));
     await page.fill("#quantity", "2");
@@ -589,12 +644,17 @@ test("journeys open at journeyOpensAt with tokens, drain and kill switch, in a r
     assert.equal(problem.flag, FLAG);
     assert.match(await page.textContent("#problem-title"), /switched off/);
     assert.match(await page.textContent("#problem-text"), /Nothing was saved/);
-    assert.match(await page.textContent("#problem-facts"), /HTTP 503 · reason: disabled/);
+    assert.match(await page.textContent("#problem-facts"), /HTTP 503 · reason: disabled \(.*kill switch\)/);
     assert.equal(await page.getAttribute("#problem", "data-reason"), "disabled");
+    assert.equal(await page.isVisible("#retry"), false, "no retry after a kill switch");
     assert.equal(await page.isVisible("#back"), true);
+    // The refusal proves a switch-off newer than the journey's configuration: the page no longer
+    // offers the journey, even from a config instance that has not polled since.
+    await page.waitForSelector("#app[data-availability='closed']");
     await page.screenshot({ path: path.join(OUT, "step5-kill-switch-503.png") });
     await page.click("#back");
-    await page.waitForSelector("#app[data-view='home']");
+    await page.waitForSelector("#app[data-view='home'][data-availability='closed']");
+    assert.equal(await page.isVisible("#start"), false);
     assert.deepEqual(pageErrors, [], "no page error anywhere");
   });
 });
