@@ -419,6 +419,33 @@ async fn a_cross_origin_page_cannot_drive_the_control_endpoints() {
 }
 
 #[tokio::test]
+async fn a_rebound_name_cannot_read_or_drive_the_control_endpoints() {
+    // DNS rebinding: evil.example resolves to 127.0.0.1; the browser sends its own name in Host
+    // and a matching Origin, which the same-origin check alone would accept.
+    let e = env(DISABLED, fleet(1)).await;
+    let rebound = [
+        ("content-type", "application/json"),
+        ("origin", "http://evil.example:3000"),
+        ("host", "evil.example:3000"),
+    ];
+    let body = json!({"flags": {"isFeatureXEnabled": true}}).to_string();
+
+    let read = e.send("GET", "/local/fleet", &rebound, "").await;
+    let deploy = e.send("POST", "/local/deployments", &rebound, &body).await;
+    let freeze = e
+        .send("POST", "/local/instances/config-1/freeze", &rebound, "")
+        .await;
+    let localhost = e
+        .send("GET", "/local/fleet", &[("host", "localhost:3000")], "")
+        .await;
+
+    assert_eq!((read.status, deploy.status, freeze.status), (400, 400, 400));
+    assert!(read.text.contains("localhost"), "{}", read.text);
+    assert_eq!(e.instance_view("config-1").await["state"], "warm");
+    assert_eq!(localhost.status, 200);
+}
+
+#[tokio::test]
 async fn only_the_listed_web_files_are_served() {
     let e = env(DISABLED, fleet(1)).await;
 

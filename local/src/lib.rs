@@ -122,6 +122,10 @@ impl Runner {
         &self,
         request: &lambda_http::Request,
     ) -> Result<lambda_http::Response<Body>, ApiError> {
+        // DNS rebinding: a page of another site whose name resolves to 127.0.0.1 reaches the
+        // runner with its own name in `Host` (and a matching `Origin`). Every control route,
+        // reads included, answers only to a loopback name.
+        loopback_host(request)?;
         let segments = path_segments(request);
         let post_only = || {
             if request.method() != Method::POST {
@@ -237,6 +241,31 @@ fn deploy_error(error: DeployError) -> ApiError {
             ApiError::BadRequest(format!("{}.", lockstep::error_chain(&error)))
         }
         _ => ApiError::Internal(Box::new(error)),
+    }
+}
+
+/// The runner listens on 127.0.0.1 only, so a browser that reaches it under another name than
+/// `localhost`, `127.0.0.1` or `[::1]` was sent there by DNS (rebinding). A request without
+/// `Host` (not a browser's) passes; `Origin` is checked too, by [`same_origin`].
+fn loopback_host(request: &lambda_http::Request) -> Result<(), ApiError> {
+    let Some(host) = request.headers().get("host") else {
+        return Ok(());
+    };
+    let name = host.to_str().ok().map(|h| match h.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => h,
+    });
+    match name {
+        Some("localhost" | "127.0.0.1" | "[::1]") => Ok(()),
+        _ => {
+            tracing::warn!(
+                path = "control_host_refused",
+                "control endpoint refused: Host is not a loopback name"
+            );
+            Err(ApiError::BadRequest(
+                "The local control endpoints answer only to localhost, 127.0.0.1 or [::1].".into(),
+            ))
+        }
     }
 }
 

@@ -313,8 +313,12 @@ async fn pre_start(
         other => other?,
     };
     for (flag, (change, stamp)) in &stamped.flags {
-        tracing::info!(flag = %flag, change = %change, stamp = %stamp.at, delta_s = stamp.deployment_duration.as_secs(), "flag stamped");
+        let drain_s = stamped.drains.get(flag).map(|d| d.as_secs());
+        tracing::info!(flag = %flag, change = %change, stamp = %stamp.at, delta_s = stamp.deployment_duration.as_secs(), drain_s, "flag stamped");
     }
+    // What happened to the journey key, never the key: `created` on a deployment with no
+    // readable previous content means tokens signed before it no longer open a drain.
+    tracing::info!(path = "journey_key", key = ?stamped.key, "journey key");
     Ok(stamped.content)
 }
 

@@ -407,8 +407,9 @@ impl FlagCache {
     ///    in the last Q), then read again;
     /// 3. the flag on here: open. Off here, but the instance is still behind a token that
     ///    carries it on: closed, `Retry-After` = the wait until this instance may poll. Off
-    ///    with a drain time, and the token verified and issued under the enabled value, before
-    ///    `T + Δ + P + ε + drain`: open (draining). Otherwise closed, `Retry-After` = P.
+    ///    with a drain time, and the token verified, issued under the enabled value and no
+    ///    longer than the drain before the switch-off, before `T + Δ + P + ε + drain`: open
+    ///    (draining). Otherwise closed, `Retry-After` = P.
     ///
     /// A missing or malformed token is no token; a token never changes a value, only asks for
     /// a poll, and only a verified one opens a drain. A forced flag ignores tokens.
@@ -423,7 +424,7 @@ impl FlagCache {
                 view.now_ms.saturating_add(epsilon_ms),
             )?;
             let claim = *received.claims.flags.get(&flag.name)?;
-            Some((claim, received.verified))
+            Some((claim, received.verified, received.claims.issued_at_ms))
         };
         let behind = |view: &FlagView, claim: TokenFlag| -> Option<i64> {
             let flag = view.snapshot().flag_by_handle(handle)?;
@@ -432,7 +433,7 @@ impl FlagCache {
                 .then_some(token_stamp)
         };
         let mut catch_up = CatchUp::NotNeeded;
-        if let Some(token_stamp) = claimed(&view).and_then(|(claim, _)| behind(&view, claim)) {
+        if let Some(token_stamp) = claimed(&view).and_then(|(claim, ..)| behind(&view, claim)) {
             let (caught, outcome) = self.catch_up(handle, token_stamp).await;
             view = caught;
             catch_up = outcome;
@@ -453,7 +454,7 @@ impl FlagCache {
             };
         }
         let claim = claimed(&view);
-        if let Some((claim, _)) = claim {
+        if let Some((claim, ..)) = claim {
             if claim.value && behind(&view, claim).is_some() {
                 let wait = self.next_catch_up_at(view.state()) - view.now_ms;
                 let wait = Duration::from_millis(u64::try_from(wait).unwrap_or(0));
@@ -461,13 +462,21 @@ impl FlagCache {
             }
         }
         if let Some(ends) = flag.drain_ends_at {
-            let issued_under_enabled = claim.is_some_and(|(claim, verified)| {
+            // In flight at the switch-off: issued under the enabled value (its stamp older than
+            // the switch-off's), and no longer than the drain before the switch-off (a journey
+            // older than that has had its drain's worth of time already).
+            let drain_ms = flag
+                .drain
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            let issued_under_enabled = claim.is_some_and(|(claim, verified, issued_at_ms)| {
                 verified
                     && claim.value
                     && claim
                         .stamp_ms
                         .zip(flag.stamp_millis())
-                        .is_some_and(|(token, ours)| token < ours)
+                        .is_some_and(|(token, ours)| {
+                            token < ours && issued_at_ms >= ours.saturating_sub(drain_ms)
+                        })
             });
             if issued_under_enabled {
                 if view.now_ms < ends.timestamp_millis() {

@@ -238,7 +238,11 @@ mod tests {
         let ours = parse(&token, std::slice::from_ref(&key), NOW).unwrap();
         assert_eq!(ours.claims, claims());
         assert!(ours.verified);
-        assert!(!parse(&token, std::slice::from_ref(&other), NOW).unwrap().verified);
+        assert!(
+            !parse(&token, std::slice::from_ref(&other), NOW)
+                .unwrap()
+                .verified
+        );
         // A rotated-out key stays accepted while it is listed after the current one.
         assert!(parse(&token, &[other, key], NOW).unwrap().verified);
     }
