@@ -416,16 +416,15 @@ impl FlagCache {
     pub async fn decide(&self, handle: FlagHandle, token: Option<&str>) -> Decision {
         let mut view = self.read().await;
         let epsilon_ms = i64::try_from(self.window.epsilon.as_millis()).unwrap_or(i64::MAX);
-        let claimed = |view: &FlagView| {
+        // Read once (the signature is checked only if a drain needs it); the flag's name does
+        // not change with a catch-up, so neither does its claim.
+        let received = token.and_then(|t| {
+            journey::read(t, view.now_ms.saturating_add(epsilon_ms)).map(|claims| (t, claims))
+        });
+        let claim = received.as_ref().and_then(|(_, claims)| {
             let flag = view.snapshot().flag_by_handle(handle)?;
-            let received = journey::parse(
-                token?,
-                view.snapshot().journey_keys(),
-                view.now_ms.saturating_add(epsilon_ms),
-            )?;
-            let claim = *received.claims.flags.get(&flag.name)?;
-            Some((claim, received.verified, received.claims.issued_at_ms))
-        };
+            claims.flags.get(&flag.name).copied()
+        });
         let behind = |view: &FlagView, claim: TokenFlag| -> Option<i64> {
             let flag = view.snapshot().flag_by_handle(handle)?;
             let token_stamp = claim.stamp_ms?;
@@ -433,7 +432,7 @@ impl FlagCache {
                 .then_some(token_stamp)
         };
         let mut catch_up = CatchUp::NotNeeded;
-        if let Some(token_stamp) = claimed(&view).and_then(|(claim, ..)| behind(&view, claim)) {
+        if let Some(token_stamp) = claim.and_then(|claim| behind(&view, claim)) {
             let (caught, outcome) = self.catch_up(handle, token_stamp).await;
             view = caught;
             catch_up = outcome;
@@ -453,8 +452,7 @@ impl FlagCache {
                 catch_up,
             };
         }
-        let claim = claimed(&view);
-        if let Some((claim, ..)) = claim {
+        if let Some(claim) = claim {
             if claim.value && behind(&view, claim).is_some() {
                 let wait = self.next_catch_up_at(view.state()) - view.now_ms;
                 let wait = Duration::from_millis(u64::try_from(wait).unwrap_or(0));
@@ -468,16 +466,20 @@ impl FlagCache {
             let drain_ms = flag
                 .drain
                 .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-            let issued_under_enabled = claim.is_some_and(|(claim, verified, issued_at_ms)| {
-                verified
-                    && claim.value
-                    && claim
-                        .stamp_ms
-                        .zip(flag.stamp_millis())
-                        .is_some_and(|(token, ours)| {
-                            token < ours && issued_at_ms >= ours.saturating_sub(drain_ms)
-                        })
-            });
+            let issued_under_enabled =
+                claim
+                    .zip(received.as_ref())
+                    .is_some_and(|(claim, (token, claims))| {
+                        claim.value
+                            && claim
+                                .stamp_ms
+                                .zip(flag.stamp_millis())
+                                .is_some_and(|(at, ours)| {
+                                    at < ours
+                                        && claims.issued_at_ms >= ours.saturating_sub(drain_ms)
+                                })
+                            && journey::verify(token, view.snapshot().journey_keys())
+                    });
             if issued_under_enabled {
                 if view.now_ms < ends.timestamp_millis() {
                     return Decision {

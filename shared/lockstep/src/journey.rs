@@ -177,34 +177,53 @@ pub fn encode(claims: &Claims, key: Option<&JourneyKey>) -> String {
     token
 }
 
-/// Reads a token, checking its signature against `keys`; `None` for anything that is not a
-/// well-formed token of this version, or one issued later than `latest_issue_ms` (a token
-/// from the future was not issued by an instance of this fleet). Never panics.
+/// Reads a token, checking its signature against `keys`: [`read`] and [`verify`].
 pub fn parse(token: &str, keys: &[JourneyKey], latest_issue_ms: i64) -> Option<Received> {
+    let claims = read(token, latest_issue_ms)?;
+    Some(Received {
+        claims,
+        verified: verify(token, keys),
+    })
+}
+
+/// A token's parts: the signed text (`v1.<payload>`), the payload and the signature.
+fn split(token: &str) -> Option<(&str, &str, &str)> {
     if token.len() > MAX_TOKEN_LEN || !token.is_ascii() {
         return None;
     }
     let rest = token.strip_prefix(VERSION_PREFIX)?;
     let (payload, signature) = rest.split_once('.')?;
-    let signed_part = &token[..VERSION_PREFIX.len() + payload.len()];
+    let signed = &token[..VERSION_PREFIX.len() + payload.len()];
+    Some((signed, payload, signature))
+}
+
+/// What a token says, without checking its signature; `None` for anything that is not a
+/// well-formed token of this version, or one issued later than `latest_issue_ms` (a token
+/// from the future was not issued by an instance of this fleet). Never panics.
+pub fn read(token: &str, latest_issue_ms: i64) -> Option<Claims> {
+    let (_, payload, _) = split(token)?;
     let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
     let claims: Claims = serde_json::from_slice(&bytes).ok()?;
-    if claims.issued_at_ms > latest_issue_ms {
-        return None;
-    }
-    let verified = !signature.is_empty()
+    (claims.issued_at_ms <= latest_issue_ms).then_some(claims)
+}
+
+/// Whether one of `keys` made the token's signature (constant-time comparison: hmac's verify).
+/// An unsigned or malformed token is never verified.
+pub fn verify(token: &str, keys: &[JourneyKey]) -> bool {
+    let Some((signed, _, signature)) = split(token) else {
+        return false;
+    };
+    !signature.is_empty()
         && URL_SAFE_NO_PAD
             .decode(signature)
             .ok()
             .is_some_and(|signature| {
                 keys.iter().any(|key| {
                     let mut mac = key.mac();
-                    mac.update(signed_part.as_bytes());
-                    // Constant-time comparison (hmac's verify).
+                    mac.update(signed.as_bytes());
                     mac.verify_slice(&signature).is_ok()
                 })
-            });
-    Some(Received { claims, verified })
+            })
 }
 
 #[cfg(test)]

@@ -4,12 +4,13 @@
 //! DynamoDB Local: every test runs in virtual time on `lockstep_testkit::MemoryStore`.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use lambda_http::aws_lambda_events::query_map::QueryMap;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use lockstep_sample::product::catalog;
 use lockstep_sample::submissions::QueryMethod;
 use lockstep_sample::FeatureX;
-use lockstep_testkit::fixtures::{deployed_at, event, flags_document, TestCache};
+use lockstep_testkit::fixtures::{
+    self, deployed_at, event, flags_document, percent_encode, TestCache,
+};
 use lockstep_testkit::MemoryStore;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -92,18 +93,9 @@ fn with_header(mut request: Request, name: &'static str, value: &str) -> Request
     request
 }
 
-/// `request` at `path_and_query`, its query string parameters parsed from the query as
-/// API Gateway would (what `local::to_lambda` does).
+/// `request` at `path_and_query` (a valid one: the tests write it).
 fn with_uri(request: Request, path_and_query: &str) -> Request {
-    let (mut parts, body) = request.into_parts();
-    let mut uri = parts.uri.into_parts();
-    uri.path_and_query = Some(path_and_query.parse().expect("a valid path and query"));
-    parts.uri = http::Uri::from_parts(uri).expect("a valid uri");
-    let query = path_and_query.split_once('?').map_or("", |(_, q)| q);
-    let params = query
-        .parse::<QueryMap>()
-        .unwrap_or_else(|never| match never {});
-    Request::from_parts(parts, body).with_query_string_parameters(params)
+    fixtures::with_uri(request, path_and_query).expect("a valid path and query")
 }
 
 /// The `feature-x-list` fixture with `query` as its query string.
@@ -125,19 +117,6 @@ fn get(id: &str, user: &str) -> Request {
 /// The `feature-x-create` fixture with its own `Idempotency-Key`.
 fn create(key: &str) -> Request {
     with_header(event("feature-x-create"), "idempotency-key", key)
-}
-
-/// Percent-encodes a query string value (everything but the URL-unreserved characters).
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -360,7 +339,7 @@ async fn paging_with_limit_1_returns_the_other_submission_on_the_page_after_the_
         .as_str()
         .expect("a nextCursor on the first page");
     let second = x
-        .serve(list(&format!("{query}&cursor={}", encode(cursor))))
+        .serve(list(&format!("{query}&cursor={}", percent_encode(cursor))))
         .await;
     let second_page = body_json(&second);
 

@@ -4,11 +4,12 @@
 //! writes nothing. Bounded in CI (proptest's default 256 cases per property);
 //! `PROPTEST_CASES=<n>` runs them longer (docs/robustness.md records a long run).
 
-use lambda_http::aws_lambda_events::query_map::QueryMap;
-use lambda_http::{Body, Request, RequestExt};
+use lambda_http::Body;
 use lockstep_sample::product::catalog;
 use lockstep_sample::FeatureX;
-use lockstep_testkit::fixtures::{deployed_at, event, flags_document, TestCache};
+use lockstep_testkit::fixtures::{
+    deployed_at, event, flags_document, percent_encode, with_uri, TestCache,
+};
 use lockstep_testkit::MemoryStore;
 use proptest::prelude::*;
 use std::sync::Arc;
@@ -32,19 +33,6 @@ async fn feature_x() -> (FeatureX, Arc<MemoryStore>, TestCache) {
     )
     .expect("the catalog declares feature X's flags");
     (fx, store, flags)
-}
-
-fn with_uri(request: Request, path_and_query: &str) -> Option<Request> {
-    let (mut parts, body) = request.into_parts();
-    let mut uri = parts.uri.into_parts();
-    // A string that is not a valid URI never reaches a handler (API Gateway refuses it).
-    uri.path_and_query = Some(path_and_query.parse().ok()?);
-    parts.uri = http::Uri::from_parts(uri).ok()?;
-    let query = path_and_query.split_once('?').map_or("", |(_, q)| q);
-    let params = query
-        .parse::<QueryMap>()
-        .unwrap_or_else(|never| match never {});
-    Some(Request::from_parts(parts, body).with_query_string_parameters(params))
 }
 
 /// JSON-ish text: often almost a submission, sometimes anything.
@@ -116,12 +104,12 @@ proptest! {
         runtime().block_on(async {
             let (fx, _store, _flags) = feature_x().await;
             let encoded_journey = journey
-                .map(|j| format!("&journeyId={}", urlencoding(&j)))
+                .map(|j| format!("&journeyId={}", percent_encode(&j)))
                 .unwrap_or_default();
             for (fixture, target) in [
                 ("feature-x-list", format!("/feature-x/submissions?{query}")),
                 ("feature-x-list", format!("/feature-x/submissions?userId=u1{encoded_journey}&{query}")),
-                ("feature-x-get", format!("/feature-x/submissions/{}?{query}", urlencoding(&id))),
+                ("feature-x-get", format!("/feature-x/submissions/{}?{query}", percent_encode(&id))),
             ] {
                 let Some(request) = with_uri(event(fixture), &target) else { continue };
                 let status = fx.serve(request).await.status().as_u16();
@@ -130,16 +118,4 @@ proptest! {
             Ok(())
         })?;
     }
-}
-
-fn urlencoding(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

@@ -27,6 +27,36 @@ pub fn event(name: &str) -> Request {
         .unwrap_or_else(|e| panic!("{} is not an API Gateway event: {e}", path.display()))
 }
 
+/// `request` at `path_and_query`, its query string parameters parsed from the query as API Gateway
+/// would (what the runner's `to_lambda` does); `None` when `path_and_query` is not a valid URI
+/// path and query (API Gateway would refuse it before any handler).
+pub fn with_uri(request: Request, path_and_query: &str) -> Option<Request> {
+    use lambda_http::aws_lambda_events::query_map::QueryMap;
+    use lambda_http::RequestExt;
+    let (mut parts, body) = request.into_parts();
+    let mut uri = parts.uri.into_parts();
+    uri.path_and_query = Some(path_and_query.parse().ok()?);
+    parts.uri = lambda_http::http::Uri::from_parts(uri).ok()?;
+    let query = path_and_query.split_once('?').map_or("", |(_, q)| q);
+    let params = query
+        .parse::<QueryMap>()
+        .unwrap_or_else(|never| match never {});
+    Some(Request::from_parts(parts, body).with_query_string_parameters(params))
+}
+
+/// Percent-encodes a query string value (everything but the URL-unreserved characters).
+pub fn percent_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// The moment the fixtures' deployments are stamped: 2026-11-21T10:00:00Z.
 pub fn deployed_at() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-11-21T10:00:00Z")
