@@ -170,3 +170,52 @@ async fn a_wrong_method_answers_405_and_an_unknown_route_404_as_problem_json() {
     assert_eq!(unknown.status(), 404);
     assert_eq!(json(&unknown)["status"], 404);
 }
+
+/// An API Gateway event for `POST {path}` with `body`, from the `config-post.json` fixture.
+fn post_event(path: &str, body: &str) -> lambda_http::Request {
+    let mut value: Value =
+        serde_json::from_str(include_str!("../../../events/config-post.json")).unwrap();
+    value["rawPath"] = Value::from(path);
+    value["requestContext"]["http"]["path"] = Value::from(path);
+    value["body"] = Value::from(body);
+    event(&value.to_string())
+}
+
+#[tokio::test]
+async fn the_config_function_serves_ofrep_bulk_and_single_flag_evaluation() {
+    let cache = cache(Some(ENABLED), Overrides::none(), "2026-11-21T10:05:00Z").await;
+
+    let bulk = config::handle(
+        &cache,
+        &post_event("/ofrep/v1/evaluate/flags", r#"{"context": {}}"#),
+    )
+    .await;
+    let one = config::handle(
+        &cache,
+        &post_event(
+            "/ofrep/v1/evaluate/flags/isFeatureXEnabled",
+            r#"{"context": {"targetingKey": "u1"}}"#,
+        ),
+    )
+    .await;
+    let private = config::handle(
+        &cache,
+        &post_event("/ofrep/v1/evaluate/flags/useSubmissionsGsi", "{}"),
+    )
+    .await;
+
+    assert_eq!(bulk.status(), 200);
+    assert!(bulk.headers()["etag"].to_str().unwrap().starts_with("W/\""));
+    let flags = json(&bulk)["flags"].clone();
+    assert_eq!(flags.as_array().unwrap().len(), 1);
+    assert_eq!(flags[0]["key"], "isFeatureXEnabled");
+    assert_eq!(flags[0]["value"], true);
+    assert_eq!(flags[0]["reason"], "CACHED");
+    assert_eq!(json(&one)["value"], true);
+    assert_eq!(
+        json(&one)["metadata"]["consistentAt"],
+        "2026-11-21T10:01:50Z"
+    );
+    assert_eq!(private.status(), 404);
+    assert_eq!(json(&private)["errorCode"], "FLAG_NOT_FOUND");
+}

@@ -112,11 +112,14 @@ pub async fn handle(cache: &FlagCache, request: &Request) -> Result<Response<Bod
     Ok(json_response(StatusCode::OK, &body))
 }
 
-/// The config function: `GET /config`, 404 for any other path; every outcome, errors included,
-/// becomes a response.
+/// The config function: `GET /config` and OFREP (`POST /ofrep/v1/evaluate/flags` and
+/// `POST /ofrep/v1/evaluate/flags/{key}`, [`crate::ofrep`]), 404 for any other path; every
+/// outcome, errors included, becomes a response.
 pub async fn serve(cache: &FlagCache, request: &Request) -> Response<Body> {
     respond(match path_segments(request).as_slice() {
         ["config"] => handle(cache, request).await,
+        ["ofrep", "v1", "evaluate", "flags"] => crate::ofrep::bulk(cache, request).await,
+        ["ofrep", "v1", "evaluate", "flags", key] => crate::ofrep::flag(cache, request, key).await,
         _ => Err(ApiError::NotFound),
     })
 }

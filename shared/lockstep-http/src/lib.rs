@@ -6,12 +6,15 @@
 //!   for your own routes, from `lambda_http` or axum.
 //! - [`config_endpoint`]: `GET /config`, the SPA's view of the flags and of the backend's
 //!   consistency.
+//! - [`ofrep`]: the same decision over OFREP (`POST /ofrep/v1/evaluate/flags[/{key}]`) for
+//!   standard OpenFeature clients, with journey-safe values.
 //! - [`catch_panic`]: the last resort, a panic answered 500 problem+json without echoing input.
 #![warn(missing_docs)]
 
 pub mod catch_panic;
 pub mod config_endpoint;
 pub mod gate;
+pub mod ofrep;
 pub mod problem;
 
 pub use catch_panic::CatchPanicLayer;

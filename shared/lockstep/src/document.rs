@@ -30,7 +30,9 @@
 //! it): every flag is `{"enabled": bool, ...attributes}`, and attributes of a disabled flag may be
 //! missing, so the stamps live on the reserved metadata flag, which must be enabled. Attributes
 //! cannot be objects, so per-flag stamps are strings `name=T/Δseconds[/drainSeconds]` in a string
-//! array, and `journeyKeys` is a string array too.
+//! array, and `journeyKeys` is a string array too. The attributes of ordinary flags are kept as
+//! they are ([`Document::attributes`]) for in-process readers (the OpenFeature provider's typed
+//! values); `/config` never shows them.
 //!
 //! ```json
 //! {
@@ -95,6 +97,9 @@ pub struct Document {
     pub flags: BTreeMap<String, DocFlag>,
     /// The journey keys (`journeyKeys`): the first signs tokens, every one verifies them.
     pub journey_keys: Vec<JourneyKey>,
+    /// The attributes of each feature flag that has any (every field but `enabled`), unvalidated;
+    /// empty for Freeform documents. Never the metadata entry's.
+    pub attributes: BTreeMap<String, Map<String, Value>>,
 }
 
 /// Why content was rejected.
@@ -166,8 +171,19 @@ pub fn parse(bytes: &[u8]) -> Result<Document, ContentError> {
     let format = detect_format(metadata.as_ref(), &object)?;
 
     let mut flags = BTreeMap::new();
+    let mut attributes = BTreeMap::new();
     for (name, value) in &object {
         check_flag_name(name)?;
+        if let Value::Object(fields) = value {
+            let kept: Map<String, Value> = fields
+                .iter()
+                .filter(|(key, _)| *key != "enabled")
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect();
+            if !kept.is_empty() {
+                attributes.insert(name.clone(), kept);
+            }
+        }
         let enabled = match (format, value) {
             (Format::Freeform, Value::Bool(b)) => *b,
             (Format::Freeform, _) => {
@@ -236,6 +252,7 @@ pub fn parse(bytes: &[u8]) -> Result<Document, ContentError> {
         profile_stamp,
         flags,
         journey_keys,
+        attributes,
     })
 }
 
@@ -513,6 +530,27 @@ mod tests {
         let gsi = doc.flags["useSubmissionsGsi"].stamp.unwrap();
         assert_eq!(gsi.at, t("2026-11-20T08:00:00Z"));
         assert_eq!(gsi.deployment_duration, Duration::from_secs(1800));
+    }
+
+    #[test]
+    fn feature_flag_attributes_are_kept_and_the_metadata_entry_is_not() {
+        let doc = parse(
+            br#"{
+              "banner": {"enabled": true, "value": "Summer sale", "maxItems": 3},
+              "plain": {"enabled": false},
+              "lockstepMetadata": {"enabled": true, "journeyKeys": []}
+            }"#,
+        )
+        .unwrap();
+
+        let banner = &doc.attributes["banner"];
+        assert_eq!(banner.len(), 2, "every field but enabled: {banner:?}");
+        assert_eq!(banner["value"], Value::from("Summer sale"));
+        assert_eq!(banner["maxItems"], Value::from(3));
+        assert!(!doc.attributes.contains_key("plain"));
+        assert!(!doc.attributes.contains_key(METADATA_KEY));
+        let freeform = parse(br#"{"a": true, "lockstepMetadata": {}}"#).unwrap();
+        assert!(freeform.attributes.is_empty());
     }
 
     #[test]

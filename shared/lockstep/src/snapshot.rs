@@ -13,6 +13,8 @@ use crate::consistency::{self, FlagStatus, Stamp, Window};
 use crate::document::{Document, Format};
 use crate::journey::JourneyKey;
 use crate::overrides::Overrides;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Where a snapshot's values came from.
@@ -113,6 +115,8 @@ pub struct Snapshot {
     flags: Vec<ResolvedFlag>,
     /// The journey keys the document carried (first signs, all verify).
     journey_keys: Vec<JourneyKey>,
+    /// The feature-flag attributes the document carried ([`Document::attributes`]).
+    attributes: BTreeMap<String, Map<String, Value>>,
     /// The catalog the flags were resolved against, and for each of its handles the flag's
     /// position in `flags`.
     catalog: u32,
@@ -154,6 +158,7 @@ impl Snapshot {
             window,
         );
         snapshot.journey_keys = doc.journey_keys.clone();
+        snapshot.attributes = doc.attributes.clone();
         snapshot
     }
 
@@ -224,6 +229,7 @@ impl Snapshot {
             profile_stamp,
             flags,
             journey_keys: Vec::new(),
+            attributes: BTreeMap::new(),
             catalog: catalog.id(),
             by_handle,
         }
@@ -233,6 +239,14 @@ impl Snapshot {
     /// the tokens it receives. Empty for content without keys and for the bundled defaults.
     pub fn journey_keys(&self) -> &[JourneyKey] {
         &self.journey_keys
+    }
+
+    /// A feature flag's attributes as the document carried them (every field but `enabled`,
+    /// unvalidated), or `None` for a flag without any: Freeform flags, the bundled defaults.
+    /// For in-process readers (the OpenFeature provider's typed values); `/config` never shows
+    /// them. A `FORCE_` override changes the flag's value, never its attributes.
+    pub fn attributes(&self, name: &str) -> Option<&Map<String, Value>> {
+        self.attributes.get(name)
     }
 
     /// One flag.
@@ -341,6 +355,26 @@ mod tests {
             snap.flag_by_handle(other.handle("isFeatureXEnabled").unwrap()),
             None
         );
+    }
+
+    #[test]
+    fn attributes_follow_the_document_and_survive_an_override() {
+        let doc = parse(
+            br#"{"isFeatureXEnabled": {"enabled": true, "value": 3}, "plain": {"enabled": true}}"#,
+        )
+        .unwrap();
+        let overrides = Overrides::none().force("isFeatureXEnabled", false);
+
+        let snap = Snapshot::from_document("1".into(), &doc, &catalog(), &overrides, WINDOW);
+
+        assert_eq!(
+            snap.attributes("isFeatureXEnabled").unwrap()["value"],
+            Value::from(3)
+        );
+        assert!(!snap.flag("isFeatureXEnabled").unwrap().value);
+        assert_eq!(snap.attributes("plain"), None);
+        let defaults = Snapshot::defaults(&catalog(), &Overrides::none(), WINDOW);
+        assert_eq!(defaults.attributes("isFeatureXEnabled"), None);
     }
 
     #[test]
