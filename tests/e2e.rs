@@ -90,12 +90,30 @@ impl Env {
         }
     }
 
+    /// `send` signed in as `user` (a bearer token of the runner's local issuer).
+    async fn send_as(
+        &self,
+        user: &str,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Reply {
+        let auth = support::bearer(&self.runner, user);
+        let mut headers = headers.to_vec();
+        headers.push(("authorization", &auth));
+        self.send(method, uri, &headers, body).await
+    }
+
+    /// Creates `body`, signed in as the user it names.
     async fn submit(&self, key: Option<&str>, body: &Value) -> Reply {
         let mut headers = vec![("content-type", "application/json")];
         if let Some(key) = key {
             headers.push(("idempotency-key", key));
         }
-        self.send(
+        let user = body["userId"].as_str().expect("the body names its user");
+        self.send_as(
+            user,
             "POST",
             "/feature-x/submissions",
             &headers,
@@ -210,9 +228,10 @@ async fn an_idempotent_retry_returns_the_same_submission_and_stores_one_item() {
     let reused = e.submit(Some("retry-1"), &submission("u1", 5)).await;
     let id = first.body["id"].as_str().unwrap().to_owned();
     let fetched = e
-        .send(
+        .send_as(
+            "u1",
             "GET",
-            &format!("/feature-x/submissions/{id}?userId=u1"),
+            &format!("/feature-x/submissions/{id}"),
             &[],
             "",
         )
@@ -227,6 +246,203 @@ async fn an_idempotent_retry_returns_the_same_submission_and_stores_one_item() {
     );
     assert_eq!(fetched.body, first.body);
     assert_eq!(e.count("SUB#").await, 1);
+}
+
+#[tokio::test]
+async fn feature_x_needs_a_valid_token_while_config_stays_public() {
+    let e = env(ENABLED, Overrides::none()).await;
+    let now = lockstep_local::auth::now_seconds();
+    let expired = format!(
+        "Bearer {}",
+        e.runner.auth().issue_between("u1", now - 7200, now - 3600)
+    );
+    // Another issuer's key pair (another run of the runner): its kid and signature are unknown.
+    let foreign = format!(
+        "Bearer {}",
+        lockstep_local::auth::LocalAuth::generate()
+            .unwrap()
+            .issue("u1")
+    );
+    let good = e.runner.auth().issue("u1");
+    let parts: Vec<&str> = good.split('.').collect();
+    // The same header and signature over claims naming another user.
+    let swapped = {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine as _;
+        let claims = String::from_utf8(URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        assert!(claims.contains(r#""sub":"u1""#));
+        let other = URL_SAFE_NO_PAD.encode(claims.replace(r#""sub":"u1""#, r#""sub":"u2""#));
+        format!("Bearer {}.{other}.{}", parts[0], parts[2])
+    };
+    let body = submission("u1", 1).to_string();
+    let json_ct = ("content-type", "application/json");
+    for auth in [
+        None,
+        Some("Bearer"),
+        Some("Basic dTE6cA=="),
+        Some(expired.as_str()),
+        Some(foreign.as_str()),
+        Some(swapped.as_str()),
+    ] {
+        let mut headers = vec![json_ct];
+        if let Some(auth) = auth {
+            headers.push(("authorization", auth));
+        }
+        for (method, uri) in [
+            ("POST", "/feature-x/submissions"),
+            ("GET", "/feature-x/submissions"),
+            ("GET", "/feature-x/submissions/0190000000000000000000000000"),
+        ] {
+            let reply = e.send(method, uri, &headers, &body).await;
+            assert_eq!(reply.status, 401, "{method} {uri} with {auth:?}");
+            assert_eq!(reply.body, json!({"message": "Unauthorized"}));
+            assert!(reply.headers["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer"));
+        }
+    }
+    assert_eq!(e.count("").await, 0, "a refused request wrote");
+
+    // /config needs no token; a token from the dev sign-in endpoint opens feature X.
+    assert_eq!(e.send("GET", "/config", &[], "").await.status, 200);
+    let signed_in = e
+        .send(
+            "POST",
+            "/local/auth/sign-in",
+            &[json_ct],
+            r#"{"user":"u1"}"#,
+        )
+        .await;
+    assert_eq!(signed_in.status, 200, "{}", signed_in.body);
+    assert_eq!(signed_in.body["tokenType"], "Bearer");
+    assert_eq!(signed_in.body["expiresIn"], 3600);
+    let token = format!("Bearer {}", signed_in.body["accessToken"].as_str().unwrap());
+    let created = e
+        .send(
+            "POST",
+            "/feature-x/submissions",
+            &[json_ct, ("authorization", &token)],
+            r#"{"journeyId":"journey-1","plan":"basic","quantity":1}"#,
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(
+        created.body["userId"], "u1",
+        "the user is the token's subject"
+    );
+    let jwks = e.send("GET", "/local/auth/jwks.json", &[], "").await;
+    assert_eq!(jwks.body["keys"][0]["kty"], "RSA");
+    assert_eq!(jwks.body["keys"][0]["alg"], "RS256");
+    assert!(jwks.body["keys"][0].get("d").is_none(), "no private part");
+    for bad in [r#"{"user":""}"#, r#"{"user":"a/b"}"#, r#"{"name":"u1"}"#] {
+        let reply = e.send("POST", "/local/auth/sign-in", &[json_ct], bad).await;
+        assert_eq!(reply.status, 400, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn one_user_cannot_read_list_or_write_anothers_submissions() {
+    let e = env(ENABLED, Overrides::none()).await;
+    let bobs = e.submit(Some("bob-1"), &submission("bob", 1)).await;
+    assert_eq!(bobs.status, 201);
+    let bob_id = bobs.body["id"].as_str().unwrap().to_owned();
+    let before = e.count("").await;
+    let json_ct = [("content-type", "application/json")];
+
+    // Alice, signed in, names Bob: 403 for the listing and for a write; nothing is written.
+    let list_bob = e
+        .send_as("alice", "GET", "/feature-x/submissions?userId=bob", &[], "")
+        .await;
+    let get_bob = e
+        .send_as(
+            "alice",
+            "GET",
+            &format!("/feature-x/submissions/{bob_id}?userId=bob"),
+            &[],
+            "",
+        )
+        .await;
+    let write_as_bob = e
+        .send_as(
+            "alice",
+            "POST",
+            "/feature-x/submissions",
+            &json_ct,
+            &submission("bob", 2).to_string(),
+        )
+        .await;
+    let replay_bobs_key = e
+        .send_as(
+            "alice",
+            "POST",
+            "/feature-x/submissions",
+            &[
+                ("content-type", "application/json"),
+                ("idempotency-key", "bob-1"),
+            ],
+            &submission("bob", 1).to_string(),
+        )
+        .await;
+    for reply in [&list_bob, &get_bob, &write_as_bob, &replay_bobs_key] {
+        assert_eq!(reply.status, 403, "{}", reply.body);
+        assert_eq!(reply.headers["content-type"], "application/problem+json");
+    }
+    assert_eq!(e.count("").await, before, "a refused request wrote");
+
+    // Naming nobody, Alice sees none of Bob's: his id answers 404 exactly as an unknown id does.
+    let by_id = e
+        .send_as(
+            "alice",
+            "GET",
+            &format!("/feature-x/submissions/{bob_id}"),
+            &[],
+            "",
+        )
+        .await;
+    let unknown = e
+        .send_as(
+            "alice",
+            "GET",
+            "/feature-x/submissions/0190000000000000000000000000",
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(by_id.status, 404);
+    assert_eq!(by_id.body, unknown.body, "no existence oracle");
+    let listed = e
+        .send_as("alice", "GET", "/feature-x/submissions", &[], "")
+        .await;
+    assert_eq!(listed.status, 200);
+    assert_eq!(listed.body["items"], json!([]));
+    // Bob's own key under Alice's name is Alice's key: no replay of Bob's submission.
+    let alice_same_key = e
+        .send_as(
+            "alice",
+            "POST",
+            "/feature-x/submissions",
+            &[
+                ("content-type", "application/json"),
+                ("idempotency-key", "bob-1"),
+            ],
+            r#"{"journeyId":"journey-1","plan":"basic","quantity":2}"#,
+        )
+        .await;
+    assert_eq!(alice_same_key.status, 201, "{}", alice_same_key.body);
+    assert_eq!(alice_same_key.body["userId"], "alice");
+    assert_ne!(alice_same_key.body["id"], bobs.body["id"]);
+    // Bob still reads his own.
+    let bob_reads = e
+        .send_as(
+            "bob",
+            "GET",
+            &format!("/feature-x/submissions/{bob_id}"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(bob_reads.body, bobs.body);
 }
 
 #[tokio::test]
@@ -280,7 +496,13 @@ async fn bad_input_never_becomes_a_500_and_writes_nothing() {
             submission("u", 1).to_string(),
             400,
         ),
-        ("GET", "/feature-x/submissions", vec![], String::new(), 400),
+        (
+            "GET",
+            "/feature-x/submissions?userId=someone-else",
+            vec![],
+            String::new(),
+            403,
+        ),
         (
             "GET",
             "/feature-x/submissions?userId=u&limit=0",
@@ -313,7 +535,7 @@ async fn bad_input_never_becomes_a_500_and_writes_nothing() {
         ("GET", "/nowhere", vec![], String::new(), 404),
     ];
     for (method, uri, headers, body, status) in cases {
-        let reply = e.send(method, uri, &headers, &body).await;
+        let reply = e.send_as("u", method, uri, &headers, &body).await;
         assert_eq!(reply.status, status, "{method} {uri}: {}", reply.body);
         assert_eq!(
             reply.headers["content-type"], "application/problem+json",
@@ -371,7 +593,7 @@ async fn the_event_fixtures_run_through_the_same_handlers() {
         let runner = e.runner.clone();
         async move {
             runner
-                .serve(lambda_http::request::from_str(json).expect("valid event"))
+                .serve_event(lambda_http::request::from_str(json).expect("valid event"))
                 .await
         }
     };
@@ -494,11 +716,10 @@ async fn a_cursor_that_is_not_ours_answers_400_whatever_its_bytes() {
 
     for cursor in ["a%C3%A9b", "%C3%A9", "zz", "00", "%F0%9F%92%A5%F0%9F%92%A5"] {
         let reply = e
-            .send(
+            .send_as(
+                "cursor-user",
                 "GET",
-                &format!(
-                    "/feature-x/submissions?userId=cursor-user&journeyId=journey-1&cursor={cursor}"
-                ),
+                &format!("/feature-x/submissions?journeyId=journey-1&cursor={cursor}"),
                 &[],
                 "",
             )

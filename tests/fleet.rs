@@ -96,7 +96,12 @@ impl Env {
         }
     }
 
+    /// GET `uri`; feature-x routes signed in as `u1`.
     async fn get(&self, uri: &str) -> Reply {
+        if uri.starts_with("/feature-x") {
+            let auth = support::bearer(&self.runner, "u1");
+            return self.send("GET", uri, &[("authorization", &auth)], "").await;
+        }
         self.send("GET", uri, &[], "").await
     }
 

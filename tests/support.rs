@@ -28,6 +28,11 @@ pub async fn exchange(
     (status, headers, bytes.to_vec())
 }
 
+/// `Authorization: Bearer …` for `user`, signed by the runner's local issuer.
+pub fn bearer(runner: &Runner, user: &str) -> String {
+    format!("Bearer {}", runner.auth().issue(user))
+}
+
 /// ministack with the local layout and `flags` deployed as they are (label `v1`), all at once.
 pub async fn appconfig(flags: &str) -> lockstep_testkit::ministack::TestAppConfig {
     let appconfig = lockstep_testkit::ministack::TestAppConfig::start(

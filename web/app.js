@@ -18,6 +18,13 @@
 // flag switched off disappears. A 503 (kill switch, drain over, a server still catching up, with
 // the problem's `reason` and `Retry-After`) or a network failure mid-journey is shown as a
 // message, never a broken page. All text goes through textContent.
+//
+// Feature calls carry the signed-in user's bearer token (the HTTP API's JWT authorizer, or the
+// local runner playing it, refuses them without one); the user is the token's subject, so no
+// request names a user. Locally the page signs in with the runner's dev issuer (a user name, no
+// password); in AWS `window.LOCKSTEP_AUTH` (config.js) supplies the token of your OIDC client.
+// A 401 mid-journey signs the page out and says so. The token is kept in localStorage (every
+// tab of this origin is signed in, as with Amplify's default storage) and never shown or logged.
 "use strict";
 
 (() => {
@@ -28,7 +35,11 @@
   const $ = (id) => document.getElementById(id);
   const app = $("app");
 
-  const user = userId();
+  const AUTH =
+    window.LOCKSTEP_AUTH && typeof window.LOCKSTEP_AUTH.token === "function" ? window.LOCKSTEP_AUTH : null;
+  const SESSION_KEY = "lockstep.session";
+  let session = loadSession(); // local sign-in: { user, token, expiresAt } (browser clock, ms)
+  let externalUser = null; // with LOCKSTEP_AUTH: the user it reports
   let config = null; // the /config body in use (the newest seen), with its instance and receipt time
   let offsetMs = 0; // the server's clock minus the browser's, from the last /config answer
   let setAside = null; // the last older answer set aside: { instance, version }
@@ -55,8 +66,13 @@
     return Array.from(values, (b) => b.toString(16).padStart(2, "0")).join("");
   }
 
-  function userId() {
-    const valid = (id) => typeof id === "string" && /^[A-Za-z0-9_-]{1,64}$/.test(id);
+  function validUser(id) {
+    return typeof id === "string" && /^[A-Za-z0-9_-]{1,64}$/.test(id);
+  }
+
+  // The user name the sign-in form suggests: the last one used on this browser, or a new one.
+  function suggestedUser() {
+    const valid = validUser;
     try {
       let id = localStorage.getItem("lockstep.userId");
       if (!valid(id)) {
@@ -67,6 +83,108 @@
     } catch (_) {
       return "user-" + randomHex(8); // storage disabled: one id for this page's life
     }
+  }
+
+  function loadSession() {
+    try {
+      const saved = JSON.parse(localStorage.getItem(SESSION_KEY) || "null");
+      if (
+        saved &&
+        validUser(saved.user) &&
+        typeof saved.token === "string" &&
+        Number.isFinite(saved.expiresAt) &&
+        saved.expiresAt > Date.now() + 30_000
+      ) {
+        return saved;
+      }
+    } catch (_) {
+      // storage disabled or garbage: signed out
+    }
+    return null;
+  }
+
+  function saveSession(next) {
+    session = next;
+    try {
+      if (next) localStorage.setItem(SESSION_KEY, JSON.stringify(next));
+      else localStorage.removeItem(SESSION_KEY);
+    } catch (_) {
+      // storage disabled: the session lives as long as this page
+    }
+  }
+
+  function signedInUser() {
+    if (AUTH) return externalUser;
+    if (session && session.expiresAt <= Date.now()) saveSession(null);
+    return session ? session.user : null;
+  }
+
+  // The Authorization header of a feature call, when signed in.
+  async function bearer() {
+    let token = null;
+    if (AUTH) {
+      try {
+        token = await AUTH.token();
+      } catch (_) {
+        token = null;
+      }
+    } else if (signedInUser()) {
+      token = session.token;
+    }
+    return typeof token === "string" && token ? { Authorization: `Bearer ${token}` } : {};
+  }
+
+  async function signIn(event) {
+    if (event) event.preventDefault();
+    const error = $("signin-error");
+    error.hidden = true;
+    if (AUTH) {
+      if (typeof AUTH.signIn === "function") AUTH.signIn();
+      return;
+    }
+    const name = $("signin-user").value.trim();
+    if (!validUser(name)) {
+      error.textContent = "A user name is 1 to 64 letters, digits, '_' or '-'.";
+      error.hidden = false;
+      return;
+    }
+    $("signin").disabled = true;
+    try {
+      const result = await call("POST", "/local/auth/sign-in", { user: name });
+      const data = result.data || {};
+      if (result.ok && typeof data.accessToken === "string" && Number.isFinite(data.expiresIn)) {
+        saveSession({ user: data.user, token: data.accessToken, expiresAt: Date.now() + data.expiresIn * 1000 });
+        try {
+          localStorage.setItem("lockstep.userId", data.user);
+        } catch (_) {
+          // storage disabled
+        }
+      } else {
+        error.textContent =
+          result.status === 404
+            ? "This server has no local sign-in: configure LOCKSTEP_AUTH (config.js)."
+            : data.detail
+              ? String(data.detail)
+              : `Sign-in failed (HTTP ${result.status}).`;
+        error.hidden = false;
+      }
+    } catch (_) {
+      error.textContent = "Can't reach the service to sign in.";
+      error.hidden = false;
+    } finally {
+      $("signin").disabled = false;
+    }
+    render();
+  }
+
+  function signOut() {
+    if (AUTH) {
+      if (typeof AUTH.signOut === "function") AUTH.signOut();
+      return;
+    }
+    saveSession(null);
+    journey = null;
+    show("home");
   }
 
   function clock(ms) {
@@ -108,6 +226,9 @@
   // One API call: the parsed JSON (or null), the status and the instance that served it.
   async function call(method, path, body, headers) {
     let response;
+    // Only feature calls carry the token: /config is public.
+    const auth = path.startsWith("/feature-x/") ? await bearer() : {};
+    headers = { ...headers, ...auth };
     try {
       response = await fetch(API + path, {
         method,
@@ -282,12 +403,19 @@
       default:
         break;
     }
-    $("start").hidden = !(availability === "open" && view === "home");
+    const user = signedInUser();
+    app.dataset.signedIn = user ? "true" : "false";
+    $("signin-form").hidden = Boolean(user);
+    $("signed-in").hidden = !user;
+    $("signed-in-as").textContent = user || "";
+    if (!user && availability === "open") text.textContent = "Journey X is open. Sign in to start it.";
+    $("start").hidden = !(availability === "open" && view === "home" && user);
     renderMeta();
   }
 
   function renderMeta() {
-    const parts = [`You are ${user}.`];
+    const user = signedInUser();
+    const parts = [user ? `Signed in as ${user}.` : "Not signed in."];
     if (config) {
       parts.push(`Configuration ${config.configurationVersion || "?"}`);
       if (config.instance) parts.push(`read from ${config.instance}`);
@@ -331,7 +459,7 @@
     try {
       result = await call(
         "GET",
-        `/feature-x/submissions?userId=${encodeURIComponent(user)}&limit=100`,
+        "/feature-x/submissions?limit=100",
         undefined,
         journeyHeaders(opened),
       );
@@ -343,7 +471,7 @@
       const n = result.data.items.length;
       const count = result.data.nextCursor ? `${n} or more` : String(n);
       $("history").textContent = `You have ${count} earlier submission${n === 1 ? "" : "s"}.`;
-    } else if (result.status === 503) {
+    } else if (result.status === 503 || result.status === 401) {
       failed(result, start);
     } else {
       $("history").textContent = "";
@@ -356,7 +484,7 @@
       return { error: "Quantity must be a whole number from 1 to 10." };
     }
     const note = $("note").value.trim();
-    const body = { userId: user, journeyId: journey.id, plan: $("plan").value, quantity };
+    const body = { journeyId: journey.id, plan: $("plan").value, quantity };
     if (note) body.note = note;
     return { body };
   }
@@ -416,7 +544,7 @@
     try {
       const read = await call(
         "GET",
-        `/feature-x/submissions/${encodeURIComponent(submission.id || "")}?userId=${encodeURIComponent(user)}`,
+        `/feature-x/submissions/${encodeURIComponent(submission.id || "")}`,
         undefined,
         journeyHeaders(opened),
       );
@@ -441,6 +569,19 @@
     const after = result.retryAfterSeconds;
     const retryAt = after ? Date.now() + after * 1000 : null;
     const when = retryAt ? ` Try again after ${clock(retryAt)}.` : "";
+    if (result.status === 401) {
+      // No token, or one the authorizer refused (expired): sign in again; nothing was saved.
+      if (!AUTH) saveSession(null);
+      journey = null;
+      problem(
+        "Please sign in again",
+        "Your sign-in is missing or has expired, so the service refused the request. Nothing " +
+          "was saved. Sign in and start journey X again.",
+        null,
+        { status: 401 },
+      );
+      return;
+    }
     if (result.status === 503 && type.endsWith(":feature-disabled")) {
       const facts = { status: 503, reason, retryAfterSeconds: after };
       if (reason === "behind") {
@@ -562,6 +703,17 @@
 
   // ---- wiring -------------------------------------------------------------------------------
 
+  $("signin-form").addEventListener("submit", signIn);
+  $("signout").addEventListener("click", signOut);
+  $("signin-user").value = suggestedUser();
+  if (AUTH && typeof AUTH.user === "function") {
+    Promise.resolve(AUTH.user())
+      .then((name) => {
+        externalUser = typeof name === "string" && name ? name : null;
+        render();
+      })
+      .catch(() => render());
+  }
   $("start").addEventListener("click", () => start());
   $("form").addEventListener("submit", submit);
   $("cancel").addEventListener("click", home);

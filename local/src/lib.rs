@@ -7,12 +7,16 @@
 //!   execution environments.
 //! - [`appconfig`]: what is deployed, and deployments through `lockstep deploy`'s code.
 //! - [`assets`]: the SPA (`web/`) at `/` and the fleet view at `/fleet`.
+//! - [`auth`]: the HTTP API's JWT authorizer as the runner plays it (every feature-x route needs
+//!   a bearer token; its claims reach the function as API Gateway passes them), and a local
+//!   issuer to sign in with.
 //! - Local-only control endpoints under `/local/` (never deployed): `GET /local/fleet`,
 //!   `POST /local/instances/{name}/freeze|thaw`, `POST /local/deployments`,
-//!   `POST /local/deployments/stop`.
+//!   `POST /local/deployments/stop`, `POST /local/auth/sign-in`, `GET /local/auth/jwks.json`.
 
 pub mod appconfig;
 pub mod assets;
+pub mod auth;
 pub mod fleet;
 
 use appconfig::{Deployed, LocalAppConfig};
@@ -58,6 +62,7 @@ pub struct Runner {
     window: Window,
     clock: Arc<dyn Clock>,
     deploying: tokio::sync::Mutex<()>,
+    auth: auth::LocalAuth,
 }
 
 impl Runner {
@@ -81,6 +86,9 @@ impl Runner {
             None => catalog,
         };
         let window = settings.window();
+        // A fresh key pair per run (tokens of an earlier run do not verify), made before the
+        // fleet starts its staggered cold starts.
+        let auth = auth::LocalAuth::generate().expect("AWS-LC generates an RSA key pair");
         let builder = Arc::new(Builder {
             data: appconfig.data.clone(),
             catalog,
@@ -96,12 +104,18 @@ impl Runner {
             window,
             clock,
             deploying: tokio::sync::Mutex::new(()),
+            auth,
         })
     }
 
     /// The instances.
     pub fn fleet(&self) -> &Fleet {
         &self.fleet
+    }
+
+    /// The local issuer and authorizer (tests sign tokens with it).
+    pub fn auth(&self) -> &auth::LocalAuth {
+        &self.auth
     }
 
     /// Serves one request: a static file, a local control endpoint, or a function's route on
@@ -112,6 +126,22 @@ impl Runner {
         }
         match path_segments(&request).first() {
             Some(&"local") => respond(self.control(&request).await),
+            // The JWT authorizer of every feature-x route runs before the function, as in AWS.
+            Some(&"feature-x") => match self.auth.authorize(request.headers()) {
+                Ok(claims) => {
+                    let request = lockstep_sample::auth::with_claims(request, claims);
+                    self.fleet.serve(Function::FeatureX, request).await
+                }
+                Err(refusal) => auth::LocalAuth::refuse(refusal),
+            },
+            _ => self.fleet.serve(Function::Config, request).await,
+        }
+    }
+
+    /// An API Gateway event as a function receives it, after the authorizer (the `events/`
+    /// fixtures): its own request context, claims included, is kept; no bearer token is checked.
+    pub async fn serve_event(&self, request: lambda_http::Request) -> lambda_http::Response<Body> {
+        match path_segments(&request).first() {
             Some(&"feature-x") => self.fleet.serve(Function::FeatureX, request).await,
             _ => self.fleet.serve(Function::Config, request).await,
         }
@@ -177,6 +207,26 @@ impl Runner {
                     .await
                     .map_err(deploy_error)?;
                 Ok(json_response(StatusCode::CREATED, &started))
+            }
+            ["local", "auth", "jwks.json"] => {
+                if request.method() != Method::GET {
+                    return Err(ApiError::MethodNotAllowed { allowed: &["GET"] });
+                }
+                Ok(json_response(StatusCode::OK, self.auth.jwks()))
+            }
+            ["local", "auth", "sign-in"] => {
+                post_only()?;
+                let body: auth::SignIn = parse_json_body(request)?;
+                let user = lockstep_sample::submissions::Ident::parse("user", &body.user)
+                    .map_err(|invalid| ApiError::BadRequest(invalid.0))?;
+                tracing::info!(path = "local_sign_in", "local issuer signed a token");
+                let signed = auth::SignedIn {
+                    access_token: self.auth.issue(user.as_str()),
+                    token_type: "Bearer",
+                    expires_in: auth::TOKEN_LIFETIME.as_secs(),
+                    user: user.as_str().to_owned(),
+                };
+                Ok(json_response(StatusCode::OK, &signed))
             }
             ["local", "deployments", "stop"] => {
                 post_only()?;

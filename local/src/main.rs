@@ -138,9 +138,12 @@ async fn run(dynamo: &DynamoLocal, stack: &Ministack) -> Result<(), Box<dyn std:
     println!("  SPA          {base}/");
     println!("  fleet view   {base}/fleet");
     println!("  GET  {base}/config");
-    println!("  POST {base}/feature-x/submissions");
-    println!("  GET  {base}/feature-x/submissions?userId=...[&journeyId=...]");
-    println!("  GET  {base}/feature-x/submissions/{{id}}?userId=...");
+    println!(
+        "  POST {base}/local/auth/sign-in  {{\"user\": \"<name>\"}} -> a bearer token (dev issuer)"
+    );
+    println!("  POST {base}/feature-x/submissions  (Authorization: Bearer <token>)");
+    println!("  GET  {base}/feature-x/submissions[?journeyId=...]");
+    println!("  GET  {base}/feature-x/submissions/{{id}}");
     println!(
         "  fleet: {} instances per function, cold starts {} ms apart (LOCKSTEP_INSTANCES)",
         fleet.instances,

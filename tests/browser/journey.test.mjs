@@ -145,6 +145,21 @@ async function api(base, method, route, body, headers = {}) {
   return { status: response.status, headers: response.headers, body: await response.json() };
 }
 
+// `Authorization: Bearer …` for `user`, from the runner's dev sign-in (its local issuer).
+async function bearer(base, user) {
+  const signed = await api(base, "POST", "/local/auth/sign-in", { user });
+  assert.equal(signed.status, 200, `sign-in: ${JSON.stringify(signed.body)}`);
+  return { authorization: `Bearer ${signed.body.accessToken}` };
+}
+
+// Signs `page` in as `user` through its sign-in form (every later page of the context shares it).
+async function signIn(page, user) {
+  await page.fill("#signin-user", user);
+  await page.click("#signin");
+  await page.waitForSelector("#signed-in", { state: "visible" });
+  assert.equal(await page.textContent("#signed-in-as"), user);
+}
+
 // Resolves once `condition()` holds, or after `ms` (the caller asserts).
 async function waitFor(condition, ms) {
   const deadline = Date.now() + ms;
@@ -204,8 +219,9 @@ async function convergeFeatureX(base, stamp, deadline) {
     }
     if (token && Date.now() >= opensAt) {
       for (let k = 0; k < INSTANCES; k++) {
-        await api(base, "GET", "/feature-x/submissions?userId=fleet-probe&limit=1", undefined, {
+        await api(base, "GET", "/feature-x/submissions?limit=1", undefined, {
           [JOURNEY_HEADER]: token,
+          ...(await bearer(base, "fleet-probe")),
         });
       }
     }
@@ -309,6 +325,7 @@ test("journeys open at journeyOpensAt with tokens, drain and kill switch, in a r
   await t.test("1. with the flag disabled, the journey is not offered", async () => {
     await spa.goto(base + "/");
     assert.equal(await availability(spa), "closed");
+    await signIn(spa, "journey-user");
     assert.equal(await spa.isVisible("#start"), false, "no Start button");
     assert.match(await spa.textContent("#status-text"), /not available/);
     const config = await lastConfig("spa");
@@ -445,7 +462,8 @@ test("journeys open at journeyOpensAt with tokens, drain and kill switch, in a r
     assert.ok(instances.size >= 3, `only ${instances.size} instances served the journeys`);
     assert.equal(new Set(ids).size, JOURNEYS);
     const user = await spa.evaluate(() => localStorage.getItem("lockstep.userId"));
-    const stored = await api(base, "GET", `/feature-x/submissions?userId=${user}&limit=100`);
+    assert.equal(user, "journey-user");
+    const stored = await api(base, "GET", "/feature-x/submissions?limit=100", undefined, await bearer(base, user));
     assert.deepEqual(stored.body.items.map((s) => s.id).sort(), [...ids].sort(), "the server stored exactly these");
     // Every feature call carried a token of the deployment that opened the journey.
     for (const r of featureX) {

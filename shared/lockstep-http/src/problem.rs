@@ -43,6 +43,13 @@ pub enum ApiError {
     /// The body or a parameter is malformed; the detail is safe to show the caller.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// No verified caller: no bearer token, or one the authorizer refused (401 with
+    /// `WWW-Authenticate: Bearer`).
+    #[error("unauthorized")]
+    Unauthorized,
+    /// The caller may not do this (e.g. names another user); the detail is safe to show.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// A resource that does not exist.
     #[error("not found: {0}")]
     ResourceNotFound(String),
@@ -108,6 +115,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::ConflictRetry { .. } => StatusCode::CONFLICT,
             ApiError::FeatureDisabled { .. }
@@ -142,6 +151,12 @@ impl ApiError {
                 format!("The body must be at most {MAX_BODY_BYTES} bytes."),
             ),
             ApiError::BadRequest(detail) => ("bad-request", "Bad Request", detail.clone()),
+            ApiError::Unauthorized => (
+                "unauthorized",
+                "Unauthorized",
+                "Sign in: this route needs a valid bearer token.".to_owned(),
+            ),
+            ApiError::Forbidden(detail) => ("forbidden", "Forbidden", detail.clone()),
             ApiError::ResourceNotFound(detail) => ("not-found", "Not Found", detail.clone()),
             ApiError::Conflict(detail) => ("conflict", "Conflict", detail.clone()),
             ApiError::FeatureDisabled { flag, reason, .. } => (
@@ -215,6 +230,12 @@ impl ApiError {
             response
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let ApiError::Unauthorized = &self {
+            response.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
         }
         if let ApiError::MethodNotAllowed { allowed } = &self {
             if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {

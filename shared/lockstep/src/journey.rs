@@ -226,10 +226,73 @@ pub fn verify(token: &str, keys: &[JourneyKey]) -> bool {
             })
 }
 
+/// The tag of `data` for `purpose` under `key`: HMAC-SHA256 under a subkey derived for that
+/// purpose (HMAC of `lockstep purpose:` and the purpose), so a tag made for one purpose never
+/// verifies for another, nor as a journey token's signature. For values a service hands out and
+/// must get back unchanged (e.g. listing cursors), signed with the same keys every instance of
+/// the fleet reads from the stamped content.
+pub fn tag(key: &JourneyKey, purpose: &str, data: &[u8]) -> [u8; 32] {
+    let mut mac = purpose_mac(key, purpose);
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
+/// Whether `tag` is the [`tag`] of `data` for `purpose` under one of `keys` (constant-time:
+/// hmac's verify). Never panics, whatever the bytes.
+pub fn verify_tag(keys: &[JourneyKey], purpose: &str, data: &[u8], tag: &[u8]) -> bool {
+    keys.iter().any(|key| {
+        let mut mac = purpose_mac(key, purpose);
+        mac.update(data);
+        mac.verify_slice(tag).is_ok()
+    })
+}
+
+fn purpose_mac(key: &JourneyKey, purpose: &str) -> HmacSha256 {
+    let mut derive = key.mac();
+    derive.update(b"lockstep purpose:");
+    derive.update(purpose.as_bytes());
+    let subkey = derive.finalize().into_bytes();
+    HmacSha256::new_from_slice(&subkey).expect("HMAC takes a key of any length")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_purpose_tag_verifies_only_for_its_purpose_data_and_keys() {
+        let (a, b) = (
+            JourneyKey::from_bytes([1; 32]),
+            JourneyKey::from_bytes([2; 32]),
+        );
+        let t = tag(&a, "cursor", b"page 2");
+        assert!(verify_tag(&[b.clone(), a.clone()], "cursor", b"page 2", &t));
+        assert!(!verify_tag(std::slice::from_ref(&b), "cursor", b"page 2", &t));
+        assert!(!verify_tag(
+            std::slice::from_ref(&a),
+            "cursor",
+            b"page 3",
+            &t
+        ));
+        assert!(!verify_tag(
+            std::slice::from_ref(&a),
+            "other",
+            b"page 2",
+            &t
+        ));
+        assert!(!verify_tag(
+            std::slice::from_ref(&a),
+            "cursor",
+            b"page 2",
+            &t[..31]
+        ));
+        assert!(!verify_tag(&[], "cursor", b"page 2", &t));
+        // Not the journey-token MAC of the same bytes.
+        let mut plain = a.mac();
+        plain.update(b"page 2");
+        assert_ne!(plain.finalize().into_bytes().as_slice(), t.as_slice());
+    }
 
     fn claims() -> Claims {
         Claims {

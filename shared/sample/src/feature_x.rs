@@ -4,12 +4,18 @@
 //!
 //! - `POST /feature-x/submissions` — typed body; `Idempotency-Key` makes a retry return the
 //!   original submission (201 first, 200 on replay) and never stores a duplicate.
-//! - `GET /feature-x/submissions/{id}?userId=` — one submission (the user comes from the query
-//!   string here; behind an authorizer it would come from the token).
-//! - `GET /feature-x/submissions?userId=[&journeyId=][&limit=][&cursor=]` — a user's submissions,
+//! - `GET /feature-x/submissions/{id}` — one of the caller's submissions; another user's id
+//!   answers 404 like an unknown one (no existence oracle).
+//! - `GET /feature-x/submissions[?journeyId=][&limit=][&cursor=]` — the caller's submissions,
 //!   or one journey's; a journey listing reads the GSI when `useSubmissionsGsi` is on (and the
 //!   store finds the index `ACTIVE`), decided with the same read as the gate.
+//!
+//! The user is always the caller: the verified token's `sub` ([`crate::auth::caller`], 401
+//! without one, checked before the gate as API Gateway's authorizer runs before the function).
+//! A `userId` still sent (query string or body) must be the caller's (403).
 
+use crate::auth;
+use crate::cursor::CursorSeal;
 use crate::product::{FEATURE_X, USE_SUBMISSIONS_GSI};
 use crate::submissions::{
     Created, Ident, InvalidInput, ListQuery, QueryMethod, StoreError, Submission, SubmissionBody,
@@ -34,6 +40,7 @@ pub struct FeatureX {
     use_gsi: FlagHandle,
     store: Arc<dyn SubmissionStore>,
     clock: Arc<dyn Clock>,
+    cursors: CursorSeal,
 }
 
 impl FeatureX {
@@ -53,6 +60,7 @@ impl FeatureX {
             use_gsi,
             store,
             clock,
+            cursors: CursorSeal::new().expect("the operating system's random source"),
         })
     }
 
@@ -63,30 +71,38 @@ impl FeatureX {
 
     /// The feature-x function: every outcome, errors included, becomes a response.
     pub async fn serve(&self, request: Request) -> Response<Body> {
-        let route = match route(&request) {
-            Ok(route) => route,
+        let (route, caller) = match route(&request).and_then(|r| Ok((r, auth::caller(&request)?))) {
+            Ok(found) => found,
             Err(error) => return error.into_response(),
         };
         let this = self.clone();
-        let gated = self.gate.layer(service_fn(move |request: Request| {
-            let (this, route) = (this.clone(), route.clone());
-            async move { Ok::<_, Infallible>(respond(this.dispatch(route, &request).await)) }
-        }));
+        let gated =
+            self.gate.layer(service_fn(move |request: Request| {
+                let (this, route, caller) = (this.clone(), route.clone(), caller.clone());
+                async move {
+                    Ok::<_, Infallible>(respond(this.dispatch(route, &caller, &request).await))
+                }
+            }));
         match gated.oneshot(request).await {
             Ok(response) => response,
             Err(never) => match never {},
         }
     }
 
-    async fn dispatch(&self, route: Route, request: &Request) -> Result<Response<Body>, ApiError> {
+    async fn dispatch(
+        &self,
+        route: Route,
+        caller: &Ident,
+        request: &Request,
+    ) -> Result<Response<Body>, ApiError> {
         match route {
-            Route::Create => self.create(request).await,
-            Route::Get(id) => self.get(request, &id).await,
-            Route::List => self.list(request).await,
+            Route::Create => self.create(caller, request).await,
+            Route::Get(id) => self.get(caller, request, &id).await,
+            Route::List => self.list(caller, request).await,
         }
     }
 
-    async fn create(&self, request: &Request) -> Result<Response<Body>, ApiError> {
+    async fn create(&self, caller: &Ident, request: &Request) -> Result<Response<Body>, ApiError> {
         let key = match request.headers().get("idempotency-key") {
             None => None,
             Some(value) => Some(
@@ -100,7 +116,8 @@ impl FeatureX {
             ),
         };
         let body: SubmissionBody = parse_json_body(request)?;
-        let parsed = SubmissionRequest::parse(body).map_err(bad_request)?;
+        auth::same_user(caller, body.user_id())?;
+        let parsed = SubmissionRequest::parse(body, caller).map_err(bad_request)?;
         let fingerprint = parsed.fingerprint();
         let submission = Submission::new(parsed, self.clock.now());
         let created = match self
@@ -124,8 +141,13 @@ impl FeatureX {
         }
     }
 
-    async fn get(&self, request: &Request, id: &str) -> Result<Response<Body>, ApiError> {
-        let user_id = required_param(request, "userId")?;
+    async fn get(
+        &self,
+        caller: &Ident,
+        request: &Request,
+        id: &str,
+    ) -> Result<Response<Body>, ApiError> {
+        let user_id = user_param(caller, request)?;
         let id_ok = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
         if !id_ok {
             return Err(ApiError::ResourceNotFound("No such submission.".into()));
@@ -136,9 +158,9 @@ impl FeatureX {
         }
     }
 
-    async fn list(&self, request: &Request) -> Result<Response<Body>, ApiError> {
+    async fn list(&self, caller: &Ident, request: &Request) -> Result<Response<Body>, ApiError> {
         let params = request.query_string_parameters();
-        let user_id = required_param(request, "userId")?;
+        let user_id = user_param(caller, request)?;
         let journey_id = params
             .first("journeyId")
             .map(|j| Ident::parse("journeyId", j))
@@ -154,23 +176,51 @@ impl FeatureX {
                     ApiError::BadRequest(format!("limit must be between 1 and {MAX_PAGE}."))
                 })?,
         };
+        // The read the gate decided with; the gate always leaves it.
+        let fresh;
+        let view = match request.extensions().get::<Decided>() {
+            Some(Decided(view)) => view,
+            None => {
+                fresh = self.flags.read().await;
+                &fresh
+            }
+        };
+        let keys = view.snapshot().journey_keys();
+        let cursor = match params.first("cursor") {
+            None => None,
+            Some(cursor) => Some(
+                self.cursors
+                    .open(keys, &user_id, journey_id.as_ref(), cursor)
+                    .ok_or_else(|| {
+                        tracing::info!(
+                            path = "cursor_refused",
+                            "listing refused: the cursor is not one we signed for this listing"
+                        );
+                        ApiError::BadRequest(
+                            "cursor is not valid for this listing: list again from the start."
+                                .into(),
+                        )
+                    })?
+                    .to_owned(),
+            ),
+        };
+        let use_gsi = view.enabled(self.use_gsi);
         let query = ListQuery {
             user_id,
             journey_id,
             limit,
-            cursor: params.first("cursor").map(str::to_owned),
-        };
-        // The read the gate decided with; the gate always leaves it.
-        let use_gsi = match request.extensions().get::<Decided>() {
-            Some(Decided(view)) => view.enabled(self.use_gsi),
-            None => self.flags.read().await.enabled(self.use_gsi),
+            cursor,
         };
         let method = if use_gsi {
             QueryMethod::Gsi
         } else {
             QueryMethod::FilterExpression
         };
-        let page = self.store.list(&query, method).await.map_err(store_error)?;
+        let mut page = self.store.list(&query, method).await.map_err(store_error)?;
+        page.next_cursor = page.next_cursor.map(|inner| {
+            self.cursors
+                .seal(keys, &query.user_id, query.journey_id.as_ref(), &inner)
+        });
         Ok(json_response(StatusCode::OK, &page))
     }
 }
@@ -200,12 +250,11 @@ fn route(request: &Request) -> Result<Route, ApiError> {
     }
 }
 
-fn required_param(request: &Request, name: &str) -> Result<Ident, ApiError> {
+/// Whose submissions: the caller's. A `?userId=` still sent must name the caller (403).
+fn user_param(caller: &Ident, request: &Request) -> Result<Ident, ApiError> {
     let params = request.query_string_parameters();
-    let value = params
-        .first(name)
-        .ok_or_else(|| ApiError::BadRequest(format!("The query parameter {name} is required.")))?;
-    Ident::parse(name, value).map_err(bad_request)
+    auth::same_user(caller, params.first("userId"))?;
+    Ok(caller.clone())
 }
 
 fn bad_request(invalid: InvalidInput) -> ApiError {

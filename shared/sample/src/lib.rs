@@ -1,5 +1,7 @@
 //! Lockstep's sample product, feature X: the example every adopter copies.
 //!
+//! - [`auth`]: the caller, from the verified token's `sub` claim (the JWT authorizer's).
+//! - [`cursor`]: listing cursors signed with the fleet's journey keys (tamper-evident).
 //! - [`product`]: the flags it declares (`isFeatureXEnabled`, public; `useSubmissionsGsi`,
 //!   internal).
 //! - [`submissions`]: its domain, parsed once into typed values, and the storage port.
@@ -8,6 +10,8 @@
 //! - [`feature_x`]: its routes, behind the gate layer of `lockstep-http`.
 #![warn(missing_docs)]
 
+pub mod auth;
+pub mod cursor;
 pub mod dynamo;
 pub mod feature_x;
 pub mod index_status;

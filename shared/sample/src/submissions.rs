@@ -72,12 +72,21 @@ impl Plan {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SubmissionBody {
-    user_id: String,
+    /// Optional: the user is the caller (the token's `sub`); when sent it must be the caller.
+    #[serde(default)]
+    user_id: Option<String>,
     journey_id: String,
     plan: Plan,
     quantity: u32,
     #[serde(default)]
     note: Option<String>,
+}
+
+impl SubmissionBody {
+    /// The `userId` the body names, if any (the handler refuses one that is not the caller).
+    pub fn user_id(&self) -> Option<&str> {
+        self.user_id.as_deref()
+    }
 }
 
 /// A validated `POST /feature-x/submissions` body.
@@ -96,8 +105,13 @@ pub struct SubmissionRequest {
 }
 
 impl SubmissionRequest {
-    /// Validates a body.
-    pub fn parse(raw: SubmissionBody) -> Result<Self, InvalidInput> {
+    /// Validates a body sent by `caller` (the verified user: the submission is theirs). A
+    /// `userId` in the body is only checked to be well formed here; that it is the caller is
+    /// the handler's check (403), made before this.
+    pub fn parse(raw: SubmissionBody, caller: &Ident) -> Result<Self, InvalidInput> {
+        if let Some(named) = &raw.user_id {
+            Ident::parse("userId", named)?;
+        }
         let quantity = u8::try_from(raw.quantity)
             .ok()
             .filter(|q| (1..=10).contains(q))
@@ -110,7 +124,7 @@ impl SubmissionRequest {
             other => other,
         };
         Ok(Self {
-            user_id: Ident::parse("userId", &raw.user_id)?,
+            user_id: caller.clone(),
             journey_id: Ident::parse("journeyId", &raw.journey_id)?,
             plan: raw.plan,
             quantity,
@@ -298,10 +312,12 @@ pub trait SubmissionStore: Send + Sync {
 mod tests {
     use super::*;
 
-    /// The body as the handler reads it: serde's parse, then the domain's validation.
+    /// The body as the handler reads it: serde's parse, then the domain's validation, for the
+    /// caller `u-1`.
     fn parse(body: &str) -> Result<SubmissionRequest, String> {
         let raw: SubmissionBody = serde_json::from_str(body).map_err(|e| e.to_string())?;
-        SubmissionRequest::parse(raw).map_err(|e| e.to_string())
+        SubmissionRequest::parse(raw, &Ident::parse("sub", "u-1").unwrap())
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -336,7 +352,7 @@ mod tests {
                 "userId",
             ),
             (
-                r#"{"journeyId":"j","plan":"basic","quantity":1}"#,
+                r#"{"userId":"u","plan":"basic","quantity":1}"#,
                 "missing field",
             ),
             (
@@ -353,6 +369,16 @@ mod tests {
             "x".repeat(501)
         );
         assert!(parse(&long).unwrap_err().contains("note"));
+    }
+
+    #[test]
+    fn the_submission_is_the_callers_with_or_without_a_user_id_in_the_body() {
+        let without = parse(r#"{"journeyId":"j","plan":"basic","quantity":1}"#).unwrap();
+        let with =
+            parse(r#"{"userId":"u-1","journeyId":"j","plan":"basic","quantity":1}"#).unwrap();
+        assert_eq!(without.user_id.as_str(), "u-1");
+        assert_eq!(without, with);
+        assert_eq!(without.fingerprint(), with.fingerprint());
     }
 
     #[test]

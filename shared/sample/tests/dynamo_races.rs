@@ -65,11 +65,12 @@ fn post(user: &str, key: Option<&str>) -> Request {
     if let Some(key) = key {
         builder = builder.header("idempotency-key", key);
     }
-    builder
+    let request = builder
         .body(Body::Text(format!(
             r#"{{"userId":"{user}","journeyId":"j1","plan":"premium","quantity":2}}"#
         )))
-        .unwrap()
+        .unwrap();
+    lockstep_sample::auth::as_user(request, user)
 }
 
 /// The `path` of each log line that has one.

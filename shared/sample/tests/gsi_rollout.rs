@@ -133,14 +133,15 @@ fn list_request(user: &str, journey: &str) -> lambda_http::Request {
         ))
         .body(lambda_http::Body::Empty)
         .unwrap();
-    lambda_http::RequestExt::with_query_string_parameters(
+    let request = lambda_http::RequestExt::with_query_string_parameters(
         request,
         std::collections::HashMap::from([
             ("userId".to_owned(), user.to_owned()),
             ("journeyId".to_owned(), journey.to_owned()),
             ("limit".to_owned(), "100".to_owned()),
         ]),
-    )
+    );
+    lockstep_sample::auth::as_user(request, user)
 }
 
 #[tokio::test]

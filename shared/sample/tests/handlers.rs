@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use lambda_http::{Body, Request, Response};
+use lockstep_sample::auth::as_user;
 use lockstep_sample::product::catalog;
 use lockstep_sample::submissions::QueryMethod;
 use lockstep_sample::FeatureX;
@@ -106,12 +107,26 @@ fn list(query: &str) -> Request {
     )
 }
 
-/// The `feature-x-get` fixture for submission `id` of `user`.
+/// The `feature-x-get` fixture for submission `id`, signed in as `user`.
 fn get(id: &str, user: &str) -> Request {
-    with_uri(
-        event("feature-x-get"),
-        &format!("/feature-x/submissions/{id}?userId={user}"),
+    as_user(
+        with_uri(
+            event("feature-x-get"),
+            &format!("/feature-x/submissions/{id}"),
+        ),
+        user,
     )
+}
+
+/// `request` without the authorizer's claims: as it would reach a function deployed without
+/// the JWT authorizer.
+fn anonymous(request: Request) -> Request {
+    let (parts, body) = request.into_parts();
+    let mut fresh = Request::new(body);
+    *fresh.method_mut() = parts.method;
+    *fresh.uri_mut() = parts.uri;
+    *fresh.headers_mut() = parts.headers;
+    fresh
 }
 
 /// The `feature-x-create` fixture with its own `Idempotency-Key`.
@@ -359,11 +374,129 @@ async fn a_cursor_or_limit_the_listing_cannot_use_answers_400() {
         .serve(list("userId=user-1&journeyId=journey-1&cursor=not-ours"))
         .await;
     let zero_limit = x.serve(list("userId=user-1&limit=0")).await;
-    let no_user = x.serve(list("journeyId=journey-1")).await;
 
     assert_problem(&bad_cursor, 400, "bad-request");
     assert_problem(&zero_limit, 400, "bad-request");
-    assert_problem(&no_user, 400, "bad-request");
+}
+
+#[tokio::test]
+async fn a_cursor_is_refused_for_another_user_or_journey_and_when_edited_in_any_way() {
+    let x = harness(true, true).await;
+    for key in ["c-1", "c-2"] {
+        assert_eq!(x.serve(create(key)).await.status(), 201);
+        x.flags.clock.advance(TimeDelta::milliseconds(1));
+    }
+    let first = body_json(&x.serve(list("journeyId=journey-1&limit=1")).await);
+    let cursor = first["nextCursor"].as_str().expect("a cursor").to_owned();
+    let (inner, tag) = cursor
+        .rsplit_once('.')
+        .expect("the store's cursor, then its tag");
+    let reads_before = x.store.methods().len();
+
+    let ok = x
+        .serve(list(&format!(
+            "journeyId=journey-1&limit=1&cursor={cursor}"
+        )))
+        .await;
+    assert_eq!(ok.status(), 200, "{:?}", ok.body());
+    let flipped_inner = format!(
+        "{}{}",
+        &inner[..inner.len() - 1],
+        if inner.ends_with('0') { '1' } else { '0' }
+    );
+    let refused = [
+        // Another user, same listing.
+        as_user(
+            list(&format!("journeyId=journey-1&limit=1&cursor={cursor}")),
+            "user-2",
+        ),
+        // Another journey, or the user's whole listing.
+        list(&format!("journeyId=journey-2&limit=1&cursor={cursor}")),
+        list(&format!("limit=1&cursor={cursor}")),
+        // The store's cursor without its tag, with an edited key, with another tag.
+        list(&format!("journeyId=journey-1&limit=1&cursor={inner}")),
+        list(&format!(
+            "journeyId=journey-1&limit=1&cursor={flipped_inner}.{tag}"
+        )),
+        list(&format!(
+            "journeyId=journey-1&limit=1&cursor={inner}.{}",
+            "A".repeat(tag.len())
+        )),
+    ];
+    for request in refused {
+        let uri = request.uri().to_string();
+        let response = x.serve(request).await;
+        let body = assert_problem(&response, 400, "bad-request");
+        assert!(body["detail"].as_str().unwrap().contains("cursor"), "{uri}");
+    }
+    assert_eq!(
+        x.store.methods().len(),
+        reads_before + 1,
+        "only the valid cursor reached the store"
+    );
+}
+
+#[tokio::test]
+async fn without_the_authorizers_claims_every_route_answers_401_even_while_the_flag_is_off() {
+    for feature_x in [true, false] {
+        let x = harness(feature_x, true).await;
+        for name in ["feature-x-create", "feature-x-get", "feature-x-list"] {
+            let response = x.serve(anonymous(event(name))).await;
+            assert_problem(&response, 401, "unauthorized");
+            assert_eq!(response.headers()["www-authenticate"], "Bearer", "{name}");
+        }
+        assert_eq!(x.store.writes(), 0);
+        assert!(x.store.methods().is_empty(), "no read either");
+    }
+}
+
+#[tokio::test]
+async fn the_user_is_the_token_subject_and_a_user_id_naming_another_user_answers_403() {
+    let x = harness(true, true).await;
+    // The fixture's body names no user: the submission is the caller's (user-1).
+    let created = body_json(&x.serve(event("feature-x-create")).await);
+    assert_eq!(created["userId"], "user-1");
+    let id = created["id"].as_str().unwrap();
+
+    // Signed in as user-2, naming user-1 anywhere: 403, nothing read or written.
+    let body_names_other = x
+        .serve(as_user(
+            with_body(
+                create("other-key"),
+                r#"{"userId":"user-1","journeyId":"journey-1","plan":"basic","quantity":1}"#,
+            ),
+            "user-2",
+        ))
+        .await;
+    let list_names_other = x.serve(as_user(list("userId=user-1"), "user-2")).await;
+    let get_names_other = x
+        .serve(as_user(
+            with_uri(
+                event("feature-x-get"),
+                &format!("/feature-x/submissions/{id}?userId=user-1"),
+            ),
+            "user-2",
+        ))
+        .await;
+    for response in [&body_names_other, &list_names_other, &get_names_other] {
+        assert_problem(response, 403, "forbidden");
+    }
+    assert_eq!(x.store.writes(), 1, "only user-1's own create");
+
+    // Without naming anyone, user-2 sees nothing of user-1's: the id answers 404 as an
+    // unknown one would (no existence oracle), the listing is empty.
+    let get_other = x.serve(get(id, "user-2")).await;
+    let list_own = x
+        .serve(as_user(list("journeyId=journey-1"), "user-2"))
+        .await;
+    let unknown = x.serve(get("00ff", "user-2")).await;
+    assert_eq!(
+        assert_problem(&get_other, 404, "not-found"),
+        assert_problem(&unknown, 404, "not-found"),
+        "another user's submission and an unknown id answer alike"
+    );
+    assert_eq!(list_own.status(), 200);
+    assert_eq!(body_json(&list_own)["items"], json!([]));
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use lockstep_testkit::MemoryStore;
 use proptest::prelude::*;
 use std::sync::Arc;
 
-const DOCUMENTED: [u16; 9] = [200, 201, 400, 404, 405, 409, 413, 415, 503];
+const DOCUMENTED: [u16; 10] = [200, 201, 400, 403, 404, 405, 409, 413, 415, 503];
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -108,7 +108,7 @@ proptest! {
                 .unwrap_or_default();
             for (fixture, target) in [
                 ("feature-x-list", format!("/feature-x/submissions?{query}")),
-                ("feature-x-list", format!("/feature-x/submissions?userId=u1{encoded_journey}&{query}")),
+                ("feature-x-list", format!("/feature-x/submissions?userId=user-1{encoded_journey}&{query}")),
                 ("feature-x-get", format!("/feature-x/submissions/{}?{query}", percent_encode(&id))),
             ] {
                 let Some(request) = with_uri(event(fixture), &target) else { continue };

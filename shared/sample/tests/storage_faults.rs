@@ -57,7 +57,8 @@ fn post(key: Option<&str>) -> lambda_http::Request {
     if let Some(key) = key {
         builder = builder.header("idempotency-key", key);
     }
-    builder.body(lambda_http::Body::Text(BODY.into())).unwrap()
+    let request = builder.body(lambda_http::Body::Text(BODY.into())).unwrap();
+    lockstep_sample::auth::as_user(request, "u1")
 }
 
 fn detail(response: &lambda_http::Response<lambda_http::Body>) -> String {
@@ -72,8 +73,11 @@ fn detail(response: &lambda_http::Response<lambda_http::Body>) -> String {
 
 /// The submission `BODY` describes, stored earlier with id `id`.
 fn original(id: &str) -> Submission {
-    let request =
-        SubmissionRequest::parse(serde_json::from_str::<SubmissionBody>(BODY).unwrap()).unwrap();
+    let request = SubmissionRequest::parse(
+        serde_json::from_str::<SubmissionBody>(BODY).unwrap(),
+        &Ident::parse("sub", "u1").unwrap(),
+    )
+    .unwrap();
     Submission {
         id: id.into(),
         user_id: request.user_id,
@@ -88,9 +92,12 @@ fn original(id: &str) -> Submission {
 }
 
 fn fingerprint() -> String {
-    SubmissionRequest::parse(serde_json::from_str::<SubmissionBody>(BODY).unwrap())
-        .unwrap()
-        .fingerprint()
+    SubmissionRequest::parse(
+        serde_json::from_str::<SubmissionBody>(BODY).unwrap(),
+        &Ident::parse("sub", "u1").unwrap(),
+    )
+    .unwrap()
+    .fingerprint()
 }
 
 /// A transaction cancelled with one reason per item (record first, then the submission).
