@@ -1,5 +1,7 @@
 //! The static files the runner serves: the SPA (`web/`, the same files a static deployment puts
-//! on S3) and the local-only fleet view (`local/fleet/`).
+//! on S3), its OpenFeature edition (`web/openfeature.html`, with the OpenFeature web SDK and OFREP
+//! provider vendored in `web/vendor/` by `scripts/vendor-openfeature`) and the local-only fleet
+//! view (`local/fleet/`).
 //!
 //! They are compiled in, and only the paths listed here exist: a request can never name a file
 //! on disk, so there is no path to traverse.
@@ -55,6 +57,21 @@ pub const ASSETS: &[Asset] = &[
         path: "/style.css",
         content_type: CSS,
         body: include_str!("../../web/style.css"),
+    },
+    Asset {
+        path: "/openfeature.html",
+        content_type: HTML,
+        body: include_str!("../../web/openfeature.html"),
+    },
+    Asset {
+        path: "/openfeature.js",
+        content_type: JS,
+        body: include_str!("../../web/openfeature.js"),
+    },
+    Asset {
+        path: "/vendor/openfeature.js",
+        content_type: JS,
+        body: include_str!("../../web/vendor/openfeature.js"),
     },
     Asset {
         path: "/fleet",

@@ -268,7 +268,12 @@ mod tests {
         );
         let t = tag(&a, "cursor", b"page 2");
         assert!(verify_tag(&[b.clone(), a.clone()], "cursor", b"page 2", &t));
-        assert!(!verify_tag(std::slice::from_ref(&b), "cursor", b"page 2", &t));
+        assert!(!verify_tag(
+            std::slice::from_ref(&b),
+            "cursor",
+            b"page 2",
+            &t
+        ));
         assert!(!verify_tag(
             std::slice::from_ref(&a),
             "cursor",
