@@ -542,6 +542,16 @@ async fn bad_input_never_becomes_a_500_and_writes_nothing() {
             "{method} {uri}"
         );
         assert_eq!(reply.body["status"], status);
+        // No answer names a server file or echoes the body sent.
+        let text = reply.body.to_string();
+        assert!(
+            !text.contains(".rs") && !text.contains(env!("CARGO_MANIFEST_DIR")),
+            "{method} {uri}: {text}"
+        );
+        assert!(
+            body.len() < 8 || !text.contains(&body),
+            "{method} {uri} echoes its body"
+        );
     }
     assert_eq!(e.count("").await, 0);
 }
