@@ -488,6 +488,28 @@ test("journeys open at journeyOpensAt with tokens, drain and kill switch, in a r
       catchUps,
     );
     await fleet.screenshot({ path: path.join(OUT, "fleet-catch-ups.png"), fullPage: true });
+
+    // A token the authorizer refuses (its signature edited in storage, as an expired or foreign
+    // one would be): the journey does not start, the page says to sign in again and is signed
+    // out; signing in again brings the Start button back.
+    await spa.evaluate(() => {
+      const saved = JSON.parse(localStorage.getItem("lockstep.session"));
+      const [header, payload, signature] = saved.token.split(".");
+      const edited = (signature[0] === "A" ? "B" : "A") + signature.slice(1);
+      localStorage.setItem("lockstep.session", JSON.stringify({ ...saved, token: [header, payload, edited].join(".") }));
+    });
+    await reloadUntil(spa, answersOf("spa"), (s) => s === "open", Date.now() + (P + 10) * 1000);
+    const before = featureX.length;
+    await spa.click("#start");
+    await spa.waitForSelector("#problem[data-status='401']", { state: "visible" });
+    assert.equal(await spa.textContent("#problem-title"), "Please sign in again");
+    assert.deepEqual(featureX.slice(before).map((r) => r.status), [401], "one refused call, nothing else");
+    await spa.click("#back");
+    await spa.waitForSelector("#signin-form", { state: "visible" });
+    assert.equal(await spa.isVisible("#start"), false, "no Start button while signed out");
+    assert.match(await spa.textContent("#status-text"), /Sign in to start it/);
+    await signIn(spa, "journey-user");
+    await spa.waitForSelector("#start", { state: "visible" });
   });
 
   // A second tab starts a journey now and leaves it open across the planned switch-off (step 4).
