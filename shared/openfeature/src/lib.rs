@@ -3,6 +3,8 @@
 
 mod value;
 
+pub use value::to_json;
+
 use lockstep::cache::Degraded;
 use lockstep::snapshot::{Origin, ResolvedFlag};
 use lockstep::source::FailureKind;

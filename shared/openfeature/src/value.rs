@@ -91,26 +91,28 @@ pub(crate) fn metadata_value(value: &Json) -> Option<FlagMetadataValue> {
     }
 }
 
+/// An OpenFeature value as JSON: the inverse of the conversion the provider makes for typed
+/// reads (a struct becomes an object, an array an array).
+pub fn to_json(value: &Value) -> Json {
+    match value {
+        Value::Bool(b) => Json::Bool(*b),
+        Value::Int(i) => Json::from(*i),
+        Value::Float(f) => Json::from(*f),
+        Value::String(s) => Json::String(s.clone()),
+        Value::Array(items) => Json::Array(items.iter().map(to_json).collect()),
+        Value::Struct(s) => Json::Object(
+            s.fields
+                .iter()
+                .map(|(k, v)| (k.clone(), to_json(v)))
+                .collect(),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    fn json_of(value: &Value) -> Json {
-        match value {
-            Value::Bool(b) => Json::Bool(*b),
-            Value::Int(i) => Json::from(*i),
-            Value::Float(f) => Json::from(*f),
-            Value::String(s) => Json::String(s.clone()),
-            Value::Array(items) => Json::Array(items.iter().map(json_of).collect()),
-            Value::Struct(s) => Json::Object(
-                s.fields
-                    .iter()
-                    .map(|(k, v)| (k.clone(), json_of(v)))
-                    .collect(),
-            ),
-        }
-    }
 
     fn has_null(value: &Json) -> bool {
         match value {
@@ -157,7 +159,7 @@ mod tests {
                 prop_assert_eq!(converted, Err(NotStruct::Null));
             } else {
                 let converted = converted.expect("a null-free object converts");
-                prop_assert_eq!(json_of(&Value::Struct(converted)), object);
+                prop_assert_eq!(to_json(&Value::Struct(converted)), object);
             }
         }
 

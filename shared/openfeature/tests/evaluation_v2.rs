@@ -17,7 +17,7 @@ use cucumber::{given, then, when, World};
 use lockstep::cache::CacheOptions;
 use lockstep::memory::MemorySource;
 use lockstep::{FlagCache, FlagCatalog, ManualClock, Overrides, Settings};
-use lockstep_openfeature::LockstepProvider;
+use lockstep_openfeature::{to_json, LockstepProvider};
 use open_feature::provider::{FeatureProvider, ProviderStatus};
 use open_feature::{
     async_trait, Client, EvaluationContext, EvaluationDetails, EvaluationError, EvaluationOptions,
@@ -173,22 +173,6 @@ impl Outcome {
     }
 }
 
-fn json_of(value: &Value) -> Json {
-    match value {
-        Value::Bool(b) => Json::Bool(*b),
-        Value::Int(i) => Json::from(*i),
-        Value::Float(f) => Json::from(*f),
-        Value::String(s) => Json::String(s.clone()),
-        Value::Array(items) => Json::Array(items.iter().map(json_of).collect()),
-        Value::Struct(s) => Json::Object(
-            s.fields
-                .iter()
-                .map(|(k, v)| (k.clone(), json_of(v)))
-                .collect(),
-        ),
-    }
-}
-
 fn details<T>(d: EvaluationDetails<T>, value: impl FnOnce(T) -> Json) -> EvaluationDetails<Json> {
     EvaluationDetails {
         flag_key: d.flag_key,
@@ -226,7 +210,7 @@ async fn through_client(
         Kind::Object => client
             .get_struct_details::<StructValue>(key, None, options)
             .await
-            .map(|d| details(d, |s| json_of(&Value::Struct(s)))),
+            .map(|d| details(d, |s| to_json(&Value::Struct(s)))),
     };
     Outcome::of(case, result)
 }
@@ -265,7 +249,7 @@ async fn through_provider(provider: &LockstepProvider, case: &Case) -> Outcome {
             .map(|d| wrap(Json::from(d.value), d.reason, d.variant, d.flag_metadata)),
         Kind::Object => provider.resolve_struct_value(key, &ctx).await.map(|d| {
             wrap(
-                json_of(&Value::Struct(d.value)),
+                to_json(&Value::Struct(d.value)),
                 d.reason,
                 d.variant,
                 d.flag_metadata,

@@ -5,7 +5,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use lockstep::cache::CacheOptions;
 use lockstep::memory::{MemoryHandle, MemorySource};
 use lockstep::{FlagCache, FlagCatalog, FlagDecl, ManualClock, Overrides, Settings};
-use lockstep_openfeature::{metadata, LockstepProvider, DISABLED, PROVIDER_NAME, STALE};
+use lockstep_openfeature::{metadata, to_json, LockstepProvider, DISABLED, PROVIDER_NAME, STALE};
 use open_feature::provider::{FeatureProvider, ProviderStatus};
 use open_feature::{
     Client, EvaluationContext, EvaluationErrorCode, EvaluationReason, FlagMetadata,
@@ -91,22 +91,6 @@ fn text(s: &str) -> Option<FlagMetadataValue> {
     Some(FlagMetadataValue::String(s.into()))
 }
 
-fn json_of(value: &Value) -> Json {
-    match value {
-        Value::Bool(b) => Json::Bool(*b),
-        Value::Int(i) => Json::from(*i),
-        Value::Float(f) => Json::from(*f),
-        Value::String(s) => Json::String(s.clone()),
-        Value::Array(items) => Json::Array(items.iter().map(json_of).collect()),
-        Value::Struct(s) => Json::Object(
-            s.fields
-                .iter()
-                .map(|(k, v)| (k.clone(), json_of(v)))
-                .collect(),
-        ),
-    }
-}
-
 #[tokio::test]
 async fn through_the_singleton_api_values_resolve_with_their_consistency() {
     let setup = fixture().await;
@@ -179,7 +163,7 @@ async fn through_the_singleton_api_values_resolve_with_their_consistency() {
         .await
         .unwrap();
     assert_eq!(
-        json_of(&Value::Struct(object)),
+        to_json(&Value::Struct(object)),
         serde_json::json!({"showImages": true, "title": "Check out these pics!", "imagesPerPage": 100})
     );
     let missing = client
@@ -335,8 +319,8 @@ async fn an_object_is_json_text_or_a_json_object_and_a_null_in_it_is_a_parse_err
     let object = p.resolve_struct_value("as-object", &ctx).await.unwrap();
 
     let expected = serde_json::json!({"limits": [1, 2.5], "name": "x"});
-    assert_eq!(json_of(&Value::Struct(text.value)), expected);
-    assert_eq!(json_of(&Value::Struct(object.value)), expected);
+    assert_eq!(to_json(&Value::Struct(text.value)), expected);
+    assert_eq!(to_json(&Value::Struct(object.value)), expected);
     assert_eq!(
         p.resolve_struct_value("with-null", &ctx)
             .await
@@ -735,7 +719,7 @@ async fn the_fixture_is_the_specifications_test_flags_written_for_appconfig() {
             }
             _ => {
                 let d = p.resolve_struct_value(key, &ctx).await.unwrap();
-                (json_of(&Value::Struct(d.value)), d.variant, d.flag_metadata)
+                (to_json(&Value::Struct(d.value)), d.variant, d.flag_metadata)
             }
         };
         if !disabled {
