@@ -76,6 +76,8 @@ pub struct LocalAuth {
     kid: String,
     signing: EncodingKey,
     jwks: JwkSet,
+    /// The JWKS's keys, by `kid`, made once from it.
+    verifying: Vec<(String, DecodingKey)>,
     validation: Validation,
 }
 
@@ -96,6 +98,15 @@ impl LocalAuth {
             "keys": [{"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e}]
         }))
         .map_err(|e| format!("JWKS: {e}"))?;
+        let verifying = jwks
+            .keys
+            .iter()
+            .map(|jwk| {
+                let kid = jwk.common.key_id.clone().unwrap_or_default();
+                DecodingKey::from_jwk(jwk).map(|key| (kid, key))
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("JWKS key: {e}"))?;
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_issuer(&[LOCAL_ISSUER]);
         validation.set_audience(&[LOCAL_AUDIENCE]);
@@ -105,6 +116,7 @@ impl LocalAuth {
             kid,
             signing,
             jwks,
+            verifying,
             validation,
         })
     }
@@ -150,24 +162,26 @@ impl LocalAuth {
             .filter(|t| !t.is_empty())
             .ok_or(Refusal::Missing)?;
         let header = jsonwebtoken::decode_header(token).map_err(|_| Refusal::Invalid)?;
-        let jwk = header
+        let key = header
             .kid
             .as_deref()
-            .and_then(|kid| self.jwks.find(kid))
+            .and_then(|kid| self.verifying.iter().find(|(k, _)| k == kid))
+            .map(|(_, key)| key)
             .ok_or(Refusal::Invalid)?;
-        let key = DecodingKey::from_jwk(jwk).map_err(|_| Refusal::Invalid)?;
         let data =
-            jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &key, &self.validation)
+            jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, key, &self.validation)
                 .map_err(|e| {
-                use jsonwebtoken::errors::ErrorKind;
-                match e.kind() {
-                    ErrorKind::ExpiredSignature | ErrorKind::ImmatureSignature => Refusal::Expired,
-                    ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience => {
-                        Refusal::WrongIssuerOrAudience
+                    use jsonwebtoken::errors::ErrorKind;
+                    match e.kind() {
+                        ErrorKind::ExpiredSignature | ErrorKind::ImmatureSignature => {
+                            Refusal::Expired
+                        }
+                        ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience => {
+                            Refusal::WrongIssuerOrAudience
+                        }
+                        _ => Refusal::Invalid,
                     }
-                    _ => Refusal::Invalid,
-                }
-            })?;
+                })?;
         Ok(data
             .claims
             .into_iter()

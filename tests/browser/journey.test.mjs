@@ -20,18 +20,8 @@
 // log go to target/browser/.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const TARGET = path.resolve(ROOT, process.env.CARGO_TARGET_DIR || "target");
-const RUNNER = process.env.LOCKSTEP_RUNNER_BIN || path.join(TARGET, "debug", "lockstep-local");
-const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-const OUT = path.join(ROOT, "target", "browser");
+import { OUT, api, availability, claims, fleetRunner, secondsSince, sleep } from "./support.mjs";
 
 const P = 45; // seconds, the poll interval
 const Q = 15; // seconds, AppConfigData's minimum poll interval: the catch-up interval (rule 8)
@@ -44,106 +34,7 @@ const JOURNEYS = 20;
 const FLAG = "isFeatureXEnabled";
 const JOURNEY_HEADER = "lockstep-journey";
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const hhmmss = (ms) => new Date(ms).toISOString().slice(11, 19); // the page runs in UTC
-const secondsSince = (from) => ((Date.now() - from) / 1000).toFixed(1);
-
-// What a journey token says (`v1.<base64url JSON>.<signature>`; opaque to the SPA, read here to
-// check which configuration a journey carried).
-function claims(token) {
-  const [version, payload, signature] = String(token).split(".");
-  assert.equal(version, "v1", `not a v1 journey token: ${token}`);
-  return { ...JSON.parse(Buffer.from(payload, "base64url").toString("utf8")), signed: Boolean(signature) };
-}
-
-// Starts the runner in its own process group (DynamoDB Local's java is its child) and resolves
-// with its base URL once it listens. Its structured (JSON) log lines are kept in `lines`.
-function startRunner(initialFlags, log) {
-  if (!existsSync(RUNNER)) {
-    throw new Error(`runner binary missing: ${RUNNER} (run cargo build -p lockstep-local first)`);
-  }
-  const child = spawn(RUNNER, [], {
-    cwd: ROOT,
-    detached: true,
-    stdio: ["ignore", "pipe", "pipe"],
-    env: {
-      ...process.env,
-      LOCKSTEP_INITIAL_FLAGS: initialFlags,
-      LOCKSTEP_PORT: "0",
-      LOCKSTEP_INSTANCES: String(INSTANCES),
-      AWS_APPCONFIG_EXTENSION_POLL_INTERVAL_SECONDS: String(P),
-      LOCKSTEP_EPSILON_SECONDS: String(EPSILON),
-    },
-  });
-  const lines = [];
-  let partial = "";
-  let stderr = "";
-  child.stderr.on("data", (chunk) => {
-    stderr = (stderr + chunk).slice(-4000);
-    log.write(chunk);
-    const text = partial + chunk;
-    const complete = text.split("\n");
-    partial = complete.pop();
-    for (const line of complete) {
-      try {
-        lines.push(JSON.parse(line));
-      } catch (_) {
-        // not a log record (the runner's own messages)
-      }
-    }
-  });
-  const ready = new Promise((resolve, reject) => {
-    let stdout = "";
-    const timer = setTimeout(() => reject(new Error(`runner not listening after 120 s:\n${stdout}`)), 120_000);
-    child.stdout.on("data", (chunk) => {
-      stdout += chunk;
-      log.write(chunk);
-      const match = /listening on (http:\/\/\S+)/.exec(stdout);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-    child.on("exit", (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`runner exited (${code ?? signal}) before listening:\n${stderr.slice(-1500)}`));
-    });
-  });
-  return { child, ready, lines };
-}
-
-async function stopRunner(child) {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  try {
-    process.kill(-child.pid, "SIGTERM"); // graceful: the runner stops DynamoDB Local
-  } catch (_) {
-    return;
-  }
-  let timer;
-  const graceful = await Promise.race([
-    exited.then(() => true),
-    new Promise((resolve) => {
-      timer = setTimeout(() => resolve(false), 10_000);
-    }),
-  ]);
-  clearTimeout(timer);
-  try {
-    process.kill(-child.pid, "SIGKILL"); // whatever is left of the group
-  } catch (_) {
-    // already gone
-  }
-  if (!graceful) await exited;
-}
-
-async function api(base, method, route, body, headers = {}) {
-  const response = await fetch(base + route, {
-    method,
-    headers: body ? { "content-type": "application/json", ...headers } : headers,
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  return { status: response.status, headers: response.headers, body: await response.json() };
-}
 
 // `Authorization: Bearer …` for `user`, from the runner's dev sign-in (its local issuer).
 async function bearer(base, user) {
@@ -167,12 +58,6 @@ async function waitFor(condition, ms) {
 }
 
 const instancesOf = (fleet, fn) => fleet.functions.find((f) => f.function === fn).instances;
-
-// Waits until the SPA has read /config after a load, and returns what it decided.
-async function availability(page) {
-  await page.waitForFunction(() => document.getElementById("app").dataset.availability !== "loading");
-  return page.getAttribute("#app", "data-availability");
-}
 
 // Reloads `page` (a user arriving, or pressing reload) until `done(state, answer)` holds for what
 // it shows and the /config answer it decided with (the last one the page received: `answers()`),
@@ -230,60 +115,16 @@ async function convergeFeatureX(base, stamp, deadline) {
 }
 
 test("journeys open at journeyOpensAt with tokens, drain and kill switch, in a real browser", { timeout: 300_000 }, async (t) => {
-  const started = Date.now();
-  mkdirSync(OUT, { recursive: true });
-  assert.ok(existsSync(CHROMIUM), `chromium missing at ${CHROMIUM} (Debian: apt-get install chromium)`);
-  const flagsDir = mkdtempSync(path.join(tmpdir(), "lockstep-browser-"));
-  // The runner deploys these to its local AppConfig first: the journey starts disabled.
-  const initialFlags = path.join(flagsDir, "initial-flags.json");
-  writeFileSync(
-    initialFlags,
-    JSON.stringify({
-      isFeatureXEnabled: false,
-      useSubmissionsGsi: false,
-      lockstepMetadata: { lastModifiedTimestamp: "2020-01-01T00:00:00Z", deploymentDurationSeconds: 0 },
-    }),
-  );
-  const log = createWriteStream(path.join(OUT, "runner.log"));
-  const runner = startRunner(initialFlags, log);
-  const logged = (p) => runner.lines.filter((l) => l.fields && l.fields.path === p).length;
-  const killOnExit = () => {
-    try {
-      process.kill(-runner.child.pid, "SIGKILL");
-    } catch (_) {
-      // already gone
-    }
-  };
-  process.once("exit", killOnExit);
-  let browser;
-  t.after(async () => {
-    await browser?.close().catch(() => {});
-    await stopRunner(runner.child);
-    process.removeListener("exit", killOnExit);
-    log.end();
-    rmSync(flagsDir, { recursive: true, force: true });
-    console.log(`browser journey test: ${secondsSince(started)} s`);
+  const fleetRun = fleetRunner(t, {
+    label: "browser journey test",
+    logFile: "runner.log",
+    instances: INSTANCES,
+    pollSeconds: P,
+    epsilonSeconds: EPSILON,
   });
-
-  const base = await runner.ready;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-      // Several tabs are open at once: a tab in the background keeps its timers (the SPA's
-      // re-check at journeyOpensAt) and its rendering at full speed.
-      "--disable-background-timer-throttling",
-      "--disable-backgrounding-occluded-windows",
-      "--disable-renderer-backgrounding",
-    ],
-  });
+  const logged = (p) => fleetRun.lines.filter((l) => l.fields && l.fields.path === p).length;
+  const base = await fleetRun.ready;
+  const browser = await fleetRun.launch();
   const context = await browser.newContext({
     timezoneId: "UTC",
     locale: "en-GB",

@@ -21,18 +21,8 @@
 // runner's log go to target/browser/ (openfeature-*).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const TARGET = path.resolve(ROOT, process.env.CARGO_TARGET_DIR || "target");
-const RUNNER = process.env.LOCKSTEP_RUNNER_BIN || path.join(TARGET, "debug", "lockstep-local");
-const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-const OUT = path.join(ROOT, "target", "browser");
+import { OUT, api, availability, claims, fleetRunner, secondsSince, sleep } from "./support.mjs";
 
 const P = 30; // seconds, the poll interval
 const Q = 15; // seconds, the catch-up interval (rule 8)
@@ -46,99 +36,6 @@ const FLAG = "isFeatureXEnabled";
 const BULK = "/ofrep/v1/evaluate/flags";
 const SINGLE = `${BULK}/${FLAG}`;
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-const secondsSince = (from, at = Date.now()) => ((at - from) / 1000).toFixed(1);
-
-// What a journey token says (`v1.<base64url JSON>.<signature>`; opaque to the page).
-function claims(token) {
-  const [version, payload] = String(token).split(".");
-  assert.equal(version, "v1", `not a v1 journey token: ${token}`);
-  return JSON.parse(Buffer.from(payload, "base64url").toString("utf8"));
-}
-
-// Starts the runner in its own process group (DynamoDB Local's java is its child); resolves with
-// its base URL once it listens.
-function startRunner(initialFlags, log) {
-  if (!existsSync(RUNNER)) {
-    throw new Error(`runner binary missing: ${RUNNER} (run cargo build -p lockstep-local first)`);
-  }
-  const child = spawn(RUNNER, [], {
-    cwd: ROOT,
-    detached: true,
-    stdio: ["ignore", "pipe", "pipe"],
-    env: {
-      ...process.env,
-      LOCKSTEP_INITIAL_FLAGS: initialFlags,
-      LOCKSTEP_PORT: "0",
-      LOCKSTEP_INSTANCES: String(INSTANCES),
-      AWS_APPCONFIG_EXTENSION_POLL_INTERVAL_SECONDS: String(P),
-      LOCKSTEP_EPSILON_SECONDS: String(EPSILON),
-    },
-  });
-  let stderr = "";
-  child.stderr.on("data", (chunk) => {
-    stderr = (stderr + chunk).slice(-4000);
-    log.write(chunk);
-  });
-  const ready = new Promise((resolve, reject) => {
-    let stdout = "";
-    const timer = setTimeout(() => reject(new Error(`runner not listening after 120 s:\n${stdout}`)), 120_000);
-    child.stdout.on("data", (chunk) => {
-      stdout += chunk;
-      log.write(chunk);
-      const match = /listening on (http:\/\/\S+)/.exec(stdout);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-    child.on("exit", (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`runner exited (${code ?? signal}) before listening:\n${stderr.slice(-1500)}`));
-    });
-  });
-  return { child, ready };
-}
-
-async function stopRunner(child) {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  try {
-    process.kill(-child.pid, "SIGTERM"); // graceful: the runner stops DynamoDB Local
-  } catch (_) {
-    return;
-  }
-  let timer;
-  const graceful = await Promise.race([
-    exited.then(() => true),
-    new Promise((resolve) => {
-      timer = setTimeout(() => resolve(false), 10_000);
-    }),
-  ]);
-  clearTimeout(timer);
-  try {
-    process.kill(-child.pid, "SIGKILL"); // whatever is left of the group
-  } catch (_) {
-    // already gone
-  }
-  if (!graceful) await exited;
-}
-
-async function api(base, method, route, body, headers = {}) {
-  const response = await fetch(base + route, {
-    method,
-    headers: body ? { "content-type": "application/json", ...headers } : headers,
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await response.text();
-  return { status: response.status, headers: response.headers, body: text ? JSON.parse(text) : null };
-}
-
-// The page's availability once it has decided something.
-async function availability(page) {
-  await page.waitForFunction(() => document.getElementById("app").dataset.availability !== "loading");
-  return page.getAttribute("#app", "data-availability");
-}
 
 // Every change of #app's data-availability, with the browser's clock, kept in the page (an
 // init script: playwright injects it, so the page's CSP does not apply to it).
@@ -157,58 +54,17 @@ function recordAvailability() {
 }
 
 test("journey X on the OpenFeature web SDK over OFREP opens at the journey-safe moment, in a real browser", { timeout: 240_000 }, async (t) => {
-  const started = Date.now();
-  mkdirSync(OUT, { recursive: true });
-  assert.ok(existsSync(CHROMIUM), `chromium missing at ${CHROMIUM} (Debian: apt-get install chromium)`);
-  const flagsDir = mkdtempSync(path.join(tmpdir(), "lockstep-openfeature-"));
-  const initialFlags = path.join(flagsDir, "initial-flags.json");
-  writeFileSync(
-    initialFlags,
-    JSON.stringify({
-      isFeatureXEnabled: false,
-      useSubmissionsGsi: false,
-      lockstepMetadata: { lastModifiedTimestamp: "2020-01-01T00:00:00Z", deploymentDurationSeconds: 0 },
-    }),
-  );
-  const log = createWriteStream(path.join(OUT, "openfeature-runner.log"));
-  const runner = startRunner(initialFlags, log);
-  const killOnExit = () => {
-    try {
-      process.kill(-runner.child.pid, "SIGKILL");
-    } catch (_) {
-      // already gone
-    }
-  };
-  process.once("exit", killOnExit);
-  let browser;
-  t.after(async () => {
-    await browser?.close().catch(() => {});
-    await stopRunner(runner.child);
-    process.removeListener("exit", killOnExit);
-    log.end();
-    rmSync(flagsDir, { recursive: true, force: true });
-    console.log(`openfeature browser test: ${secondsSince(started)} s`);
+  const fleetRun = fleetRunner(t, {
+    label: "openfeature browser test",
+    logFile: "openfeature-runner.log",
+    instances: INSTANCES,
+    pollSeconds: P,
+    epsilonSeconds: EPSILON,
   });
-
-  const base = await runner.ready;
+  const { started } = fleetRun;
+  const base = await fleetRun.ready;
   const runnerReady = Date.now();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-      // Two tabs at once: the one in the background keeps its timers (the provider's polling).
-      "--disable-background-timer-throttling",
-      "--disable-backgrounding-occluded-windows",
-      "--disable-renderer-backgrounding",
-    ],
-  });
+  const browser = await fleetRun.launch();
   const context = await browser.newContext({ timezoneId: "UTC", locale: "en-GB", viewport: { width: 900, height: 760 } });
   await context.addInitScript(recordAvailability);
 

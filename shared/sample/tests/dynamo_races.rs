@@ -13,12 +13,11 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, TimeDelta, Utc};
 use lambda_http::{Body, Request, Response};
-use lockstep::cache::CacheOptions;
-use lockstep::memory::MemorySource;
-use lockstep::{Clock, FlagCache, ManualClock, Overrides, Settings, SystemClock};
+use lockstep::{Clock, ManualClock, SystemClock};
 use lockstep_sample::dynamo::{DynamoStore, IDEMPOTENCY_TTL, TTL_ATTRIBUTE};
 use lockstep_sample::FeatureX;
 use lockstep_testkit::dynamo_local::{client, ensure_table, DynamoLocal};
+use lockstep_testkit::fixtures::cache_holding;
 use lockstep_testkit::logs::Logs;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -41,20 +40,13 @@ async fn dynamo_local() -> (DynamoLocal, Client) {
 }
 
 async fn feature_x(db: Client, clock: Arc<dyn Clock>) -> FeatureX {
-    let (source, handle) = MemorySource::new();
-    handle.publish("1", r#"{"isFeatureXEnabled": true}"#);
-    let options = CacheOptions {
-        catalog: lockstep_sample::product::catalog(),
-        overrides: Overrides::none(),
-        settings: Settings::default(),
-        clock: clock.clone(),
-    };
-    FeatureX::new(
-        Arc::new(FlagCache::new(Box::new(source), options).await),
-        Arc::new(DynamoStore::new(db, TABLE)),
-        clock,
+    let (flags, _) = cache_holding(
+        lockstep_sample::product::catalog(),
+        r#"{"isFeatureXEnabled": true}"#,
+        clock.clone(),
     )
-    .unwrap()
+    .await;
+    FeatureX::new(flags, Arc::new(DynamoStore::new(db, TABLE)), clock).unwrap()
 }
 
 fn post(user: &str, key: Option<&str>) -> Request {

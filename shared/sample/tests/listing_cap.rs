@@ -15,9 +15,7 @@ use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, TimeDelta, Utc};
 use lambda_http::{Body, Request};
-use lockstep::cache::CacheOptions;
-use lockstep::memory::MemorySource;
-use lockstep::{FlagCache, Overrides, Settings, SystemClock};
+use lockstep::SystemClock;
 use lockstep_sample::dynamo::{
     to_item, DynamoStore, FILTER_BATCH, LISTING_MAX_EVALUATED, LISTING_MAX_QUERIES,
 };
@@ -26,6 +24,7 @@ use lockstep_sample::submissions::{
 };
 use lockstep_sample::FeatureX;
 use lockstep_testkit::dynamo_local::{client, ensure_table, DynamoLocal};
+use lockstep_testkit::fixtures::cache_holding;
 use lockstep_testkit::logs::Logs;
 use serde_json::Value;
 use std::path::Path;
@@ -177,23 +176,13 @@ async fn a_filtered_listing_issues_a_bounded_number_of_queries_and_pages_through
     let counted = Client::from_conf(db.config().to_builder().interceptor(reads.clone()).build());
     let store = Arc::new(DynamoStore::new(counted, TABLE));
     // The flag says FilterExpression: the listing reads the base table and filters.
-    let (source, handle) = MemorySource::new();
-    handle.publish(
-        "1",
+    let (flags, _) = cache_holding(
+        lockstep_sample::product::catalog(),
         r#"{"isFeatureXEnabled": true, "useSubmissionsGsi": false}"#,
-    );
-    let options = CacheOptions {
-        catalog: lockstep_sample::product::catalog(),
-        overrides: Overrides::none(),
-        settings: Settings::default(),
-        clock: Arc::new(SystemClock),
-    };
-    let feature_x = FeatureX::new(
-        Arc::new(FlagCache::new(Box::new(source), options).await),
-        store.clone(),
         Arc::new(SystemClock),
     )
-    .unwrap();
+    .await;
+    let feature_x = FeatureX::new(flags, store.clone(), Arc::new(SystemClock)).unwrap();
 
     // Page through with limit=1, as a client would, over HTTP.
     let mut cursor: Option<String> = None;

@@ -17,15 +17,14 @@ use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason};
 use aws_sdk_dynamodb::Client;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use chrono::{DateTime, Utc};
-use lockstep::cache::CacheOptions;
-use lockstep::memory::MemorySource;
-use lockstep::{FlagCache, Overrides, Settings, SystemClock};
+use lockstep::SystemClock;
 use lockstep_sample::dynamo::{to_item, DynamoStore, CONFLICT_RETRIES};
 use lockstep_sample::submissions::{
     Created, Ident, Plan, StoreError, Submission, SubmissionBody, SubmissionRequest,
     SubmissionStore,
 };
 use lockstep_sample::FeatureX;
+use lockstep_testkit::fixtures::cache_holding;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,16 +32,14 @@ use std::time::Duration;
 const BODY: &str = r#"{"userId":"u1","journeyId":"j1","plan":"basic","quantity":1}"#;
 
 async fn feature_x(client: Client) -> FeatureX {
-    let (source, handle) = MemorySource::new();
-    handle.publish("1", r#"{"isFeatureXEnabled": true}"#);
-    let options = CacheOptions {
-        catalog: lockstep_sample::product::catalog(),
-        overrides: Overrides::none(),
-        settings: Settings::default(),
-        clock: Arc::new(SystemClock),
-    };
+    let (flags, _) = cache_holding(
+        lockstep_sample::product::catalog(),
+        r#"{"isFeatureXEnabled": true}"#,
+        Arc::new(SystemClock),
+    )
+    .await;
     FeatureX::new(
-        Arc::new(FlagCache::new(Box::new(source), options).await),
+        flags,
         Arc::new(DynamoStore::new(client, "submissions")),
         Arc::new(SystemClock),
     )

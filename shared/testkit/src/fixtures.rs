@@ -86,20 +86,34 @@ impl TestCache {
     /// The cache at `now`, having fetched `content` (version `1`).
     pub async fn new(catalog: FlagCatalog, content: &str, now: DateTime<Utc>) -> Self {
         let clock = ManualClock::new(now);
-        let (source, handle) = MemorySource::new();
-        handle.publish("1", content);
-        let options = CacheOptions {
-            catalog,
-            overrides: Overrides::none(),
-            settings: Settings::default(),
-            clock: Arc::new(clock.clone()),
-        };
+        let (cache, source) = cache_holding(catalog, content, Arc::new(clock.clone())).await;
         Self {
-            cache: Arc::new(FlagCache::new(Box::new(source), options).await),
+            cache,
             clock,
-            source: handle,
+            source,
         }
     }
+}
+
+/// A cache on `clock` over a memory source, having fetched `content` (version `1`), default
+/// settings and no overrides; with the source's control half.
+pub async fn cache_holding(
+    catalog: FlagCatalog,
+    content: &str,
+    clock: Arc<dyn Clock>,
+) -> (Arc<FlagCache>, MemoryHandle) {
+    let (source, handle) = MemorySource::new();
+    handle.publish("1", content);
+    let options = CacheOptions {
+        catalog,
+        overrides: Overrides::none(),
+        settings: Settings::default(),
+        clock,
+    };
+    (
+        Arc::new(FlagCache::new(Box::new(source), options).await),
+        handle,
+    )
 }
 
 /// Polls a future that must be ready at once (a fresh cache never waits): what the benchmarks
