@@ -1,6 +1,6 @@
-// Journey X on the standard OpenFeature web SDK: the same journey as app.js, but the page asks
-// `@openfeature/web-sdk` with `@openfeature/ofrep-web-provider` (OFREP, the OpenFeature Remote
-// Evaluation Protocol), not GET /config, whether journey X is open.
+// Journey X on the standard OpenFeature web SDK: the same journey as app.js (journey.js, which
+// both import), but the page asks `@openfeature/web-sdk` with `@openfeature/ofrep-web-provider`
+// (OFREP, the OpenFeature Remote Evaluation Protocol), not GET /config, whether it is open.
 //
 // - The provider evaluates every flag in one `POST /ofrep/v1/evaluate/flags` (If-None-Match with
 //   the last ETag; 304 when nothing changed), caches the answer, and polls it every POLL_MS; an
@@ -28,23 +28,29 @@
 // Provider behaviours this relies on, and the ones that surprised: docs/openfeature.md, "The SPA
 // on the OpenFeature web SDK". All text goes through textContent.
 import { OFREPWebProvider, OpenFeature, ProviderEvents, ProviderStatus } from "./vendor/openfeature.js";
+import {
+  $,
+  API,
+  AUTH,
+  FLAG,
+  INSTANCE_HEADER,
+  JOURNEY_HEADER,
+  call,
+  createJourney,
+  randomHex,
+  storeSession,
+  storeUser,
+  storedSession,
+  storedUser,
+  time,
+  validUser,
+} from "./journey.js";
 
-const API = String(window.LOCKSTEP_API || "").replace(/\/+$/, "");
 // The provider needs an absolute base URL to build its requests from ("" is the page's origin).
 const BASE_URL = API || window.location.origin;
-const FLAG = "isFeatureXEnabled";
-const JOURNEY_HEADER = "Lockstep-Journey";
-const INSTANCE_HEADER = "x-lockstep-instance";
 // The provider's poll interval. It does not poll unless told to (OFREP ADR-0010); 15 s is Q,
 // AppConfigData's minimum poll interval: no server instance refreshes faster than that.
 const POLL_MS = 15_000;
-// Shared with app.js: a user signed in on one page of this origin is signed in on the other.
-const USER_KEY = "lockstep.userId";
-const SESSION_KEY = "lockstep.session"; // { user, token, expiresAt (browser clock, ms) }
-// In AWS, config.js's LOCKSTEP_AUTH hands out the OIDC client's token (as for app.js).
-const AUTH =
-  window.LOCKSTEP_AUTH && typeof window.LOCKSTEP_AUTH.token === "function" ? window.LOCKSTEP_AUTH : null;
-const $ = (id) => document.getElementById(id);
 const app = $("app");
 
 let session = null; // { user, accessToken (null: none to send), expiresAt }
@@ -56,107 +62,37 @@ let lastOfrep = null; // { status, instance, at, etag } of the provider's last r
 let revalidated = 0; // 304 answers the provider received (If-None-Match matched)
 let availability = "loading";
 let decision = { availability: "loading" };
-let view = "home";
-let journey = null; // { id, body, token } of the journey in progress (token: what it opened with)
-let submitting = false;
 let recheck = { timer: null, key: null, attempts: 0 };
 let retryTimer = null;
 let retries = 0;
-let ticker = null;
-let problemTimer = null;
 
-// ---- helpers ------------------------------------------------------------------------------
+const journey = createJourney({ featureCall, render, refresh: update, serverNow, unauthorized, switchedOff });
 
-function randomHex(bytes) {
-  const values = new Uint8Array(bytes);
-  crypto.getRandomValues(values);
-  return Array.from(values, (b) => b.toString(16).padStart(2, "0")).join("");
+function serverNow() {
+  return Date.now() + offsetMs;
 }
 
-const validUser = (name) => typeof name === "string" && /^[A-Za-z0-9_-]{1,64}$/.test(name);
+// ---- signing in ---------------------------------------------------------------------------
 
-// The user name to sign in with: the last one used on this browser, or a new one (kept).
+// The user name to sign in with: the last one used on this browser, or a new one (kept once
+// signed in). Shared with app.js, like the session: a user signed in on one page of this origin
+// is signed in on the other.
 let suggested = null;
 function rememberedUser() {
-  try {
-    const name = localStorage.getItem(USER_KEY);
-    if (validUser(name)) return name;
-  } catch (_) {
-    // storage disabled
-  }
+  const name = storedUser();
+  if (name) return name;
   suggested = suggested || "user-" + randomHex(6);
   return suggested;
 }
 
 function savedSession() {
-  try {
-    const saved = JSON.parse(localStorage.getItem(SESSION_KEY) || "null");
-    if (saved && validUser(saved.user) && typeof saved.token === "string" && Number.isFinite(saved.expiresAt)) {
-      return { user: saved.user, accessToken: saved.token, expiresAt: saved.expiresAt - 60_000 };
-    }
-  } catch (_) {
-    // storage disabled or garbage
-  }
-  return null;
+  const saved = storedSession();
+  return saved && { user: saved.user, accessToken: saved.token, expiresAt: saved.expiresAt - 60_000 };
 }
 
 function remember(signed, expiresAt) {
-  try {
-    localStorage.setItem(USER_KEY, signed.user);
-    if (signed.accessToken) {
-      localStorage.setItem(SESSION_KEY, JSON.stringify({ user: signed.user, token: signed.accessToken, expiresAt }));
-    }
-  } catch (_) {
-    // storage disabled: this page's life only
-  }
-}
-
-function clock(ms) {
-  return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
-}
-
-function seconds(ms) {
-  const s = Math.max(0, Math.ceil(ms / 1000));
-  return s === 1 ? "1 second" : `${s} seconds`;
-}
-
-const serverNow = () => Date.now() + offsetMs;
-
-function time(value) {
-  const ms = Date.parse(typeof value === "string" ? value : "");
-  return Number.isFinite(ms) ? ms : null;
-}
-
-class NetworkError extends Error {}
-
-// One API call: the parsed JSON (or null), the status and the instance that served it.
-async function call(method, path, body, headers = {}) {
-  let response;
-  try {
-    response = await fetch(API + path, {
-      method,
-      headers: body === undefined ? headers : { "Content-Type": "application/json", ...headers },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      cache: "no-store",
-    });
-  } catch (error) {
-    throw new NetworkError(String(error && error.message ? error.message : error));
-  }
-  let data = null;
-  try {
-    const text = await response.text();
-    data = text ? JSON.parse(text) : null;
-  } catch (_) {
-    data = null;
-  }
-  const retryAfter = Number.parseInt(response.headers.get("retry-after") || "", 10);
-  return {
-    status: response.status,
-    ok: response.ok,
-    data,
-    instance: response.headers.get(INSTANCE_HEADER),
-    retryAfterSeconds: Number.isFinite(retryAfter) ? retryAfter : null,
-  };
+  storeUser(signed.user);
+  if (signed.accessToken) storeSession({ user: signed.user, token: signed.accessToken, expiresAt });
 }
 
 // ---- signing in ---------------------------------------------------------------------------
@@ -240,7 +176,7 @@ async function switchUser(event) {
     renderSession();
     // A new user is a new evaluation context: the provider evaluates every flag again for it.
     if (provider) await OpenFeature.setContext(context());
-    home();
+    journey.home();
   } catch (e) {
     error.textContent = `Could not sign in: ${e.message}`;
     error.hidden = false;
@@ -395,50 +331,12 @@ async function startOpenFeature() {
 // ---- rendering ----------------------------------------------------------------------------
 
 function render() {
-  app.dataset.availability = availability;
-  app.dataset.view = view;
-  const text = $("status-text");
-  const opens = $("opens");
-  clearInterval(ticker);
-  opens.hidden = true;
-  const inJourney = journey !== null && view === "journey";
-  switch (availability) {
-    case "loading":
-      text.textContent = "Asking the flag provider which journeys are open…";
-      break;
-    case "open":
-      text.textContent = "Journey X is open.";
-      break;
-    case "closed":
-      text.textContent = inJourney
-        ? "Journey X is closed to new journeys. The one you started can still be submitted while the service allows it."
-        : "Journey X is not available right now.";
-      break;
-    case "waiting": {
-      const at = decision.at;
-      text.textContent = "Journey X has been switched on and is being rolled out to every server.";
-      $("opens-at").dateTime = new Date(at).toISOString();
-      $("opens-at").textContent = clock(at);
-      const tick = () => {
-        const left = at - serverNow();
-        $("opens-in").textContent = left > 0 ? `(in ${seconds(left)})` : "(any moment now)";
-      };
-      tick();
-      ticker = setInterval(tick, 1000); // the countdown only; no request
-      opens.hidden = false;
-      break;
-    }
-    case "unconfirmed":
-      text.textContent =
-        "Journey X has been switched on, but the server cannot yet confirm that every server serves it.";
-      break;
-    case "unreachable":
-      text.textContent = "Can't reach the flag service right now. Trying again shortly.";
-      break;
-    default:
-      break;
-  }
-  $("start").hidden = !(availability === "open" && view === "home");
+  journey.renderStatus(availability, decision, {
+    loading: "Asking the flag provider which journeys are open…",
+    unconfirmed: () => "Journey X has been switched on, but the server cannot yet confirm that every server serves it.",
+    unreachable: () => "Can't reach the flag service right now. Trying again shortly.",
+  });
+  $("start").hidden = !(availability === "open" && journey.view === "home");
   renderMeta();
 }
 
@@ -459,7 +357,7 @@ function renderMeta() {
   $("meta").textContent = parts.join(" · ");
 }
 
-// ---- the journey --------------------------------------------------------------------------
+// ---- the journey, as this page opens it ---------------------------------------------------
 
 // A feature call of the journey `of`: its token, and the bearer token; signs in again once on a
 // 401 (an expired or refused token) and repeats the call.
@@ -472,14 +370,6 @@ async function featureCall(of, method, path, body, headers = {}) {
     const result = await call(method, path, body, all);
     if (result.status !== 401 || attempt > 0 || !current.accessToken) return result;
   }
-}
-
-
-function show(next) {
-  if (next !== "problem") clearInterval(problemTimer);
-  view = next;
-  for (const id of ["journey", "confirmation", "problem"]) $(id).hidden = id !== next;
-  render();
 }
 
 // The flag evaluated now, by itself (the single-flag endpoint has no ETag: always a fresh answer,
@@ -512,217 +402,34 @@ async function start() {
     update();
     return;
   }
-  if (view !== "home") return;
+  if (journey.view !== "home") return;
   // The token is captured now, as the journey opens, and kept for the whole journey.
   const token = (fresh && tokenOf(fresh.metadata)) || decision.token || null;
-  journey = { id: "journey-" + randomHex(8), body: null, token };
-  const opened = journey;
-  $("form").reset();
-  $("form-error").hidden = true;
-  $("submit").disabled = false;
-  $("submit").textContent = "Submit";
-  $("history").textContent = "Looking up your earlier submissions…";
-  show("journey");
-  let result;
-  try {
-    result = await featureCall(opened, "GET", "/feature-x/submissions?limit=100");
-  } catch (_) {
-    $("history").textContent = "Couldn't load your earlier submissions; you can still submit.";
-    return;
-  }
-  if (journey !== opened) return;
-  if (result.ok && result.data && Array.isArray(result.data.items)) {
-    const n = result.data.items.length;
-    const count = result.data.nextCursor ? `${n} or more` : String(n);
-    $("history").textContent = `You have ${count} earlier submission${n === 1 ? "" : "s"}.`;
-  } else if (result.status === 503 || result.status === 401) {
-    failed(result, start);
-  } else {
-    $("history").textContent = "";
-  }
+  await journey.open({ token }, start);
 }
 
-function readForm() {
-  const quantity = Number($("quantity").value);
-  if (!Number.isInteger(quantity) || quantity < 1 || quantity > 10) {
-    return { error: "Quantity must be a whole number from 1 to 10." };
-  }
-  const note = $("note").value.trim();
-  const body = { journeyId: journey.id, plan: $("plan").value, quantity };
-  if (note) body.note = note;
-  return { body };
+// A 401 the second sign-in did not cure.
+function unauthorized({ facts }) {
+  journey.problem("Signed out", "The service did not accept your sign-in. Sign in again, then try again.", null, facts);
 }
 
-async function submit(event) {
-  if (event) event.preventDefault();
-  if (submitting || !journey) return;
-  if (!journey.body) {
-    const { body, error } = readForm();
-    if (error) {
-      $("form-error").textContent = error;
-      $("form-error").hidden = false;
-      return;
-    }
-    journey.body = body;
-  }
-  submitting = true;
-  $("submit").disabled = true;
-  $("submit").textContent = "Submitting…";
-  try {
-    // The journey id is the idempotency key: a retry never stores a second submission.
-    const result = await featureCall(journey, "POST", "/feature-x/submissions", journey.body, {
-      "Idempotency-Key": journey.id,
-    });
-    if (result.status === 201 || result.status === 200) {
-      await confirm(result);
-    } else {
-      failed(result, submit);
-    }
-  } catch (error) {
-    if (!(error instanceof NetworkError)) throw error;
-    problem(
-      "Can't reach the service",
-      "Your submission may not have been sent. Trying again is safe: it goes with the same idempotency key, so it is never stored twice.",
-      submit,
-    );
-  } finally {
-    submitting = false;
-  }
-}
-
-async function confirm(created) {
-  const opened = journey;
-  const submission = created.data || {};
-  $("confirmation-id").textContent = submission.id || "?";
-  $("confirmation-plan").textContent = submission.plan || "?";
-  $("confirmation-quantity").textContent = String(submission.quantity ?? "?");
-  $("confirmation-created").textContent = submission.createdAt ? new Date(submission.createdAt).toLocaleString() : "?";
-  const served = [created.instance && `stored by ${created.instance}`];
-  let note = "";
-  try {
-    const read = await featureCall(
-      opened,
-      "GET",
-      `/feature-x/submissions/${encodeURIComponent(submission.id || "")}`,
-    );
-    if (read.ok) served.push(read.instance && `read back from ${read.instance}`);
-    else note = "It is stored, but could not be read back just now.";
-  } catch (_) {
-    note = "It is stored, but could not be read back just now (network).";
-  }
-  const by = served.filter(Boolean).join(", ");
-  $("confirmation-note").textContent = [by && `Your submission was ${by}.`, note].filter(Boolean).join(" ");
-  journey = null;
-  show("confirmation");
-}
-
-const REASONS = {
-  disabled: "disabled (the flag is off on that server)",
-  "drain-ended": "drain-ended (the flag is off and the drain is over)",
-  behind: "behind (this server has not caught up yet)",
-};
-
-// A refused call mid-journey, told as what it means for the user.
-function failed(result, retry) {
-  const data = result.data && typeof result.data === "object" ? result.data : {};
-  const type = typeof data.type === "string" ? data.type : "";
-  const reason = typeof data.reason === "string" ? data.reason : "";
-  const after = result.retryAfterSeconds;
-  const retryAt = after ? Date.now() + after * 1000 : null;
-  const when = retryAt ? ` Try again after ${clock(retryAt)}.` : "";
-  const facts = { status: result.status, reason, retryAfterSeconds: after };
-  if (result.status === 503 && type.endsWith(":feature-disabled")) {
-    if (reason === "behind") {
-      problem(
-        "The server is still catching up",
-        "The server that took your request has not caught up with journey X yet. Nothing was saved." + when,
-        retry,
-        { ...facts, retryAt },
-      );
-    } else {
-      problem(
-        "Journey X has just been switched off",
-        "The service answered 503: journey X has been switched off on the server that took your request. " +
-          "Nothing was saved. The journey is offered again once it is switched back on.",
-        null,
-        facts,
-      );
-      // Ask the provider now rather than at its next poll, so the start page reflects it.
-      OpenFeature.setContext(context());
-    }
-  } else if (result.status === 503) {
-    problem("The service is busy", "The service answered 503. Nothing was saved." + when, retry, facts);
-  } else if (result.status === 401) {
-    problem("Signed out", "The service did not accept your sign-in. Sign in again, then try again.", null, facts);
-  } else if (result.status >= 400 && result.status < 500) {
-    const detail = data.detail ? String(data.detail) : "";
-    problem("The service refused this request", detail || `HTTP ${result.status}.`, null, facts);
-  } else {
-    problem(
-      "Something went wrong on the server",
-      `The service answered ${result.status}. Nothing is lost on this page; try again later.`,
-      retry,
-      facts,
-    );
-  }
-}
-
-// Shows a problem; `facts` (status, reason, retryAfterSeconds, retryAt) go on a line of their
-// own. With retryAt, the retry button waits for it, counting down.
-function problem(title, text, retry, facts = {}) {
-  clearInterval(problemTimer);
-  $("problem-title").textContent = title;
-  $("problem-text").textContent = text;
-  const card = $("problem");
-  card.dataset.status = facts.status ? String(facts.status) : "";
-  card.dataset.reason = facts.reason || "";
-  const line = [];
-  if (facts.status) line.push(`HTTP ${facts.status}`);
-  if (facts.reason) line.push(`reason: ${REASONS[facts.reason] || facts.reason}`);
-  if (facts.retryAfterSeconds) line.push(`Retry-After: ${seconds(facts.retryAfterSeconds * 1000)}`);
-  $("problem-facts").textContent = line.join(" · ");
-  $("problem-facts").hidden = line.length === 0;
-  const button = $("retry");
-  button.hidden = !retry;
-  button.disabled = false;
-  button.textContent = "Try again";
-  button.onclick = retry
-    ? () => {
-        show(journey ? "journey" : "home");
-        retry();
-      }
-    : null;
-  if (retry && facts.retryAt) {
-    const tick = () => {
-      const left = facts.retryAt - Date.now();
-      button.disabled = left > 0;
-      button.textContent = left > 0 ? `Try again (in ${seconds(left)})` : "Try again";
-      if (left <= 0) clearInterval(problemTimer);
-    };
-    tick();
-    problemTimer = setInterval(tick, 1000);
-  }
-  show("problem");
-}
-
-function home() {
-  journey = null;
-  show("home");
-  update();
+// A 503 feature-disabled (not "behind"): the flag is off on the server that took the request.
+function switchedOff({ facts }) {
+  journey.problem(
+    "Journey X has just been switched off",
+    "The service answered 503: journey X has been switched off on the server that took your request. " +
+      "Nothing was saved. The journey is offered again once it is switched back on.",
+    null,
+    facts,
+  );
+  // Ask the provider now rather than at its next poll, so the start page reflects it.
+  OpenFeature.setContext(context());
 }
 
 // ---- wiring -------------------------------------------------------------------------------
 
 $("sign-in").addEventListener("submit", switchUser);
-$("start").addEventListener("click", () => start());
-$("form").addEventListener("submit", submit);
-$("cancel").addEventListener("click", home);
-$("done").addEventListener("click", home);
-$("back").addEventListener("click", home);
-// Whatever happens, the page stays usable.
-const broken = () => problem("Something went wrong in this page", "Nothing was lost on the server. Go back to start.", null);
-window.addEventListener("error", broken);
-window.addEventListener("unhandledrejection", broken);
+journey.wire(start);
 
 $("user").value = rememberedUser();
 render();

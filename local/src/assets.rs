@@ -1,7 +1,7 @@
 //! The static files the runner serves: the SPA (`web/`, the same files a static deployment puts
 //! on S3), its OpenFeature edition (`web/openfeature.html`, with the OpenFeature web SDK and OFREP
-//! provider vendored in `web/vendor/` by `scripts/vendor-openfeature`) and the local-only fleet
-//! view (`local/fleet/`).
+//! provider vendored in `web/vendor/` by `scripts/vendor-openfeature`), the journey module both
+//! import (`web/journey.js`) and the local-only fleet view (`local/fleet/`).
 //!
 //! They are compiled in, and only the paths listed here exist: a request can never name a file
 //! on disk, so there is no path to traverse.
@@ -47,6 +47,11 @@ pub const ASSETS: &[Asset] = &[
         path: "/app.js",
         content_type: JS,
         body: include_str!("../../web/app.js"),
+    },
+    Asset {
+        path: "/journey.js",
+        content_type: JS,
+        body: include_str!("../../web/journey.js"),
     },
     Asset {
         path: "/config.js",
@@ -112,4 +117,45 @@ pub fn respond(asset: &Asset, method: &Method) -> Response<Body> {
         .header("content-security-policy", CONTENT_SECURITY_POLICY)
         .body(Body::Text(asset.body.to_owned()))
         .expect("static headers are valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The URLs `text` names after `prefix` up to the next `"` (a page's `src="…"`, a module's
+    /// `from "…"`), resolved against `page` as a browser would (relative to its directory).
+    fn references(page: &str, text: &str, prefix: &str) -> Vec<String> {
+        let dir = &page[..=page.rfind('/').expect("paths start with /")];
+        text.split(prefix)
+            .skip(1)
+            .filter_map(|rest| rest.split_once('"').map(|(url, _)| url))
+            .filter(|url| !url.starts_with("data:"))
+            .map(|url| match url.strip_prefix("./") {
+                _ if url.starts_with('/') => url.to_owned(),
+                Some(relative) => format!("{dir}{relative}"),
+                None => format!("{dir}{url}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_script_style_and_module_a_served_file_names_is_served_too() {
+        let mut named = Vec::new();
+        for asset in ASSETS {
+            if asset.content_type == HTML {
+                named.extend(references(asset.path, asset.body, "src=\""));
+                named.extend(references(asset.path, asset.body, "href=\""));
+            } else if asset.content_type == JS {
+                named.extend(references(asset.path, asset.body, "from \""));
+            }
+        }
+
+        let missing: Vec<_> = named.iter().filter(|path| find(path).is_none()).collect();
+        assert!(
+            named.contains(&"/journey.js".to_owned()),
+            "the pages import the shared journey module"
+        );
+        assert!(missing.is_empty(), "named but not served: {missing:?}");
+    }
 }
