@@ -1,9 +1,9 @@
-//! `docs/embedding.md` as code: a `lambda_http` function of your own, with Lockstep flags.
+//! A `lambda_http` function with Lockstep flags:
 //!
-//! - `POST /checkout` runs behind a gate on `isCheckoutV2Enabled`: while the flag is off the gate
+//! - `POST /checkout` runs behind a gate on `isCheckoutV2Enabled`: while the flag is off, the gate
 //!   answers 503 (`Retry-After`, problem+json naming the flag) and the route never runs.
 //! - `GET /config` is Lockstep's config endpoint: the public flags and `isBackendConsistent`.
-//! - Anything else answers 404.
+//! - Any other path answers 404.
 //!
 //! The logic lives here, not in `main.rs`, so tests call [`handle`] without a server.
 
@@ -20,10 +20,10 @@ use tower::{service_fn, Layer, ServiceExt};
 
 /// The new checkout is open (public: `/config` shows it to the SPA).
 pub const CHECKOUT_V2: &str = "isCheckoutV2Enabled";
-/// Checkout applies the loyalty discount (internal: never shown by `/config`).
+/// Checkout applies the loyalty discount (internal: `/config` never shows it).
 pub const LOYALTY_DISCOUNT: &str = "applyLoyaltyDiscount";
 
-/// The flags this function declares. Both are off until a configuration says otherwise.
+/// The flags this function reads. Both are off until a configuration says otherwise.
 pub fn catalog() -> FlagCatalog {
     FlagCatalog::new(vec![
         FlagDecl::public(CHECKOUT_V2),
@@ -42,7 +42,8 @@ pub struct App {
 }
 
 impl App {
-    /// The app over `cache`: the gate and the flag handles are resolved here, once.
+    /// The app over `cache`: the gate and the flag handles are resolved here, once, so a typo
+    /// in a flag name stops the function at init.
     pub fn new(cache: Arc<FlagCache>) -> Result<Self, UndeclaredFlag> {
         let gate = GateLayer::new(cache.clone(), CHECKOUT_V2)?;
         let loyalty = cache
@@ -63,11 +64,12 @@ impl App {
     }
 }
 
-/// The checkout route. The gate already decided that `isCheckoutV2Enabled` is on; other flag
-/// decisions use the same read, which the gate left in the request's extensions.
+/// The checkout route. The gate already decided that `isCheckoutV2Enabled` is on; the route
+/// decides its other flags with the same read, which the gate left in the request's extensions.
 pub async fn checkout(app: &App, request: Request) -> Result<Response<Body>, Infallible> {
     let loyalty = match request.extensions().get::<Decided>() {
         Some(Decided(view)) => view.enabled(app.loyalty),
+        // Not behind the gate: read the flag by its handle (refreshes first when due).
         None => app
             .cache
             .flag(app.loyalty)
