@@ -7,7 +7,7 @@
 
 use super::errors::{classify, Op};
 use super::items::{from_item, submission_sk, user_journey, user_pk, Item, GSI_NAME, SUB_PREFIX};
-use super::DynamoStore;
+use super::store::DynamoStore;
 use crate::submissions::{Ident, ListQuery, Page, QueryMethod, StoreError, Submission};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use std::collections::HashMap;

@@ -7,7 +7,7 @@ use super::errors::{cancellation, classify, conflict_backoff, Cancelled, Op, CON
 use super::items::{
     idempotency_key, idempotency_record, string, submission_key, to_item, Item, TTL_ATTRIBUTE,
 };
-use super::DynamoStore;
+use super::store::DynamoStore;
 use crate::submissions::{Created, Ident, StoreError, Submission};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
