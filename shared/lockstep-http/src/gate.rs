@@ -28,7 +28,7 @@
 //! ```
 
 use crate::problem::ApiError;
-use http::{Request, Response};
+use http::{HeaderMap, Request, Response};
 use lockstep::{journey, FlagCache, FlagHandle, FlagView, Verdict};
 use std::future::Future;
 use std::pin::Pin;
@@ -93,6 +93,17 @@ impl GateLayer {
             }
         }
     }
+
+    /// The decision for a request with these `headers`: [`GateLayer::check`] with the journey
+    /// token of its `Lockstep-Journey` header (a value that is not visible ASCII counts as none).
+    /// What the layer does before calling its service, for a handler that calls the gate itself
+    /// (after its own route and caller checks) instead of wrapping a service in the layer.
+    pub async fn check_headers(&self, headers: &HeaderMap) -> Result<FlagView, ApiError> {
+        let token = headers
+            .get(journey::HEADER)
+            .and_then(|value| value.to_str().ok());
+        self.check(token).await
+    }
 }
 
 impl<S> Layer<S> for GateLayer {
@@ -134,12 +145,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
         Box::pin(async move {
-            let token = request
-                .headers()
-                .get(journey::HEADER)
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_owned);
-            match layer.check(token.as_deref()).await {
+            match layer.check_headers(request.headers()).await {
                 Ok(view) => {
                     request.extensions_mut().insert(Decided(view));
                     inner.call(request).await

@@ -1,6 +1,6 @@
-//! Feature X's endpoints, behind the gate on `isFeatureXEnabled` (design rule 4, the
-//! [`lockstep_http::GateLayer`]): the route is matched first (404, 405), then the gate decides
-//! before the body is read; nothing is written when it is closed.
+//! Feature X's endpoints, behind the gate on `isFeatureXEnabled` (design rule 4, called directly:
+//! [`lockstep_http::GateLayer::check_headers`]): the route is matched first (404, 405), then the
+//! gate decides before the body is read; nothing is written when it is closed.
 //!
 //! - `POST /feature-x/submissions` — typed body; `Idempotency-Key` makes a retry return the
 //!   original submission (201 first, 200 on replay) and never stores a duplicate.
@@ -23,14 +23,12 @@ use crate::submissions::{
 };
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
-use lockstep::{Clock, FlagCache, FlagHandle};
-use lockstep_http::gate::{Decided, GateLayer, UndeclaredFlag};
+use lockstep::{Clock, FlagCache, FlagHandle, FlagView};
+use lockstep_http::gate::{GateLayer, UndeclaredFlag};
 use lockstep_http::problem::{
     json_response, parse_json_body, path_segments, respond, ApiError, STORAGE_RETRY_AFTER_SECONDS,
 };
-use std::convert::Infallible;
 use std::sync::Arc;
-use tower::{service_fn, Layer, ServiceExt};
 
 /// What feature X's handlers need.
 #[derive(Clone)]
@@ -70,23 +68,20 @@ impl FeatureX {
     }
 
     /// The feature-x function: every outcome, errors included, becomes a response.
+    ///
+    /// The checks run in API Gateway's order: the route (404, 405), then the caller (401: the
+    /// authorizer runs before the function), then the gate on [`FEATURE_X`] (503), all before
+    /// the body is read; the route's other flag decisions use the read the gate decided with.
     pub async fn serve(&self, request: Request) -> Response<Body> {
         let (route, caller) = match route(&request).and_then(|r| Ok((r, auth::caller(&request)?))) {
             Ok(found) => found,
             Err(error) => return error.into_response(),
         };
-        let this = self.clone();
-        let gated =
-            self.gate.layer(service_fn(move |request: Request| {
-                let (this, route, caller) = (this.clone(), route.clone(), caller.clone());
-                async move {
-                    Ok::<_, Infallible>(respond(this.dispatch(route, &caller, &request).await))
-                }
-            }));
-        match gated.oneshot(request).await {
-            Ok(response) => response,
-            Err(never) => match never {},
-        }
+        let view = match self.gate.check_headers(request.headers()).await {
+            Ok(view) => view,
+            Err(closed) => return closed.into_response(),
+        };
+        respond(self.dispatch(route, &caller, &request, &view).await)
     }
 
     async fn dispatch(
@@ -94,11 +89,12 @@ impl FeatureX {
         route: Route,
         caller: &Ident,
         request: &Request,
+        view: &FlagView,
     ) -> Result<Response<Body>, ApiError> {
         match route {
             Route::Create => self.create(caller, request).await,
             Route::Get(id) => self.get(caller, request, &id).await,
-            Route::List => self.list(caller, request).await,
+            Route::List => self.list(caller, request, view).await,
         }
     }
 
@@ -158,7 +154,12 @@ impl FeatureX {
         }
     }
 
-    async fn list(&self, caller: &Ident, request: &Request) -> Result<Response<Body>, ApiError> {
+    async fn list(
+        &self,
+        caller: &Ident,
+        request: &Request,
+        view: &FlagView,
+    ) -> Result<Response<Body>, ApiError> {
         let params = request.query_string_parameters();
         let user_id = user_param(caller, request)?;
         let journey_id = params
@@ -175,15 +176,6 @@ impl FeatureX {
                 .ok_or_else(|| {
                     ApiError::BadRequest(format!("limit must be between 1 and {MAX_PAGE}."))
                 })?,
-        };
-        // The read the gate decided with; the gate always leaves it.
-        let fresh;
-        let view = match request.extensions().get::<Decided>() {
-            Some(Decided(view)) => view,
-            None => {
-                fresh = self.flags.read().await;
-                &fresh
-            }
         };
         let keys = view.snapshot().journey_keys();
         let cursor = match params.first("cursor") {
@@ -225,7 +217,6 @@ impl FeatureX {
     }
 }
 
-#[derive(Clone)]
 enum Route {
     Create,
     Get(String),

@@ -7,7 +7,7 @@
 //! - [`submissions`]: its domain, parsed once into typed values, and the storage port.
 //! - [`dynamo`]: the DynamoDB adapter (one conditional transaction per idempotent create).
 //! - [`index_status`]: the GSI interlock (never query an index that is not `ACTIVE`).
-//! - [`feature_x`]: its routes, behind the gate layer of `lockstep-http`.
+//! - [`feature_x`]: its routes, behind the gate of `lockstep-http` (called directly, not as a layer).
 #![warn(missing_docs)]
 
 pub mod auth;
