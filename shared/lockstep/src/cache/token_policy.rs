@@ -285,3 +285,86 @@ pub fn answer(read: TokenRead<'_>) -> Answer {
 pub(crate) fn wait_until(at_ms: i64, now_ms: i64) -> Duration {
     Duration::from_millis(u64::try_from(at_ms.saturating_sub(now_ms)).unwrap_or(0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeDelta;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    /// On, deployed at 10:00:00 with Δ = 0, P = 45 s, ε = 5 s: `journeyOpensAt` 10:00:20,
+    /// `consistentAt` 10:00:50.
+    fn on(now: DateTime<Utc>) -> FlagStatus {
+        let consistent_at = t("2026-11-21T10:00:50Z");
+        FlagStatus {
+            value: true,
+            consistent: now >= consistent_at,
+            consistent_at: Some(consistent_at),
+            journey_opens_at: Some(t("2026-11-21T10:00:20Z")),
+            forced: false,
+        }
+    }
+
+    #[test]
+    fn a_token_client_opens_a_journey_at_journey_opens_at_and_any_other_client_at_consistent_at() {
+        let between = t("2026-11-21T10:00:30Z");
+        let token_client = journey_opening(&on(between), between, false, true);
+        let other = journey_opening(&on(between), between, false, false);
+
+        assert!(token_client.open);
+        assert_eq!(token_client.opens_at, None);
+        assert!(!other.open);
+        assert_eq!(other.opens_at, Some(t("2026-11-21T10:00:50Z")));
+    }
+
+    #[test]
+    fn before_journey_opens_at_the_journey_is_closed_and_says_when_it_opens() {
+        let before = t("2026-11-21T10:00:19Z");
+        let opening = journey_opening(&on(before), before, false, true);
+
+        assert!(!opening.open);
+        assert_eq!(opening.opens_at, Some(t("2026-11-21T10:00:20Z")));
+    }
+
+    #[test]
+    fn a_degraded_instance_opens_no_journey_early_and_names_no_moment() {
+        let between = t("2026-11-21T10:00:30Z");
+        let mut status = on(between);
+        status.consistent = false; // rule 3: a degraded instance vouches for nothing
+        let opening = journey_opening(&status, between, true, true);
+
+        assert!(!opening.open);
+        assert_eq!(opening.opens_at, None);
+    }
+
+    #[test]
+    fn a_flag_that_is_off_never_opens_a_journey() {
+        let after = t("2026-11-21T10:01:00Z");
+        let mut status = on(after);
+        status.value = false;
+
+        for token_client in [true, false] {
+            let opening = journey_opening(&status, after, false, token_client);
+            assert!(!opening.open);
+            assert_eq!(opening.opens_at, None);
+        }
+    }
+
+    #[test]
+    fn a_catch_up_waits_for_the_session_and_comes_at_most_once_per_q() {
+        let now = t("2026-11-21T10:00:00Z").timestamp_millis();
+        let q = TimeDelta::from_std(CATCH_UP_INTERVAL)
+            .unwrap()
+            .num_milliseconds();
+
+        // No catch-up yet: only the session's interval counts.
+        assert_eq!(next_catch_up_at(now, i64::MIN), now);
+        // A catch-up 5 s ago: not before Q after it, even if the session allows a call.
+        assert_eq!(next_catch_up_at(now, now - 5_000), now - 5_000 + q);
+        // A backoff longer than that: the backoff.
+        assert_eq!(next_catch_up_at(now + 60_000, now - 5_000), now + 60_000);
+    }
+}
