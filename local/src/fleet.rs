@@ -135,7 +135,7 @@ impl Handler {
 
     async fn serve(&self, request: Request) -> Response<Body> {
         match self {
-            Handler::Config(cache) => lockstep_http::config_endpoint::serve(cache, &request).await,
+            Handler::Config(cache) => lockstep_http::config_routes::serve(cache, &request).await,
             Handler::FeatureX(feature_x) => feature_x.serve(request).await,
         }
     }

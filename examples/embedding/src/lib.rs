@@ -12,7 +12,7 @@ use lambda_http::{Body, Request, Response};
 use lockstep::{FlagCache, FlagCatalog, FlagDecl, FlagHandle};
 use lockstep_http::gate::UndeclaredFlag;
 use lockstep_http::problem::{path_segments, ApiError};
-use lockstep_http::{config_endpoint, Decided, GateLayer};
+use lockstep_http::{config_routes, Decided, GateLayer};
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -88,7 +88,7 @@ pub async fn checkout(app: &App, request: Request) -> Result<Response<Body>, Inf
 /// The function: `GET /config`, `POST /checkout` behind the gate, 404 for any other path.
 pub async fn handle(app: &App, request: Request) -> Response<Body> {
     match path_segments(&request).as_slice() {
-        ["config"] => config_endpoint::serve(&app.cache, &request).await,
+        ["config"] => config_routes::serve(&app.cache, &request).await,
         ["checkout"] if request.method() == Method::POST => {
             let route = app.clone();
             let gated = app.gate.layer(service_fn(move |request: Request| {

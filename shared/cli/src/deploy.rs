@@ -37,16 +37,8 @@ use thiserror::Error;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// Where to deploy: names or ids, as AppConfig accepts them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    /// The application.
-    pub application: String,
-    /// The environment.
-    pub environment: String,
-    /// The configuration profile.
-    pub profile: String,
-}
+/// Where to deploy: names or ids, as AppConfig accepts them (the core's one definition).
+pub use lockstep::target::Target;
 
 /// What to deploy.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -53,11 +53,11 @@ fn body_bytes(body: Body) -> Vec<u8> {
 fn bench(c: &mut Criterion) {
     let on = cache(FEATURE_X_ON);
     let config_get = event(include_str!("../../../events/config-get.json"));
-    let first = ready(lockstep_http::config_endpoint::serve(&on, &config_get));
+    let first = ready(lockstep_http::config_routes::serve(&on, &config_get));
     assert_eq!(first.status(), 200);
     c.bench_function("config handler request to response bytes", |b| {
         b.iter(|| {
-            let response = ready(lockstep_http::config_endpoint::serve(
+            let response = ready(lockstep_http::config_routes::serve(
                 &on,
                 black_box(&config_get),
             ));

@@ -8,7 +8,7 @@
 //! P, Q, the server time and the degraded reason. Only public flags appear; never internal flags,
 //! attributes or the journey key.
 
-use crate::problem::{json_response, path_segments, respond, ApiError};
+use crate::problem::{json_response, ApiError};
 use chrono::{DateTime, Utc};
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -110,16 +110,4 @@ pub async fn handle(cache: &FlagCache, request: &Request) -> Result<Response<Bod
         "config served"
     );
     Ok(json_response(StatusCode::OK, &body))
-}
-
-/// The config function: `GET /config` and OFREP (`POST /ofrep/v1/evaluate/flags` and
-/// `POST /ofrep/v1/evaluate/flags/{key}`, [`crate::ofrep`]), 404 for any other path; every
-/// outcome, errors included, becomes a response.
-pub async fn serve(cache: &FlagCache, request: &Request) -> Response<Body> {
-    respond(match path_segments(request).as_slice() {
-        ["config"] => handle(cache, request).await,
-        ["ofrep", "v1", "evaluate", "flags"] => crate::ofrep::bulk(cache, request).await,
-        ["ofrep", "v1", "evaluate", "flags", key] => crate::ofrep::flag(cache, request, key).await,
-        _ => Err(ApiError::NotFound),
-    })
 }

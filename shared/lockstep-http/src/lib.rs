@@ -8,11 +8,13 @@
 //!   consistency.
 //! - [`ofrep`]: the same decision over OFREP (`POST /ofrep/v1/evaluate/flags[/{key}]`) for
 //!   standard OpenFeature clients, with journey-safe values.
+//! - [`config_routes`]: the config function's router, `/config` and OFREP (404 otherwise).
 //! - [`catch_panic`]: the last resort, a panic answered 500 problem+json without echoing input.
 #![warn(missing_docs)]
 
 pub mod catch_panic;
 pub mod config_endpoint;
+pub mod config_routes;
 pub mod gate;
 pub mod ofrep;
 pub mod problem;

@@ -17,10 +17,11 @@
 //! degraded instance, `CACHED` otherwise. `docs/openfeature.md` ("OFREP") is the full mapping.
 //!
 //! The flags, their consistency and the journey token come from [`config_endpoint::body`], the
-//! same function `/config` answers with; a token newer than this instance makes it catch up
-//! through [`FlagCache::decide`] (rule 8); when AppConfig gives it nothing newer yet (its session
-//! allows no call, or the poll fails) the answer is `429` with `Retry-After`, rather than a value
-//! older than what the client already holds.
+//! same function `/config` answers with; the journey rule and the catch-up are the core's token
+//! policy ([`lockstep::token_policy`], asked through [`FlagCache::answer_read`]): a token newer
+//! than this instance makes it catch up (rule 8); when AppConfig gives it nothing newer yet (its
+//! session allows no call, or the poll fails) the answer is `429` with `Retry-After`, rather
+//! than a value older than what the client already holds.
 //!
 //! The request's evaluation context is accepted (and checked: an object, `targetingKey` a string
 //! when present) but changes nothing: Lockstep's flags are the same for every user. It is never
@@ -33,10 +34,9 @@ use http::header::{HeaderValue, CACHE_CONTROL, ETAG, IF_NONE_MATCH, RETRY_AFTER,
 use http::{HeaderMap, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use lockstep::cache::Degraded;
-use lockstep::journey::{self, Claims};
-use lockstep::{
-    CatchUp, ClosedReason, FlagCache, FlagView, Verdict, Visibility, CATCH_UP_INTERVAL,
-};
+use lockstep::journey;
+use lockstep::token_policy::{self, Answer};
+use lockstep::{FlagCache, FlagView};
 use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -195,18 +195,14 @@ fn evaluation(
 ) -> Option<Evaluation> {
     let status = config.flags.get(key)?;
     let now = config.server_time;
-    let healthy = degraded.is_none();
-    // `consistent` is the rule's own verdict (false on a degraded instance, true for a forced
-    // flag on a healthy one); a token client may open earlier, at journeyOpensAt.
-    let (open, opens_by) = match rule {
-        OpenRule::JourneyOpensAt => (
-            status.consistent || (healthy && status.journey_opens_at.is_some_and(|at| now >= at)),
-            status.journey_opens_at,
-        ),
-        OpenRule::ConsistentAt => (status.consistent, status.consistent_at),
-    };
-    let value = status.value && open;
-    let opens_at = opens_by.filter(|at| status.value && !open && healthy && *at > now);
+    // Rule 8's own answer: may a journey open on this flag now, for this client?
+    let opening = token_policy::journey_opening(
+        status,
+        now,
+        degraded.is_some(),
+        rule == OpenRule::JourneyOpensAt,
+    );
+    let (value, opens_at) = (opening.open, opening.opens_at);
     let reason = match degraded {
         _ if status.forced => Reason::Static,
         Some(Degraded::NeverFetched { .. }) => Reason::Default,
@@ -362,98 +358,58 @@ struct Read {
     rule: OpenRule,
 }
 
-/// The first public flag (of `only`, when given) whose stamp on this instance is older than the
-/// token's for it: the instance is behind the client (the comparison `FlagCache::decide` makes
-/// before a catch-up).
-fn behind(view: &FlagView, claims: &Claims, only: Option<&str>) -> Option<String> {
-    view.snapshot()
-        .flags()
-        .iter()
-        .filter(|f| f.visibility == Visibility::Public && only.is_none_or(|key| key == f.name))
-        .find(|f| {
-            claims
-                .flags
-                .get(&f.name)
-                .and_then(|claim| claim.stamp_ms)
-                .is_some_and(|token_stamp| {
-                    !f.forced && f.stamp_millis().is_none_or(|ours| ours < token_stamp)
-                })
-        })
-        .map(|f| f.name.clone())
-}
-
-/// Reads the flags for a request (refreshing first when due, rule 1). With a readable journey
+/// Reads the flags for a request (refreshing first when due, rule 1), asking the core's token
+/// policy ([`FlagCache::answer_read`], rule 8) what may be answered: with a readable journey
 /// token, the client opens journeys at `journeyOpensAt`, and an instance behind the token
-/// catches up first (`FlagCache::decide`: at most one poll per Q, never before the session
-/// allows).
-///
-/// Still behind after that, it answers with what it holds only when AppConfig itself gave it
-/// that, after the token was issued: the instance is healthy and polled now or since the token's
-/// issue (a gradual deployment that has not reached its session yet, or a rollback: the client
-/// then takes the older version and its token). Otherwise (its session allowed no call yet and
-/// it has not polled since, or its poll failed: degraded) an answer would hand the client a
-/// version older than the one it holds, so it is told when to ask again: `Err(seconds)`, 429
-/// with `Retry-After`.
+/// catches up first (at most one poll per Q, never before the session allows). Still behind
+/// after that, and AppConfig gave it nothing newer since the token's issue, an answer would hand
+/// the client a version older than the one it holds, so it is told when to ask again:
+/// `Err(seconds)`, 429 with `Retry-After`.
 async fn read(cache: &FlagCache, token: Option<&str>, only: Option<&str>) -> Result<Read, u64> {
-    let view = cache.read().await;
-    let epsilon_ms = i64::try_from(view.window().epsilon.as_millis()).unwrap_or(i64::MAX);
-    let latest_issue_ms = view.now().timestamp_millis().saturating_add(epsilon_ms);
-    let Some((token, claims)) =
-        token.and_then(|t| journey::read(t, latest_issue_ms).map(|claims| (t, claims)))
-    else {
-        return Ok(Read {
-            view,
-            rule: OpenRule::ConsistentAt,
-        });
-    };
     let ready = |view| {
         Ok(Read {
             view,
             rule: OpenRule::JourneyOpensAt,
         })
     };
-    let Some(handle) = behind(&view, &claims, only).and_then(|name| cache.handle(&name)) else {
-        return ready(view);
-    };
-    let decision = cache.decide(handle, Some(token)).await;
-    let view = decision.view;
-    if behind(&view, &claims, only).is_none() {
-        tracing::info!(version = %view.snapshot().version, path = "ofrep_caught_up", "behind the journey token; caught up before evaluating");
-        return ready(view);
-    }
-    let polled_since_issue = view
-        .state()
-        .fetched_at
-        .is_some_and(|at| at.timestamp_millis() >= claims.issued_at_ms);
-    let appconfig_said_so = view.degraded().is_none()
-        && (matches!(decision.catch_up, CatchUp::Polled { .. }) || polled_since_issue);
-    if appconfig_said_so {
-        tracing::info!(version = %view.snapshot().version, path = "ofrep_behind_served", "behind the journey token after asking AppConfig; evaluating what it gave");
-        return ready(view);
-    }
-    let wait = match decision.verdict {
-        Verdict::Closed {
-            reason: ClosedReason::Behind,
+    match cache.answer_read(token, only).await {
+        Answer::NoToken(view) => Ok(Read {
+            view,
+            rule: OpenRule::ConsistentAt,
+        }),
+        Answer::Current {
+            view,
+            caught_up: false,
+        } => ready(view),
+        Answer::Current {
+            view,
+            caught_up: true,
+        } => {
+            tracing::info!(version = %view.snapshot().version, path = "ofrep_caught_up", "behind the journey token; caught up before evaluating");
+            ready(view)
+        }
+        Answer::BehindServed(view) => {
+            tracing::info!(version = %view.snapshot().version, path = "ofrep_behind_served", "behind the journey token after asking AppConfig; evaluating what it gave");
+            ready(view)
+        }
+        Answer::Behind {
+            view,
+            catch_up,
             retry_after,
-        } => retry_after,
-        // The session's interval or backoff; else the catch-up limit, at most Q away.
-        _ => (view.state().may_poll_at() - view.now())
-            .to_std()
-            .ok()
-            .filter(|wait| !wait.is_zero())
-            .unwrap_or(CATCH_UP_INTERVAL),
-    };
-    let seconds = retry_seconds(wait);
-    tracing::info!(
-        version = %view.snapshot().version,
-        catch_up = ?decision.catch_up,
-        degraded = view.degraded().map(|d| d.reason()),
-        retry_after_s = seconds,
-        status = 429,
-        path = "ofrep_rate_limited",
-        "behind the journey token, and AppConfig gave nothing newer: retry later"
-    );
-    Err(seconds)
+        } => {
+            let seconds = retry_seconds(retry_after);
+            tracing::info!(
+                version = %view.snapshot().version,
+                catch_up = ?catch_up,
+                degraded = view.degraded().map(|d| d.reason()),
+                retry_after_s = seconds,
+                status = 429,
+                path = "ofrep_rate_limited",
+                "behind the journey token, and AppConfig gave nothing newer: retry later"
+            );
+            Err(seconds)
+        }
+    }
 }
 
 fn retry_seconds(wait: Duration) -> u64 {
@@ -539,9 +495,9 @@ pub async fn flag(
     if let Err(refusal) = check_request(request) {
         return Ok(refused(refusal, Some(&key)));
     }
-    // Only a public flag can be behind a token (`behind`), so only a public key may catch up
-    // or be answered 429; any other key, private or unknown, is not found, and nothing about
-    // it is told.
+    // Only a public flag can be behind a token (`token_policy::behind`), so only a public key
+    // may catch up or be answered 429; any other key, private or unknown, is not found, and
+    // nothing about it is told.
     let read = match read(cache, journey_token(request), Some(&key)).await {
         Ok(read) => read,
         Err(seconds) => return Ok(with_vary(rate_limited(Some(&key), seconds))),

@@ -11,7 +11,7 @@ use lambda_http::{Body, Request};
 use lockstep::cache::CacheOptions;
 use lockstep::memory::{MemoryHandle, MemorySource};
 use lockstep::{FlagCache, FlagCatalog, FlagDecl, ManualClock, Overrides, Settings};
-use lockstep_http::config_endpoint::serve;
+use lockstep_http::config_routes::serve;
 use serde_json::{json, Value};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

@@ -18,7 +18,8 @@
 //! Errors are classified by the SDK's typed variants, never by message text.
 
 use crate::consistency::CATCH_UP_INTERVAL;
-use crate::source::{BoxError, BoxFuture, ConfigSource, Content, Fetched, SourceError};
+use crate::source::{fnv1a, BoxError, BoxFuture, ConfigSource, Content, Fetched, SourceError};
+pub use crate::target::{MissingTargetVar, Target};
 use aws_sdk_appconfigdata::config::http::HttpResponse;
 use aws_sdk_appconfigdata::error::SdkError;
 use aws_sdk_appconfigdata::operation::get_latest_configuration::GetLatestConfigurationError;
@@ -28,40 +29,6 @@ use aws_sdk_appconfigdata::Client;
 use aws_smithy_types::retry::RetryConfig;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
-
-/// The application, environment and configuration profile to read (names or ids).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    /// Application identifier.
-    pub application: String,
-    /// Environment identifier.
-    pub environment: String,
-    /// Configuration profile identifier.
-    pub profile: String,
-}
-
-/// A variable naming the AppConfig target is not set.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0} is not set")]
-pub struct MissingTargetVar(pub &'static str);
-
-impl Target {
-    /// Reads `LOCKSTEP_APPCONFIG_APPLICATION`, `LOCKSTEP_APPCONFIG_ENVIRONMENT` and
-    /// `LOCKSTEP_APPCONFIG_PROFILE`; the error names the first one missing.
-    pub fn from_env() -> Result<Self, MissingTargetVar> {
-        let get = |name: &'static str| {
-            std::env::var(name)
-                .ok()
-                .filter(|v| !v.is_empty())
-                .ok_or(MissingTargetVar(name))
-        };
-        Ok(Self {
-            application: get("LOCKSTEP_APPCONFIG_APPLICATION")?,
-            environment: get("LOCKSTEP_APPCONFIG_ENVIRONMENT")?,
-            profile: get("LOCKSTEP_APPCONFIG_PROFILE")?,
-        })
-    }
-}
 
 /// Applies Lockstep's client settings (no SDK retries) to an AppConfigData config builder.
 pub fn configure(
@@ -147,7 +114,7 @@ impl AppConfigSource {
                 // Without a label, a content hash still tells versions apart.
                 version: out
                     .version_label
-                    .unwrap_or_else(|| format!("unlabelled-{:016x}", crate::local::fnv1a(&bytes))),
+                    .unwrap_or_else(|| format!("unlabelled-{:016x}", fnv1a(&bytes))),
                 bytes,
             });
         Ok(Fetched {

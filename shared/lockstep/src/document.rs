@@ -55,7 +55,9 @@
 
 use crate::catalog::{check_flag_name, BadFlagName, METADATA_KEY};
 use crate::consistency::{Stamp, MAX_DEPLOYMENT_DURATION};
-use crate::journey::JourneyKey;
+pub use crate::flag_stamp::format_flag_stamp;
+use crate::flag_stamp::{parse_flag_stamp, parse_time};
+use crate::journey_key::JourneyKey;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -394,59 +396,6 @@ fn parse_metadata(format: Format, fields: &Map<String, Value>) -> Result<Stamps,
     Ok((Some(profile), per_flag, journey_keys))
 }
 
-/// Formats a per-flag stamp for the feature-flag format: `name=T/Δseconds`, or
-/// `name=T/Δseconds/drainSeconds` for a flag switched off with a drain time.
-pub fn format_flag_stamp(name: &str, stamp: &Stamp, drain: Option<Duration>) -> String {
-    let mut text = format!(
-        "{name}={}/{}",
-        stamp
-            .at
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        stamp.deployment_duration.as_secs()
-    );
-    if let Some(drain) = drain {
-        text.push_str(&format!("/{}", drain.as_secs()));
-    }
-    text
-}
-
-fn parse_flag_stamp(text: &str) -> Result<(String, Stamp, Option<Duration>), String> {
-    let malformed = || format!("{text:?} is not name=T/seconds[/drainSeconds]");
-    let (name, rest) = text.split_once('=').ok_or_else(malformed)?;
-    let mut parts = rest.split('/');
-    let (Some(at), Some(seconds), drain, None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(malformed());
-    };
-    let whole_seconds = |s: &str, what: &str| -> Result<Duration, String> {
-        let d = s
-            .parse::<u64>()
-            .map(Duration::from_secs)
-            .map_err(|_| format!("{text:?}: the {what} is not whole seconds"))?;
-        if d > MAX_DEPLOYMENT_DURATION {
-            return Err(format!("{text:?}: the {what} is over 24 hours"));
-        }
-        Ok(d)
-    };
-    let deployment_duration = whole_seconds(seconds, "duration")?;
-    let drain = drain.map(|d| whole_seconds(d, "drain")).transpose()?;
-    Ok((
-        name.to_owned(),
-        Stamp {
-            at: parse_time(at)?,
-            deployment_duration,
-        },
-        drain,
-    ))
-}
-
-fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("{s:?} is not an RFC 3339 time: {e}"))
-}
-
 fn parse_duration(v: &Value) -> Result<Duration, &'static str> {
     let seconds = v
         .as_u64()
@@ -551,19 +500,6 @@ mod tests {
         assert!(!doc.attributes.contains_key(METADATA_KEY));
         let freeform = parse(br#"{"a": true, "lockstepMetadata": {}}"#).unwrap();
         assert!(freeform.attributes.is_empty());
-    }
-
-    #[test]
-    fn a_flag_stamp_round_trips_through_its_string_form() {
-        let stamp = Stamp {
-            at: t("2026-11-20T08:00:00.250Z"),
-            deployment_duration: Duration::from_secs(60),
-        };
-        let text = format_flag_stamp("isFeatureXEnabled", &stamp, None);
-        assert_eq!(
-            parse_flag_stamp(&text).unwrap(),
-            ("isFeatureXEnabled".to_string(), stamp, None)
-        );
     }
 
     #[test]

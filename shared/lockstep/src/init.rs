@@ -8,7 +8,7 @@
 //!
 //! plus the [`crate::settings`] variables and the `FORCE_<FLAG>` overrides.
 
-use crate::appconfig::{self, AppConfigSource, MissingTargetVar, Target};
+use crate::appconfig::{self, AppConfigSource};
 use crate::cache::{CacheOptions, FlagCache};
 use crate::catalog::{CatalogError, FlagCatalog};
 use crate::clock::CoarseClock;
@@ -17,6 +17,7 @@ use crate::local::LocalDirSource;
 use crate::overrides::{OverrideError, Overrides};
 use crate::settings::{Settings, SettingsError};
 use crate::source::ConfigSource;
+use crate::target::{MissingTargetVar, Target};
 use std::sync::Arc;
 use thiserror::Error;
 

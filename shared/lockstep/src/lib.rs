@@ -13,9 +13,12 @@
 //!   validation, done once per fetched version.
 //! - [`consistency`]: the rule `consistentAt = T + Δ + P + ε`, per flag and for the backend.
 //! - [`snapshot`]: a validated configuration version with every flag resolved.
-//! - [`source`], [`appconfig`], [`local`]: where content comes from.
-//! - [`cache`]: refresh-on-access, single flight, last-known-good, degraded state, and the
-//!   gate's decision with catch-up and drain ([`FlagCache::decide`], [`decision`]).
+//! - [`source`], [`appconfig`], [`local`]: where content comes from; [`target`]: which
+//!   application, environment and profile.
+//! - [`cache`]: refresh-on-access, single flight, last-known-good, degraded state, the read
+//!   model ([`FlagView`]), and over it as pure functions the journey token's policy
+//!   ([`token_policy`], rule 8) and the gate's decision with catch-up and drain ([`decision`],
+//!   asked through [`FlagCache::decide`]).
 //! - [`journey`]: journey tokens (rules 8 and 9).
 //! - [`durable`]: the durable last-known-good snapshot (port; DynamoDB adapter behind `dynamodb`).
 //! - [`stamp`]: deploy-time stamping, behind the AppConfig extension and the pipeline command.
@@ -30,11 +33,12 @@ pub mod cache;
 pub mod catalog;
 pub mod clock;
 pub mod consistency;
-pub mod decision;
 pub mod document;
 pub mod durable;
+pub mod flag_stamp;
 pub mod init;
 pub mod journey;
+pub mod journey_key;
 pub mod local;
 #[cfg(any(test, feature = "test-util"))]
 pub mod memory;
@@ -43,8 +47,9 @@ pub mod settings;
 pub mod snapshot;
 pub mod source;
 pub mod stamp;
+pub mod target;
 
-pub use cache::{FlagCache, FlagView, PollCounts};
+pub use cache::{decision, token_policy, FlagCache, FlagView, PollCounts};
 pub use catalog::{FlagCatalog, FlagDecl, FlagHandle, Visibility};
 pub use clock::{Clock, CoarseClock, SystemClock};
 #[cfg(any(test, feature = "test-util"))]

@@ -5,8 +5,8 @@
 //! AppConfig session it answers "unchanged" (no content) when the file's bytes are the same as
 //! the last content it delivered, so the cache parses each version once.
 
-use crate::appconfig::Target;
-use crate::source::{BoxFuture, ConfigSource, Content, Fetched, SourceError};
+use crate::source::{fnv1a, BoxFuture, ConfigSource, Content, Fetched, SourceError};
+use crate::target::Target;
 use chrono::{DateTime, Utc};
 use std::path::{Path, PathBuf};
 
@@ -85,14 +85,6 @@ impl ConfigSource for LocalDirSource {
 
 fn display(path: &Path) -> String {
     path.display().to_string()
-}
-
-/// FNV-1a, 64 bits: a stable, dependency-free content hash for version labels and request
-/// fingerprints (not for security).
-pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
-        (hash ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 use crate::catalog::{FlagCatalog, FlagHandle, Visibility};
 use crate::consistency::{self, FlagStatus, Stamp, Window};
 use crate::document::{Document, Format};
-use crate::journey::JourneyKey;
+use crate::journey_key::JourneyKey;
 use crate::overrides::Overrides;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;

@@ -124,3 +124,11 @@ pub trait ConfigSource: Send + 'static {
     /// A short description for logs (never secrets).
     fn describe(&self) -> String;
 }
+
+/// FNV-1a, 64 bits: a stable, dependency-free content hash for version labels and request
+/// fingerprints (not for security).
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}

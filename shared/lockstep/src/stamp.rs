@@ -17,7 +17,7 @@
 use crate::catalog::{check_flag_name, BadFlagName, METADATA_KEY};
 use crate::consistency::{Stamp, MAX_DEPLOYMENT_DURATION};
 use crate::document::{self, format_flag_stamp, ContentError};
-use crate::journey::JourneyKey;
+use crate::journey_key::JourneyKey;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;

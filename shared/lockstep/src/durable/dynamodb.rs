@@ -5,8 +5,8 @@
 use super::{
     snapshot_key, DurableError, SaveOutcome, SnapshotStore, StoredConfig, MAX_SNAPSHOT_BYTES,
 };
-use crate::appconfig::Target;
 use crate::source::BoxFuture;
+use crate::target::Target;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::primitives::Blob;

@@ -21,8 +21,8 @@
 //! `content` (binary, the document as fetched), `version`, `stampMillis` (T, 0 when unstamped),
 //! `fetchedAtMillis`, `writtenAt`.
 
-use crate::appconfig::Target;
 use crate::source::{BoxError, BoxFuture};
+use crate::target::Target;
 use chrono::{DateTime, Utc};
 use thiserror::Error;
 
