@@ -483,7 +483,10 @@ mod tests {
             serde_json::json!({"aud": ["other", LOCAL_AUDIENCE]}),
             serde_json::json!({"client_id": LOCAL_AUDIENCE}),
         ] {
-            assert!(auth.authorize(&token(accepted.clone())).is_ok(), "{accepted}");
+            assert!(
+                auth.authorize(&token(accepted.clone())).is_ok(),
+                "{accepted}"
+            );
         }
         // With `aud` present, `client_id` is not looked at.
         for refused in [
