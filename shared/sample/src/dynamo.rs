@@ -7,6 +7,11 @@
 //! | submission | `USER#<userId>` | `SUB#<id>` | `userJourney` = `<userId>#<journeyId>` (key of the `byUserJourney` GSI), `id`, `userId`, `journeyId`, `plan`, `quantity`, `note`, `createdAt` |
 //! | idempotency record | `IDEMPOTENCY#<userId>#<key>` | `IDEMPOTENCY` | `fingerprint`, `submissionId`, `userId`, `createdAt`, `expiresAt` (TTL, epoch seconds, [`IDEMPOTENCY_TTL`] later) |
 //!
+//! `userId` is the issuer's `sub` as written ([`UserId`]: `#`, `|`, `@`, any Unicode); journey ids
+//! and idempotency keys are [`Ident`]s, which never hold `#`. So every composite key ends with
+//! the one part that cannot hold `#`, and splits at its last `#` one way only: `a#b` + `c` and
+//! `a` + `b#c` cannot both exist.
+//!
 //! A submission with an idempotency key is written with its record in one transaction, both
 //! conditional on not existing (or, for the record, on having expired), so a retry can never
 //! store a duplicate and a failure leaves nothing half-written. Races never answer 500:
@@ -28,6 +33,7 @@
 use crate::index_status::IndexGuard;
 use crate::submissions::{
     Created, Ident, ListQuery, Page, Plan, QueryMethod, StoreError, Submission, SubmissionStore,
+    UserId,
 };
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -388,7 +394,7 @@ impl DynamoStore {
 
     async fn get_inner(
         &self,
-        user_id: &Ident,
+        user_id: &UserId,
         id: &str,
         consistent: bool,
     ) -> Result<Option<Submission>, StoreError> {
@@ -546,7 +552,7 @@ impl SubmissionStore for DynamoStore {
 
     fn get<'a>(
         &'a self,
-        user_id: &'a Ident,
+        user_id: &'a UserId,
         id: &'a str,
     ) -> BoxFuture<'a, Result<Option<Submission>, StoreError>> {
         Box::pin(self.get_inner(user_id, id, false))
@@ -561,11 +567,12 @@ impl SubmissionStore for DynamoStore {
     }
 }
 
-fn user_pk(user: &Ident) -> String {
+fn user_pk(user: &UserId) -> String {
     format!("USER#{}", user.as_str())
 }
 
-fn user_journey(user: &Ident, journey: &Ident) -> String {
+/// `<user>#<journey>`: the journey (no `#`) is what follows the last `#`.
+fn user_journey(user: &UserId, journey: &Ident) -> String {
     format!("{}#{}", user.as_str(), journey.as_str())
 }
 
@@ -586,7 +593,8 @@ fn conflict_backoff(attempt: u32) -> Duration {
     Duration::from_millis(ceiling / 2 + h.finish() % (ceiling / 2 + 1))
 }
 
-fn idempotency_pk(user: &Ident, key: &Ident) -> String {
+/// `IDEMPOTENCY#<user>#<key>`: the key (no `#`) is what follows the last `#`.
+fn idempotency_pk(user: &UserId, key: &Ident) -> String {
     format!("IDEMPOTENCY#{}#{}", user.as_str(), key.as_str())
 }
 
@@ -643,9 +651,11 @@ pub fn from_item(item: &Item) -> Result<Submission, StoreError> {
     let ident = |field: &str| {
         string(item, field).and_then(|v| Ident::parse(field, &v).map_err(|_| corrupt(field.into())))
     };
+    let user_id = string(item, "userId")
+        .and_then(|v| UserId::parse("userId", &v).map_err(|_| corrupt("userId".into())))?;
     Ok(Submission {
         id: string(item, "id")?,
-        user_id: ident("userId")?,
+        user_id,
         journey_id: ident("journeyId")?,
         plan,
         quantity,
@@ -715,11 +725,18 @@ fn cursor_after(last_read: &Item, q: &ListQuery) -> Result<String, StoreError> {
     Ok(encode_cursor_keys(pk, sk, &uj))
 }
 
+/// The longest store cursor (hex characters). The longest keys it can name: a user of
+/// [`crate::submissions::MAX_USER_ID_BYTES`] bytes, each a character JSON escapes (`"` or `\`,
+/// two bytes), twice (`pk`, `userJourney`), a 64-byte journey and a 28-byte id, in 1156 bytes
+/// of JSON: 2312 in hex.
+pub const MAX_STORE_CURSOR_LEN: usize = 2560;
+
 /// The keys a cursor names, refused unless it is one of ours for this user (and this journey,
 /// when the listing is a journey's). Never panics, whatever the string: hex is ASCII, so a
 /// non-ASCII cursor is refused before any slicing.
-fn decode_cursor(cursor: &str, user: &Ident, journey: Option<&Ident>) -> Result<Item, StoreError> {
-    if !cursor.is_ascii() || !cursor.len().is_multiple_of(2) || cursor.len() > 1024 {
+fn decode_cursor(cursor: &str, user: &UserId, journey: Option<&Ident>) -> Result<Item, StoreError> {
+    if !cursor.is_ascii() || !cursor.len().is_multiple_of(2) || cursor.len() > MAX_STORE_CURSOR_LEN
+    {
         return Err(StoreError::BadCursor);
     }
     let bytes: Vec<u8> = (0..cursor.len())
@@ -733,7 +750,11 @@ fn decode_cursor(cursor: &str, user: &Ident, journey: Option<&Ident>) -> Result<
         && map.get("sk").is_some_and(|sk| sk.starts_with("SUB#"))
         && map.get("userJourney").is_some_and(|uj| match journey {
             Some(journey) => *uj == user_journey(user, journey),
-            None => uj.starts_with(&format!("{}#", user.as_str())),
+            // This user's, of any journey: the part before the last `#` is the user (a prefix
+            // test would take `a#b#c`, user `a#b`'s, for user `a`'s).
+            None => uj
+                .rsplit_once('#')
+                .is_some_and(|(owner, _)| owner == user.as_str()),
         })
         && map.len() == 3;
     if !fits {
@@ -803,11 +824,12 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::submissions::MAX_USER_ID_BYTES;
 
     fn submission(note: Option<&str>) -> Submission {
         Submission {
             id: "0190000000000abcdef0123456789".into(),
-            user_id: Ident::parse("userId", "u1").unwrap(),
+            user_id: UserId::parse("userId", "u1").unwrap(),
             journey_id: Ident::parse("journeyId", "j1").unwrap(),
             plan: Plan::Premium,
             quantity: 3,
@@ -844,7 +866,7 @@ mod tests {
         let key = decode_cursor(&cursor, &s.user_id, None).unwrap();
         assert_eq!(key["sk"], AttributeValue::S(format!("SUB#{}", s.id)));
         assert!(decode_cursor(&cursor, &s.user_id, Some(&s.journey_id)).is_ok());
-        let other = Ident::parse("userId", "u2").unwrap();
+        let other = UserId::parse("userId", "u2").unwrap();
         let other_journey = Ident::parse("journeyId", "j2").unwrap();
         for refused in [
             decode_cursor(&cursor, &other, None),
@@ -864,7 +886,7 @@ mod tests {
             ("pk".into(), AttributeValue::S("USER#u1".into())),
             ("sk".into(), AttributeValue::S("SUB#0190000000000ff".into())),
         ]);
-        let user = Ident::parse("userId", "u1").unwrap();
+        let user = UserId::parse("userId", "u1").unwrap();
         let journey = Ident::parse("journeyId", "j1").unwrap();
         let q = ListQuery {
             user_id: user.clone(),
@@ -879,10 +901,51 @@ mod tests {
         let other = Ident::parse("journeyId", "j2").unwrap();
         assert!(decode_cursor(&cursor, &user, Some(&other)).is_err());
         let other_user = ListQuery {
-            user_id: Ident::parse("userId", "u2").unwrap(),
+            user_id: UserId::parse("userId", "u2").unwrap(),
             ..q
         };
         assert!(cursor_after(&last_read, &other_user).is_err());
+    }
+
+    #[test]
+    fn keys_and_cursors_of_users_with_any_subject_are_theirs_alone() {
+        let user = |sub: &str| UserId::parse("userId", sub).unwrap();
+        let journey = |id: &str| Ident::parse("journeyId", id).unwrap();
+        // `a#b` in journey `c` and `a` in journey `b#c` would share `a#b#c`: the second cannot
+        // exist (a journey holds no `#`). User `a`'s listing of all journeys refuses a cursor of
+        // `a#b`'s, though its `userJourney` starts with `a#`.
+        let mut s = submission(None);
+        s.user_id = user("a#b");
+        s.journey_id = journey("c");
+        let cursor = encode_cursor(&s);
+        assert!(decode_cursor(&cursor, &user("a#b"), None).is_ok());
+        let forged = encode_cursor_keys(&user_pk(&user("a")), &format!("SUB#{}", s.id), "a#b#c");
+        assert!(matches!(
+            decode_cursor(&forged, &user("a"), None),
+            Err(StoreError::BadCursor)
+        ));
+        assert_eq!(
+            idempotency_pk(&user("a#b"), &journey("c")),
+            "IDEMPOTENCY#a#b#c"
+        );
+        assert!(Ident::parse("Idempotency-Key", "b#c").is_err());
+        // The longest cursor: a 255-byte subject of characters JSON escapes, a 64-byte journey.
+        for sub in [
+            "\"".repeat(MAX_USER_ID_BYTES),
+            "\\".repeat(MAX_USER_ID_BYTES),
+        ] {
+            s.user_id = user(&sub);
+            s.journey_id = journey(&"j".repeat(64));
+            let cursor = encode_cursor(&s);
+            assert!(cursor.len() <= MAX_STORE_CURSOR_LEN, "{}", cursor.len());
+            let key = decode_cursor(&cursor, &s.user_id, Some(&s.journey_id)).unwrap();
+            assert_eq!(key["pk"], AttributeValue::S(format!("USER#{sub}")));
+        }
+        // Unicode and the separators of other issuers round-trip through the item.
+        for sub in ["auth0|abc", "alice@example.com", "Zoë ☃"] {
+            s.user_id = user(sub);
+            assert_eq!(from_item(&to_item(&s)).unwrap(), s);
+        }
     }
 
     #[test]
@@ -899,13 +962,13 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn decoding_any_cursor_never_panics(cursor in "\\PC{0,80}") {
-            let user = Ident::parse("userId", "u1").unwrap();
+            let user = UserId::parse("userId", "u1").unwrap();
             let _ = decode_cursor(&cursor, &user, None);
         }
 
         #[test]
         fn decoding_any_hex_cursor_never_panics(cursor in "[0-9a-fA-F]{0,200}") {
-            let user = Ident::parse("userId", "u1").unwrap();
+            let user = UserId::parse("userId", "u1").unwrap();
             let _ = decode_cursor(&cursor, &user, None);
         }
     }
