@@ -37,6 +37,9 @@ pub enum GatewayError {
     /// builds the request's URI from it).
     #[error("Host is not a host name")]
     BadHost,
+    /// The request target is not an absolute path (`OPTIONS *`, say): no route has it.
+    #[error("the request target is not a path")]
+    NotAPath,
     /// The event did not convert (a bug of ours: the event is made here).
     #[error("the payload 2.0 event did not convert")]
     Event(#[source] serde_json::Error),
@@ -44,6 +47,9 @@ pub enum GatewayError {
 
 /// The payload 2.0 event API Gateway sends for `parts` and `body`.
 pub fn event(parts: &http::request::Parts, body: &[u8]) -> Result<Value, GatewayError> {
+    if !parts.uri.path().starts_with('/') {
+        return Err(GatewayError::NotAPath);
+    }
     let host = match parts.headers.get(HOST) {
         None => None,
         Some(host) => Some(
@@ -284,7 +290,7 @@ mod tests {
     }
 
     #[test]
-    fn a_host_that_is_not_a_host_name_is_refused_before_any_function() {
+    fn a_host_or_target_no_route_could_have_is_refused_before_any_function() {
         for host in [
             "localhost",
             "127.0.0.1:3000",
@@ -297,6 +303,10 @@ mod tests {
                 "{host}"
             );
         }
+        assert!(matches!(
+            event(&parts("*", &[("host", "localhost")]), b""),
+            Err(GatewayError::NotAPath)
+        ));
         for host in [
             "a b",
             "x/y",

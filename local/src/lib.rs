@@ -365,14 +365,16 @@ async fn handle(State(runner): State<Arc<Runner>>, request: AxumRequest) -> Axum
 
 /// An HTTP request as the function receives it behind API Gateway: the payload 2.0 event API
 /// Gateway would send, read by `lambda_http` ([`gateway`]). 413 past the body limit; 400 for a
-/// `Host` that is not a host name.
+/// `Host` that is not a host name or a target that is not a path.
 pub async fn to_lambda(request: AxumRequest) -> Result<lambda_http::Request, ApiError> {
     let (parts, body) = request.into_parts();
     let bytes = to_bytes(body, MAX_BODY_BYTES + 1)
         .await
         .map_err(|_| ApiError::PayloadTooLarge)?;
     gateway::request(&parts, &bytes).map_err(|error| match error {
-        gateway::GatewayError::BadHost => ApiError::BadRequest(format!("{error}.")),
+        gateway::GatewayError::BadHost | gateway::GatewayError::NotAPath => {
+            ApiError::BadRequest(format!("{error}."))
+        }
         gateway::GatewayError::Event(_) => ApiError::Internal(Box::new(error)),
     })
 }
