@@ -739,3 +739,202 @@ async fn a_cursor_that_is_not_ours_answers_400_whatever_its_bytes() {
         assert_eq!(reply.headers["content-type"], "application/problem+json");
     }
 }
+
+#[tokio::test]
+async fn subjects_of_any_oidc_issuer_create_read_and_list_only_their_own() {
+    let e = env(ENABLED, Overrides::none()).await;
+    // Auth0's, an e-mail address, one that looks like another's key joined with a journey, and
+    // Unicode: each is the user as the issuer wrote it.
+    let users = [
+        "auth0|abc",
+        "alice@example.com",
+        "auth0|abc#journey-1",
+        "Zoë ☃",
+    ];
+    let mut ids = Vec::new();
+    for user in users {
+        for n in 0..2 {
+            let reply = e
+                .submit(Some(&format!("key-{n}")), &submission(user, n))
+                .await;
+            assert_eq!(reply.status, 201, "{user}: {}", reply.body);
+            assert_eq!(reply.body["userId"], user);
+            ids.push((user, reply.body["id"].as_str().unwrap().to_owned()));
+        }
+        // The same key again replays: the idempotency record is this user's.
+        let replay = e.submit(Some("key-0"), &submission(user, 0)).await;
+        assert_eq!(replay.status, 200, "{user}: {}", replay.body);
+    }
+    assert_eq!(e.count("SUB#").await, 2 * users.len());
+
+    for user in users {
+        let own: Vec<&str> = ids
+            .iter()
+            .filter(|(u, _)| *u == user)
+            .map(|(_, id)| id.as_str())
+            .collect();
+        for id in &own {
+            let read = e
+                .send_as(
+                    user,
+                    "GET",
+                    &format!("/feature-x/submissions/{id}"),
+                    &[],
+                    "",
+                )
+                .await;
+            assert_eq!(read.status, 200, "{user}: {}", read.body);
+            assert_eq!(read.body["userId"], user);
+        }
+        // Others' ids answer 404, like unknown ones.
+        for (_, id) in ids.iter().filter(|(u, _)| *u != user) {
+            let read = e
+                .send_as(
+                    user,
+                    "GET",
+                    &format!("/feature-x/submissions/{id}"),
+                    &[],
+                    "",
+                )
+                .await;
+            assert_eq!(read.status, 404, "{user} read another's {id}");
+        }
+        // A journey's listing (the GSI), one item a page, then all journeys: their own only.
+        let mut listed = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let uri = match &cursor {
+                None => "/feature-x/submissions?journeyId=journey-1&limit=1".to_owned(),
+                Some(c) => format!("/feature-x/submissions?journeyId=journey-1&limit=1&cursor={c}"),
+            };
+            let page = e.send_as(user, "GET", &uri, &[], "").await;
+            assert_eq!(page.status, 200, "{user}: {}", page.body);
+            for item in page.body["items"].as_array().unwrap() {
+                assert_eq!(item["userId"], user);
+                listed.push(item["id"].as_str().unwrap().to_owned());
+            }
+            match page.body["nextCursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        listed.sort();
+        let mut expected: Vec<String> = own.iter().map(|id| (*id).to_owned()).collect();
+        expected.sort();
+        assert_eq!(listed, expected, "{user}");
+        let all = e
+            .send_as(user, "GET", "/feature-x/submissions", &[], "")
+            .await;
+        assert_eq!(all.body["items"].as_array().unwrap().len(), 2, "{user}");
+    }
+
+    // A cursor of `auth0|abc#journey-1`'s listing does not continue `auth0|abc`'s.
+    let page = e
+        .send_as(
+            "auth0|abc#journey-1",
+            "GET",
+            "/feature-x/submissions?limit=1",
+            &[],
+            "",
+        )
+        .await;
+    let theirs = page.body["nextCursor"].as_str().unwrap();
+    let reply = e
+        .send_as(
+            "auth0|abc",
+            "GET",
+            &format!("/feature-x/submissions?limit=1&cursor={theirs}"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    // Naming oneself in the query string, percent-encoded, is still oneself; another is 403.
+    let named = e
+        .send_as(
+            "auth0|abc",
+            "GET",
+            "/feature-x/submissions?userId=auth0%7Cabc",
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(named.status, 200, "{}", named.body);
+    let other = e
+        .send_as(
+            "auth0|abc",
+            "GET",
+            "/feature-x/submissions?userId=auth0%7Cabc%23journey-1",
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(other.status, 403, "{}", other.body);
+}
+
+#[tokio::test]
+async fn repeated_parameters_and_headers_reach_the_handlers_as_api_gateway_passes_them() {
+    let e = env(ENABLED, Overrides::none()).await;
+    for n in 0..3 {
+        assert_eq!(e.submit(None, &submission("alice", n)).await.status, 201);
+    }
+    // API Gateway joins two Authorization headers into one, `Bearer a,Bearer b`, which is not a
+    // token: 401 from the authorizer, even when both are valid.
+    let token = support::bearer(&e.runner, "alice");
+    let twice = e
+        .send(
+            "GET",
+            "/feature-x/submissions",
+            &[("authorization", &token), ("authorization", &token)],
+            "",
+        )
+        .await;
+    assert_eq!(twice.status, 401, "{}", twice.body);
+    assert_eq!(twice.body, json!({"message": "Unauthorized"}));
+
+    // Repeated parameters: API Gateway sends `limit: "1,2"` and the raw query; lambda_http reads
+    // the raw query, so the handler's first `limit` is 1, as in AWS.
+    let limited = e
+        .send_as(
+            "alice",
+            "GET",
+            "/feature-x/submissions?limit=1&limit=2",
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(limited.status, 200, "{}", limited.body);
+    assert_eq!(limited.body["items"].as_array().unwrap().len(), 1);
+    let limit_bad_first = e
+        .send_as(
+            "alice",
+            "GET",
+            "/feature-x/submissions?limit=x&limit=2",
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(limit_bad_first.status, 400, "{}", limit_bad_first.body);
+    // The first userId is the one checked against the caller.
+    let mine_first = e
+        .send_as(
+            "alice",
+            "GET",
+            "/feature-x/submissions?userId=alice&userId=bob",
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(mine_first.status, 200, "{}", mine_first.body);
+    assert_eq!(mine_first.body["items"].as_array().unwrap().len(), 3);
+    let other_first = e
+        .send_as(
+            "alice",
+            "GET",
+            "/feature-x/submissions?userId=bob&userId=alice",
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(other_first.status, 403, "{}", other_first.body);
+}

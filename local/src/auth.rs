@@ -2,9 +2,13 @@
 //!
 //! - **Verifying** ([`LocalAuth::authorize`]), as API Gateway's JWT authorizer does before a
 //!   feature-x function runs: `Authorization: Bearer <JWT>`, RS256 only, the key named by the
-//!   token's `kid` in the issuer's JWKS, `iss`, `aud`, `exp` (and `nbf` when present). A refused
-//!   request answers 401 `{"message":"Unauthorized"}` with `WWW-Authenticate`, as API Gateway
-//!   does, and never reaches the function. An accepted one reaches it with the token's claims
+//!   token's `kid` in the issuer's JWKS, then the claims API Gateway documents for HTTP API JWT
+//!   authorizers: `iss` is the issuer; `aud` is an audience (or, only when there is no `aud`,
+//!   `client_id` is, as in Cognito's access tokens); `exp` is after now; `nbf` and `iat`, when
+//!   present, are not after now. No leeway. (`sub` is not the authorizer's to require: a token
+//!   without one reaches the function, which refuses it.) A refused request answers 401
+//!   `{"message":"Unauthorized"}` with `WWW-Authenticate`, as API Gateway does, and never
+//!   reaches the function. An accepted one reaches it with the token's claims
 //!   in `requestContext.authorizer.jwt.claims`, each as a string, as API Gateway passes them.
 //! - **Issuing** (development only): an RSA key pair generated at start (AWS-LC, through
 //!   `aws-lc-rs`), its JWKS at `GET /local/auth/jwks.json`, and `POST /local/auth/sign-in`
@@ -42,8 +46,10 @@ pub enum Refusal {
     Missing,
     /// Not a JWT, an unknown `kid`, a wrong algorithm or a bad signature.
     Invalid,
-    /// Expired (or not yet valid).
+    /// Expired.
     Expired,
+    /// Not valid yet: `nbf` or `iat` after now.
+    NotYetValid,
     /// Another issuer or audience.
     WrongIssuerOrAudience,
 }
@@ -54,6 +60,7 @@ impl Refusal {
             Refusal::Missing => "auth_missing",
             Refusal::Invalid => "auth_invalid",
             Refusal::Expired => "auth_expired",
+            Refusal::NotYetValid => "auth_not_yet_valid",
             Refusal::WrongIssuerOrAudience => "auth_wrong_issuer_or_audience",
         }
     }
@@ -109,8 +116,11 @@ impl LocalAuth {
             .map_err(|e| format!("JWKS key: {e}"))?;
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_issuer(&[LOCAL_ISSUER]);
-        validation.set_audience(&[LOCAL_AUDIENCE]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        // `aud`, or `client_id` without one, is checked after decoding ([`audience_matches`]):
+        // jsonwebtoken knows `aud` only.
+        validation.validate_aud = false;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "iss"]);
         validation.leeway = 0;
         Ok(Self {
             kid,
@@ -173,15 +183,16 @@ impl LocalAuth {
                 .map_err(|e| {
                     use jsonwebtoken::errors::ErrorKind;
                     match e.kind() {
-                        ErrorKind::ExpiredSignature | ErrorKind::ImmatureSignature => {
-                            Refusal::Expired
-                        }
-                        ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience => {
-                            Refusal::WrongIssuerOrAudience
-                        }
+                        ErrorKind::ExpiredSignature => Refusal::Expired,
+                        ErrorKind::ImmatureSignature => Refusal::NotYetValid,
+                        ErrorKind::InvalidIssuer => Refusal::WrongIssuerOrAudience,
                         _ => Refusal::Invalid,
                     }
                 })?;
+        if !audience_matches(&data.claims, LOCAL_AUDIENCE) {
+            return Err(Refusal::WrongIssuerOrAudience);
+        }
+        issued_by_now(&data.claims, unix_now())?;
         Ok(data
             .claims
             .into_iter()
@@ -230,6 +241,31 @@ pub struct SignedIn {
     pub expires_in: u64,
     /// The user (`sub`).
     pub user: String,
+}
+
+/// API Gateway's audience rule: `aud` (a string, or an array with at least one match) names
+/// `audience`; only a token without `aud` may name it in `client_id` instead.
+fn audience_matches(claims: &serde_json::Map<String, Value>, audience: &str) -> bool {
+    match claims.get("aud") {
+        Some(Value::String(aud)) => aud == audience,
+        Some(Value::Array(auds)) => auds.iter().any(|aud| aud.as_str() == Some(audience)),
+        Some(_) => false,
+        None => claims.get("client_id").and_then(Value::as_str) == Some(audience),
+    }
+}
+
+/// `iat`, when present, must not be after `now` (API Gateway refuses a token issued in the
+/// future; jsonwebtoken does not look at `iat`). A non-numeric `iat` is not a valid token.
+fn issued_by_now(claims: &serde_json::Map<String, Value>, now: u64) -> Result<(), Refusal> {
+    match claims.get("iat") {
+        None => Ok(()),
+        Some(iat) => match iat.as_f64() {
+            // Seconds, possibly fractional: a token issued within the current second is valid.
+            Some(iat) if iat.floor() <= now as f64 => Ok(()),
+            Some(_) => Err(Refusal::NotYetValid),
+            None => Err(Refusal::Invalid),
+        },
+    }
 }
 
 /// A claim as API Gateway hands it to a function: strings as they are, other JSON as text
@@ -379,6 +415,105 @@ mod tests {
                 Err(Refusal::WrongIssuerOrAudience)
             );
         }
+    }
+
+    /// `claims` signed with this issuer's key, under its `kid`.
+    fn signed(auth: &LocalAuth, claims: Value) -> String {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(auth.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &auth.signing).unwrap()
+    }
+
+    #[test]
+    fn a_token_not_valid_yet_by_nbf_or_iat_is_refused_as_api_gateway_refuses_it() {
+        let auth = LocalAuth::generate().unwrap();
+        let now = now_seconds();
+        let token = |extra: Value| {
+            let mut claims = serde_json::json!({
+                "iss": LOCAL_ISSUER, "aud": LOCAL_AUDIENCE, "sub": "alice", "exp": now + 3600,
+            });
+            claims
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            bearer(&signed(&auth, claims))
+        };
+        // API Gateway: "nbf – Must be before the current time", "iat – Must be before the
+        // current time"; no leeway documented, none given.
+        for future in [
+            serde_json::json!({"nbf": now + 60}),
+            serde_json::json!({"iat": now + 60}),
+            serde_json::json!({"nbf": now - 60, "iat": now + 1}),
+        ] {
+            assert_eq!(
+                auth.authorize(&token(future.clone())),
+                Err(Refusal::NotYetValid),
+                "{future}"
+            );
+        }
+        assert_eq!(
+            auth.authorize(&token(serde_json::json!({"iat": "yesterday"}))),
+            Err(Refusal::Invalid)
+        );
+        // Valid from now or earlier, or without either claim: accepted.
+        for fine in [
+            serde_json::json!({"nbf": now, "iat": now}),
+            serde_json::json!({"nbf": now - 60, "iat": now - 60}),
+            serde_json::json!({}),
+        ] {
+            assert!(auth.authorize(&token(fine.clone())).is_ok(), "{fine}");
+        }
+    }
+
+    #[test]
+    fn the_audience_is_aud_or_only_without_aud_client_id() {
+        let auth = LocalAuth::generate().unwrap();
+        let now = now_seconds();
+        let token = |audience: Value| {
+            let mut claims = serde_json::json!({"iss": LOCAL_ISSUER, "exp": now + 60});
+            claims
+                .as_object_mut()
+                .unwrap()
+                .extend(audience.as_object().unwrap().clone());
+            bearer(&signed(&auth, claims))
+        };
+        // Cognito's access tokens carry `client_id` and no `aud`.
+        for accepted in [
+            serde_json::json!({"aud": LOCAL_AUDIENCE}),
+            serde_json::json!({"aud": ["other", LOCAL_AUDIENCE]}),
+            serde_json::json!({"client_id": LOCAL_AUDIENCE}),
+        ] {
+            assert!(
+                auth.authorize(&token(accepted.clone())).is_ok(),
+                "{accepted}"
+            );
+        }
+        // With `aud` present, `client_id` is not looked at.
+        for refused in [
+            serde_json::json!({}),
+            serde_json::json!({"client_id": "other"}),
+            serde_json::json!({"aud": "other", "client_id": LOCAL_AUDIENCE}),
+            serde_json::json!({"aud": []}),
+            serde_json::json!({"aud": 7}),
+        ] {
+            assert_eq!(
+                auth.authorize(&token(refused.clone())),
+                Err(Refusal::WrongIssuerOrAudience),
+                "{refused}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_token_without_sub_passes_the_authorizer_for_the_function_to_refuse() {
+        let auth = LocalAuth::generate().unwrap();
+        let now = now_seconds();
+        let token = signed(
+            &auth,
+            serde_json::json!({"iss": LOCAL_ISSUER, "aud": LOCAL_AUDIENCE, "exp": now + 60}),
+        );
+        let claims = auth.authorize(&bearer(&token)).unwrap();
+        assert!(!claims.contains_key("sub"));
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //!   execution environments.
 //! - [`appconfig`]: what is deployed, and deployments through `lockstep deploy`'s code.
 //! - [`assets`]: the SPA (`web/`) at `/` and the fleet view at `/fleet`.
+//! - [`gateway`]: the HTTP API's payload 2.0 as the runner plays it (what reaches a function,
+//!   what reaches the client).
 //! - [`auth`]: the HTTP API's JWT authorizer as the runner plays it (every feature-x route needs
 //!   a bearer token; its claims reach the function as API Gateway passes them), and a local
 //!   issuer to sign in with.
@@ -21,6 +23,7 @@ pub mod assets;
 pub mod auth;
 mod control;
 pub mod fleet;
+pub mod gateway;
 pub mod start;
 
 use appconfig::LocalAppConfig;
@@ -147,33 +150,25 @@ async fn handle(State(runner): State<Arc<Runner>>, request: AxumRequest) -> Axum
     from_lambda(response)
 }
 
-/// An HTTP request as an API Gateway (payload v2) request: body as text when UTF-8, query string
-/// parameters parsed.
+/// An HTTP request as the function receives it behind API Gateway: the payload 2.0 event API
+/// Gateway would send, read by `lambda_http` ([`gateway`]). 413 past the body limit; 400 for a
+/// `Host` that is not a host name or a target that is not a path.
 pub async fn to_lambda(request: AxumRequest) -> Result<lambda_http::Request, ApiError> {
     let (parts, body) = request.into_parts();
     let bytes = to_bytes(body, MAX_BODY_BYTES + 1)
         .await
         .map_err(|_| ApiError::PayloadTooLarge)?;
-    let body = if bytes.is_empty() {
-        Body::Empty
-    } else {
-        match String::from_utf8(bytes.to_vec()) {
-            Ok(text) => Body::Text(text),
-            Err(e) => Body::Binary(e.into_bytes()),
+    gateway::request(&parts, &bytes).map_err(|error| match error {
+        gateway::GatewayError::BadHost | gateway::GatewayError::NotAPath => {
+            ApiError::BadRequest(format!("{error}."))
         }
-    };
-    let query = parts.uri.query().unwrap_or("").to_owned();
-    let request = lambda_http::Request::from_parts(parts, body);
-    Ok(
-        match query.parse::<lambda_http::aws_lambda_events::query_map::QueryMap>() {
-            Ok(map) if !query.is_empty() => request.with_query_string_parameters(map),
-            _ => request,
-        },
-    )
+        gateway::GatewayError::Event(_) => ApiError::Internal(Box::new(error)),
+    })
 }
 
+/// A function's response as API Gateway writes it out ([`gateway::response`]).
 fn from_lambda(response: lambda_http::Response<Body>) -> AxumResponse {
-    let (parts, body) = response.into_parts();
+    let (parts, body) = gateway::response(response).into_parts();
     let body = match body {
         Body::Empty => AxumBody::empty(),
         Body::Text(text) => AxumBody::from(text),

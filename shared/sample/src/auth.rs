@@ -8,7 +8,7 @@
 //! [`caller`] refuses a request without a `sub` claim (401): a function deployed without an
 //! authorizer trusts nobody, rather than whatever the caller wrote in `?userId=` or the body.
 
-use crate::submissions::Ident;
+use crate::submissions::UserId;
 use lambda_http::aws_lambda_events::apigw::{
     ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription,
     ApiGatewayV2httpRequestContext,
@@ -32,9 +32,10 @@ pub fn claims(request: &Request) -> Option<&HashMap<String, String>> {
     }
 }
 
-/// The calling user: the verified `sub` claim. 401 when there is none, or when it is not an
-/// identifier this service stores (1–64 of `[A-Za-z0-9_-]`, which Cognito's UUID subjects are).
-pub fn caller(request: &Request) -> Result<Ident, ApiError> {
+/// The calling user: the verified `sub` claim, as the issuer wrote it (`auth0|…`, an e-mail
+/// address, a UUID: any [`UserId`]). 401 when there is none, or when it is empty, longer than
+/// 255 bytes or holds a control character.
+pub fn caller(request: &Request) -> Result<UserId, ApiError> {
     let Some(sub) = claims(request).and_then(|claims| claims.get(SUBJECT_CLAIM)) else {
         tracing::info!(
             path = "caller_unauthenticated",
@@ -42,7 +43,7 @@ pub fn caller(request: &Request) -> Result<Ident, ApiError> {
         );
         return Err(ApiError::Unauthorized);
     };
-    Ident::parse(SUBJECT_CLAIM, sub).map_err(|_| {
+    UserId::parse(SUBJECT_CLAIM, sub).map_err(|_| {
         tracing::warn!(
             path = "caller_subject_unusable",
             "refused: the verified subject is not a storable identifier"
@@ -53,7 +54,7 @@ pub fn caller(request: &Request) -> Result<Ident, ApiError> {
 
 /// A `userId` the request still names (query string or body) must be the caller's: 403
 /// otherwise. Absent is fine: the user is the caller.
-pub fn same_user(caller: &Ident, named: Option<&str>) -> Result<(), ApiError> {
+pub fn same_user(caller: &UserId, named: Option<&str>) -> Result<(), ApiError> {
     match named {
         Some(named) if named != caller.as_str() => {
             tracing::info!(
@@ -101,9 +102,18 @@ mod tests {
         assert!(matches!(caller(&plain), Err(ApiError::Unauthorized)));
         let alice = as_user(Request::default(), "alice");
         assert_eq!(caller(&alice).unwrap().as_str(), "alice");
-        // A subject this service cannot store is refused, not truncated or escaped.
-        let odd = as_user(Request::default(), "a/b");
-        assert!(matches!(caller(&odd), Err(ApiError::Unauthorized)));
+        // Any issuer's subject is the caller as written; one this service cannot store is
+        // refused, not truncated or escaped.
+        for sub in ["auth0|abc", "alice@example.com", "a/b#c"] {
+            assert_eq!(
+                caller(&as_user(Request::default(), sub)).unwrap().as_str(),
+                sub
+            );
+        }
+        for odd in ["", "a\nb", &"x".repeat(256)] {
+            let odd = as_user(Request::default(), odd);
+            assert!(matches!(caller(&odd), Err(ApiError::Unauthorized)));
+        }
         // Claims without `sub` authenticate nobody.
         let no_sub = with_claims(
             Request::default(),
@@ -114,7 +124,7 @@ mod tests {
 
     #[test]
     fn a_named_user_must_be_the_caller() {
-        let alice = Ident::parse("sub", "alice").unwrap();
+        let alice = UserId::parse("sub", "alice").unwrap();
         assert!(same_user(&alice, None).is_ok());
         assert!(same_user(&alice, Some("alice")).is_ok());
         assert!(matches!(

@@ -10,7 +10,7 @@
 //! is not ours. A cursor edited in any byte, or made for another user or journey, answers 400
 //! before the store is asked.
 
-use crate::submissions::Ident;
+use crate::submissions::{Ident, UserId};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use lockstep::journey::{self, JourneyKey};
@@ -18,8 +18,10 @@ use lockstep::journey::{self, JourneyKey};
 /// The purpose the tag is made for (a tag for anything else never verifies as a cursor's).
 pub const PURPOSE: &str = "lockstep-sample/listing-cursor/v1";
 
-/// The longest cursor accepted (bytes).
-pub const MAX_CURSOR_LEN: usize = 2048;
+/// The longest cursor accepted (bytes): the longest store cursor
+/// ([`crate::dynamo::MAX_STORE_CURSOR_LEN`], 2560: a 255-byte subject makes it long), a dot and
+/// a 43-character tag, with room to spare.
+pub const MAX_CURSOR_LEN: usize = 4096;
 
 /// Signs and checks cursors.
 #[derive(Clone)]
@@ -42,7 +44,7 @@ impl CursorSeal {
     pub fn seal(
         &self,
         fleet_keys: &[JourneyKey],
-        user: &Ident,
+        user: &UserId,
         journey: Option<&Ident>,
         inner: &str,
     ) -> String {
@@ -56,7 +58,7 @@ impl CursorSeal {
     pub fn open<'c>(
         &self,
         fleet_keys: &[JourneyKey],
-        user: &Ident,
+        user: &UserId,
         journey: Option<&Ident>,
         cursor: &'c str,
     ) -> Option<&'c str> {
@@ -73,8 +75,9 @@ impl CursorSeal {
 }
 
 /// What the tag covers: user, journey (empty for a user's whole listing) and the store's cursor,
-/// separated by a byte no identifier holds.
-fn signed_bytes(user: &Ident, journey: Option<&Ident>, inner: &str) -> Vec<u8> {
+/// separated by U+001F, which neither a [`UserId`] nor an [`Ident`] holds (both refuse control
+/// characters), nor the store's hex cursor.
+fn signed_bytes(user: &UserId, journey: Option<&Ident>, inner: &str) -> Vec<u8> {
     let journey = journey.map_or("", Ident::as_str);
     [user.as_str(), journey, inner].join("\u{1f}").into_bytes()
 }
@@ -88,11 +91,15 @@ mod tests {
         Ident::parse("id", s).unwrap()
     }
 
+    fn user(s: &str) -> UserId {
+        UserId::parse("sub", s).unwrap()
+    }
+
     #[test]
     fn a_cursor_opens_only_for_its_user_and_journey_and_only_unchanged() {
         let seal = CursorSeal::new().unwrap();
         let fleet = [JourneyKey::from_bytes([7; 32])];
-        let (alice, bob, j1, j2) = (id("alice"), id("bob"), id("j1"), id("j2"));
+        let (alice, bob, j1, j2) = (user("alice"), user("bob"), id("j1"), id("j2"));
         let cursor = seal.seal(&fleet, &alice, Some(&j1), "00ff");
         assert_eq!(seal.open(&fleet, &alice, Some(&j1), &cursor), Some("00ff"));
         assert_eq!(seal.open(&fleet, &bob, Some(&j1), &cursor), None);
@@ -124,10 +131,26 @@ mod tests {
     #[test]
     fn on_unsigned_content_a_cursor_continues_on_its_instance_only() {
         let (seal, other) = (CursorSeal::new().unwrap(), CursorSeal::new().unwrap());
-        let alice = id("alice");
+        let alice = user("alice");
         let cursor = seal.seal(&[], &alice, None, "abcd");
         assert_eq!(seal.open(&[], &alice, None, &cursor), Some("abcd"));
         assert_eq!(other.open(&[], &alice, None, &cursor), None);
+    }
+
+    #[test]
+    fn the_longest_cursor_of_any_subject_opens_for_that_subject_only() {
+        let seal = CursorSeal::new().unwrap();
+        let fleet = [JourneyKey::from_bytes([7; 32])];
+        let inner = "ab".repeat(crate::dynamo::MAX_STORE_CURSOR_LEN / 2);
+        let (auth0, mail) = (user("auth0|abc"), user("alice@example.com"));
+        let cursor = seal.seal(&fleet, &auth0, None, &inner);
+        assert!(cursor.len() <= MAX_CURSOR_LEN);
+        assert_eq!(
+            seal.open(&fleet, &auth0, None, &cursor),
+            Some(inner.as_str())
+        );
+        assert_eq!(seal.open(&fleet, &mail, None, &cursor), None);
+        assert_eq!(seal.open(&fleet, &user("auth0|ab"), None, &cursor), None);
     }
 
     proptest! {
@@ -135,9 +158,9 @@ mod tests {
         fn any_string_is_refused_without_panicking(cursor in "\\PC{0,300}", raw in proptest::collection::vec(any::<u8>(), 0..300)) {
             let seal = CursorSeal::new().unwrap();
             let fleet = [JourneyKey::from_bytes([7; 32])];
-            prop_assert_eq!(seal.open(&fleet, &id("alice"), None, &cursor), None);
+            prop_assert_eq!(seal.open(&fleet, &user("alice"), None, &cursor), None);
             let lossy = String::from_utf8_lossy(&raw);
-            prop_assert_eq!(seal.open(&fleet, &id("alice"), None, &lossy), None);
+            prop_assert_eq!(seal.open(&fleet, &user("alice"), None, &lossy), None);
         }
     }
 }

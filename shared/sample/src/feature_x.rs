@@ -19,7 +19,7 @@ use crate::cursor::CursorSeal;
 use crate::product::{FEATURE_X, USE_SUBMISSIONS_GSI};
 use crate::submissions::{
     Created, Ident, InvalidInput, ListQuery, QueryMethod, StoreError, Submission, SubmissionBody,
-    SubmissionRequest, SubmissionStore, DEFAULT_PAGE, MAX_PAGE,
+    SubmissionRequest, SubmissionStore, UserId, DEFAULT_PAGE, MAX_PAGE,
 };
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -87,7 +87,7 @@ impl FeatureX {
     async fn dispatch(
         &self,
         route: Route,
-        caller: &Ident,
+        caller: &UserId,
         request: &Request,
         view: &FlagView,
     ) -> Result<Response<Body>, ApiError> {
@@ -98,7 +98,7 @@ impl FeatureX {
         }
     }
 
-    async fn create(&self, caller: &Ident, request: &Request) -> Result<Response<Body>, ApiError> {
+    async fn create(&self, caller: &UserId, request: &Request) -> Result<Response<Body>, ApiError> {
         let key = match request.headers().get("idempotency-key") {
             None => None,
             Some(value) => Some(
@@ -139,7 +139,7 @@ impl FeatureX {
 
     async fn get(
         &self,
-        caller: &Ident,
+        caller: &UserId,
         request: &Request,
         id: &str,
     ) -> Result<Response<Body>, ApiError> {
@@ -156,7 +156,7 @@ impl FeatureX {
 
     async fn list(
         &self,
-        caller: &Ident,
+        caller: &UserId,
         request: &Request,
         view: &FlagView,
     ) -> Result<Response<Body>, ApiError> {
@@ -242,7 +242,7 @@ fn route(request: &Request) -> Result<Route, ApiError> {
 }
 
 /// Whose submissions: the caller's. A `?userId=` still sent must name the caller (403).
-fn user_param(caller: &Ident, request: &Request) -> Result<Ident, ApiError> {
+fn user_param(caller: &UserId, request: &Request) -> Result<UserId, ApiError> {
     let params = request.query_string_parameters();
     auth::same_user(caller, params.first("userId"))?;
     Ok(caller.clone())

@@ -20,7 +20,9 @@ pub const MAX_PAGE: u32 = 100;
 /// Page size when the caller does not say.
 pub const DEFAULT_PAGE: u32 = 25;
 
-/// An identifier from the outside (user, journey, idempotency key): 1–64 of `[A-Za-z0-9_-]`.
+/// An identifier this service chooses the shape of (journey, idempotency key): 1–64 of
+/// `[A-Za-z0-9_-]`. Never holds `#` or a control character, which the storage keys and cursors
+/// rely on (see [`UserId`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Ident(String);
@@ -43,6 +45,42 @@ impl Ident {
     }
 
     /// The identifier.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The longest user id accepted, in bytes: OpenID Connect caps `sub` at 255 ASCII characters.
+pub const MAX_USER_ID_BYTES: usize = 255;
+
+/// A user: the verified `sub` of the caller's token as the issuer wrote it, whatever the issuer
+/// (Cognito's UUIDs, Auth0's `auth0|…`, e-mail addresses, other Unicode): 1 to
+/// [`MAX_USER_ID_BYTES`] bytes of UTF-8 with no control character.
+///
+/// It may hold `#`, `|`, `@`, quotes or any Unicode, so wherever it is joined with something
+/// else it comes first and an [`Ident`] (no `#`, no control character) comes last: a storage key
+/// `<user>#<ident>` splits at its last `#` in one way only, and a cursor's signed bytes join with
+/// U+001F, which neither holds. It is never logged (an e-mail address is personal data).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct UserId(String);
+
+impl UserId {
+    /// Validates `value`; `field` names it in the error.
+    pub fn parse(field: &str, value: &str) -> Result<Self, InvalidInput> {
+        let ok = !value.is_empty()
+            && value.len() <= MAX_USER_ID_BYTES
+            && !value.chars().any(char::is_control);
+        if ok {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(InvalidInput(format!(
+                "{field} must be 1 to {MAX_USER_ID_BYTES} bytes with no control characters."
+            )))
+        }
+    }
+
+    /// The user id.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -93,7 +131,7 @@ impl SubmissionBody {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubmissionRequest {
     /// Who submits.
-    pub user_id: Ident,
+    pub user_id: UserId,
     /// Which journey instance.
     pub journey_id: Ident,
     /// The plan.
@@ -108,9 +146,9 @@ impl SubmissionRequest {
     /// Validates a body sent by `caller` (the verified user: the submission is theirs). A
     /// `userId` in the body is only checked to be well formed here; that it is the caller is
     /// the handler's check (403), made before this.
-    pub fn parse(raw: SubmissionBody, caller: &Ident) -> Result<Self, InvalidInput> {
+    pub fn parse(raw: SubmissionBody, caller: &UserId) -> Result<Self, InvalidInput> {
         if let Some(named) = &raw.user_id {
-            Ident::parse("userId", named)?;
+            UserId::parse("userId", named)?;
         }
         let quantity = u8::try_from(raw.quantity)
             .ok()
@@ -162,7 +200,7 @@ pub struct Submission {
     /// Time-ordered identifier (creation milliseconds, then randomness).
     pub id: String,
     /// Who submitted.
-    pub user_id: Ident,
+    pub user_id: UserId,
     /// Which journey instance.
     pub journey_id: Ident,
     /// The plan.
@@ -203,7 +241,7 @@ impl Submission {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListQuery {
     /// Whose submissions.
-    pub user_id: Ident,
+    pub user_id: UserId,
     /// Only this journey's, when given.
     pub journey_id: Option<Ident>,
     /// Page size.
@@ -295,7 +333,7 @@ pub trait SubmissionStore: Send + Sync {
     /// One submission of a user.
     fn get<'a>(
         &'a self,
-        user_id: &'a Ident,
+        user_id: &'a UserId,
         id: &'a str,
     ) -> BoxFuture<'a, Result<Option<Submission>, StoreError>>;
 
@@ -316,7 +354,7 @@ mod tests {
     /// caller `u-1`.
     fn parse(body: &str) -> Result<SubmissionRequest, String> {
         let raw: SubmissionBody = serde_json::from_str(body).map_err(|e| e.to_string())?;
-        SubmissionRequest::parse(raw, &Ident::parse("sub", "u-1").unwrap())
+        SubmissionRequest::parse(raw, &UserId::parse("sub", "u-1").unwrap())
             .map_err(|e| e.to_string())
     }
 
@@ -348,7 +386,7 @@ mod tests {
                 "invalid type",
             ),
             (
-                r#"{"userId":"u u","journeyId":"j","plan":"basic","quantity":1}"#,
+                r#"{"userId":"u\u0001u","journeyId":"j","plan":"basic","quantity":1}"#,
                 "userId",
             ),
             (
@@ -388,6 +426,36 @@ mod tests {
         let c = parse(r#"{"userId":"u","journeyId":"j","plan":"basic","quantity":2}"#).unwrap();
         assert_eq!(a.fingerprint(), b.fingerprint());
         assert_ne!(a.fingerprint(), c.fingerprint());
+    }
+
+    #[test]
+    fn a_user_id_is_any_subject_an_issuer_writes_without_control_characters() {
+        for sub in [
+            "a",
+            "3f1c2a9e-7b7d-4c8e-9a52-0d6f1e2b3c4d",
+            "auth0|5f7c8ec7c33c6c004bbafe82",
+            "google-oauth2|104225316213155781522",
+            "alice@example.com",
+            "a#b",
+            "\"quoted\" \\ back",
+            "Zoë ☃ 用户",
+            &"x".repeat(MAX_USER_ID_BYTES),
+        ] {
+            assert_eq!(UserId::parse("sub", sub).unwrap().as_str(), sub);
+        }
+        for sub in [
+            String::new(),
+            "x".repeat(MAX_USER_ID_BYTES + 1),
+            // 254 bytes and a two-byte character: 256 bytes.
+            format!("{}é", "x".repeat(MAX_USER_ID_BYTES - 1)),
+            "a\u{1f}b".into(),
+            "line\nbreak".into(),
+            "nul\0".into(),
+            "del\u{7f}".into(),
+            "c1\u{85}".into(),
+        ] {
+            assert!(UserId::parse("sub", &sub).is_err(), "{sub:?}");
+        }
     }
 
     #[test]

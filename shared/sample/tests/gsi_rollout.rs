@@ -14,7 +14,7 @@ use lockstep::memory::MemorySource;
 use lockstep::{FlagCache, ManualClock, Overrides, Settings};
 use lockstep_sample::dynamo::{DynamoStore, GSI_NAME};
 use lockstep_sample::submissions::{
-    Ident, ListQuery, Plan, QueryMethod, Submission, SubmissionRequest, SubmissionStore,
+    Ident, ListQuery, Plan, QueryMethod, Submission, SubmissionRequest, SubmissionStore, UserId,
 };
 use lockstep_sample::FeatureX;
 use lockstep_testkit::dynamo_local::{
@@ -70,7 +70,7 @@ async fn generate(store: &DynamoStore) -> Vec<Submission> {
         // j-empty never gets a submission; j1 gets most, so filters skip many items.
         let journey = ["j1", "j1", "j1", "j2", "j3"][rng.random_range(0..5)];
         let request = SubmissionRequest {
-            user_id: Ident::parse("userId", user).unwrap(),
+            user_id: UserId::parse("userId", user).unwrap(),
             journey_id: Ident::parse("journeyId", journey).unwrap(),
             plan: if rng.random_bool(0.5) {
                 Plan::Basic
@@ -99,7 +99,7 @@ async fn pages(
     let mut out = Vec::new();
     loop {
         let query = ListQuery {
-            user_id: Ident::parse("userId", user).unwrap(),
+            user_id: UserId::parse("userId", user).unwrap(),
             journey_id: Some(Ident::parse("journeyId", journey).unwrap()),
             limit,
             cursor: cursor.clone(),
@@ -275,7 +275,7 @@ async fn the_listing_never_queries_a_creating_index_and_both_paths_return_the_sa
     // A cursor from one path continues on the other.
     let first = pages(&store, "u1", "j1", 3, QueryMethod::Gsi).await;
     let query = ListQuery {
-        user_id: Ident::parse("userId", "u1").unwrap(),
+        user_id: UserId::parse("userId", "u1").unwrap(),
         journey_id: Some(Ident::parse("journeyId", "j1").unwrap()),
         limit: 3,
         cursor: first[0].1.clone(),

@@ -20,7 +20,7 @@ use lockstep_sample::dynamo::{
     to_item, DynamoStore, FILTER_BATCH, LISTING_MAX_EVALUATED, LISTING_MAX_QUERIES,
 };
 use lockstep_sample::submissions::{
-    Ident, ListQuery, Plan, QueryMethod, Submission, SubmissionRequest, SubmissionStore,
+    Ident, ListQuery, Plan, QueryMethod, Submission, SubmissionRequest, SubmissionStore, UserId,
 };
 use lockstep_sample::FeatureX;
 use lockstep_testkit::dynamo_local::{client, ensure_table, DynamoLocal};
@@ -104,7 +104,7 @@ async fn generate(db: &Client) -> Vec<Submission> {
             "noise"
         };
         let request = SubmissionRequest {
-            user_id: Ident::parse("userId", USER).unwrap(),
+            user_id: UserId::parse("userId", USER).unwrap(),
             journey_id: Ident::parse("journeyId", journey).unwrap(),
             plan: Plan::Basic,
             quantity: 1,
@@ -277,7 +277,7 @@ async fn a_filtered_listing_issues_a_bounded_number_of_queries_and_pages_through
         let cursor = first_cut.clone();
         async move {
             let query = ListQuery {
-                user_id: Ident::parse("userId", USER).unwrap(),
+                user_id: UserId::parse("userId", USER).unwrap(),
                 journey_id: Some(Ident::parse("journeyId", "wanted").unwrap()),
                 limit: 100,
                 cursor,
@@ -302,7 +302,7 @@ async fn a_filtered_listing_issues_a_bounded_number_of_queries_and_pages_through
 
     // The cursor stays bound to its user and journey.
     let other_journey = ListQuery {
-        user_id: Ident::parse("userId", USER).unwrap(),
+        user_id: UserId::parse("userId", USER).unwrap(),
         journey_id: Some(Ident::parse("journeyId", "noise").unwrap()),
         limit: 1,
         cursor: first_cut.clone(),

@@ -21,7 +21,7 @@ use lockstep::SystemClock;
 use lockstep_sample::dynamo::{to_item, DynamoStore, CONFLICT_RETRIES};
 use lockstep_sample::submissions::{
     Created, Ident, Plan, StoreError, Submission, SubmissionBody, SubmissionRequest,
-    SubmissionStore,
+    SubmissionStore, UserId,
 };
 use lockstep_sample::FeatureX;
 use lockstep_testkit::fixtures::cache_holding;
@@ -72,7 +72,7 @@ fn detail(response: &lambda_http::Response<lambda_http::Body>) -> String {
 fn original(id: &str) -> Submission {
     let request = SubmissionRequest::parse(
         serde_json::from_str::<SubmissionBody>(BODY).unwrap(),
-        &Ident::parse("sub", "u1").unwrap(),
+        &UserId::parse("sub", "u1").unwrap(),
     )
     .unwrap();
     Submission {
@@ -91,7 +91,7 @@ fn original(id: &str) -> Submission {
 fn fingerprint() -> String {
     SubmissionRequest::parse(
         serde_json::from_str::<SubmissionBody>(BODY).unwrap(),
-        &Ident::parse("sub", "u1").unwrap(),
+        &UserId::parse("sub", "u1").unwrap(),
     )
     .unwrap()
     .fingerprint()
@@ -129,7 +129,7 @@ fn condition_failed(old: Option<HashMap<String, AttributeValue>>) -> PutItemErro
 fn submission() -> Submission {
     Submission {
         id: "019000000000aaaaaaaaaaaaaaaa".into(),
-        user_id: Ident::parse("userId", "u1").unwrap(),
+        user_id: UserId::parse("userId", "u1").unwrap(),
         journey_id: Ident::parse("journeyId", "j1").unwrap(),
         plan: Plan::Premium,
         quantity: 2,

@@ -8,7 +8,7 @@
 
 use lockstep::source::BoxFuture;
 use lockstep_sample::submissions::{
-    Created, Ident, ListQuery, Page, QueryMethod, StoreError, Submission, SubmissionStore,
+    Created, Ident, ListQuery, Page, QueryMethod, StoreError, Submission, SubmissionStore, UserId,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -163,7 +163,7 @@ impl SubmissionStore for MemoryStore {
 
     fn get<'a>(
         &'a self,
-        user_id: &'a Ident,
+        user_id: &'a UserId,
         id: &'a str,
     ) -> BoxFuture<'a, Result<Option<Submission>, StoreError>> {
         Box::pin(async move {

@@ -2,7 +2,7 @@
 //! idempotency record's item, and the keys both are stored under. Pure conversions, no I/O; a
 //! malformed stored item is an error ([`StoreError::Internal`]), never a panic.
 
-use crate::submissions::{Ident, Plan, StoreError, Submission};
+use crate::submissions::{Ident, Plan, StoreError, Submission, UserId};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -76,9 +76,11 @@ pub fn from_item(item: &Item) -> Result<Submission, StoreError> {
     let ident = |field: &str| {
         string(item, field).and_then(|v| Ident::parse(field, &v).map_err(|_| corrupt(field.into())))
     };
+    let user_id = string(item, "userId")
+        .and_then(|v| UserId::parse("userId", &v).map_err(|_| corrupt("userId".into())))?;
     Ok(Submission {
         id: string(item, "id")?,
-        user_id: ident("userId")?,
+        user_id,
         journey_id: ident("journeyId")?,
         plan,
         quantity,
@@ -91,7 +93,7 @@ pub fn from_item(item: &Item) -> Result<Submission, StoreError> {
 }
 
 /// The key of submission `id` of `user`.
-pub(super) fn submission_key(user: &Ident, id: &str) -> Item {
+pub(super) fn submission_key(user: &UserId, id: &str) -> Item {
     HashMap::from([
         ("pk".into(), AttributeValue::S(user_pk(user))),
         ("sk".into(), AttributeValue::S(submission_sk(id))),
@@ -126,8 +128,9 @@ pub(super) fn idempotency_record(
     record
 }
 
-/// The key of the record of idempotency key `key` of `user`.
-pub(super) fn idempotency_key(user: &Ident, key: &Ident) -> Item {
+/// The key of the record of idempotency key `key` of `user`: `IDEMPOTENCY#<user>#<key>`, the key
+/// (no `#`) is what follows the last `#`.
+pub(super) fn idempotency_key(user: &UserId, key: &Ident) -> Item {
     HashMap::from([
         (
             "pk".into(),
@@ -138,7 +141,7 @@ pub(super) fn idempotency_key(user: &Ident, key: &Ident) -> Item {
 }
 
 /// The partition key of `user`'s submissions.
-pub(super) fn user_pk(user: &Ident) -> String {
+pub(super) fn user_pk(user: &UserId) -> String {
     format!("USER#{}", user.as_str())
 }
 
@@ -147,8 +150,9 @@ pub(super) fn submission_sk(id: &str) -> String {
     format!("{SUB_PREFIX}{id}")
 }
 
-/// The `byUserJourney` GSI's partition key of `user`'s submissions in `journey`.
-pub(super) fn user_journey(user: &Ident, journey: &Ident) -> String {
+/// The `byUserJourney` GSI's partition key of `user`'s submissions in `journey`:
+/// `<user>#<journey>`, the journey (no `#`) is what follows the last `#`.
+pub(super) fn user_journey(user: &UserId, journey: &Ident) -> String {
     format!("{}#{}", user.as_str(), journey.as_str())
 }
 
@@ -172,7 +176,7 @@ pub(super) mod tests {
     pub(in crate::dynamo) fn submission(note: Option<&str>) -> Submission {
         Submission {
             id: "0190000000000abcdef0123456789".into(),
-            user_id: Ident::parse("userId", "u1").unwrap(),
+            user_id: UserId::parse("userId", "u1").unwrap(),
             journey_id: Ident::parse("journeyId", "j1").unwrap(),
             plan: Plan::Premium,
             quantity: 3,

@@ -8,7 +8,7 @@
 use super::errors::{classify, Op};
 use super::items::{from_item, submission_sk, user_journey, user_pk, Item, GSI_NAME, SUB_PREFIX};
 use super::store::DynamoStore;
-use crate::submissions::{Ident, ListQuery, Page, QueryMethod, StoreError, Submission};
+use crate::submissions::{Ident, ListQuery, Page, QueryMethod, StoreError, Submission, UserId};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use std::collections::HashMap;
 
@@ -207,11 +207,18 @@ fn cursor_after(last_read: &Item, q: &ListQuery) -> Result<String, StoreError> {
     Ok(encode_cursor_keys(pk, sk, &uj))
 }
 
+/// The longest store cursor (hex characters). The longest keys it can name: a user of
+/// [`crate::submissions::MAX_USER_ID_BYTES`] bytes, each a character JSON escapes (`"` or `\`,
+/// two bytes), twice (`pk`, `userJourney`), a 64-byte journey and a 28-byte id, in 1156 bytes
+/// of JSON: 2312 in hex.
+pub const MAX_STORE_CURSOR_LEN: usize = 2560;
+
 /// The keys a cursor names, refused unless it is one of ours for this user (and this journey,
 /// when the listing is a journey's). Never panics, whatever the string: hex is ASCII, so a
 /// non-ASCII cursor is refused before any slicing.
-fn decode_cursor(cursor: &str, user: &Ident, journey: Option<&Ident>) -> Result<Item, StoreError> {
-    if !cursor.is_ascii() || !cursor.len().is_multiple_of(2) || cursor.len() > 1024 {
+fn decode_cursor(cursor: &str, user: &UserId, journey: Option<&Ident>) -> Result<Item, StoreError> {
+    if !cursor.is_ascii() || !cursor.len().is_multiple_of(2) || cursor.len() > MAX_STORE_CURSOR_LEN
+    {
         return Err(StoreError::BadCursor);
     }
     let bytes: Vec<u8> = (0..cursor.len())
@@ -225,7 +232,11 @@ fn decode_cursor(cursor: &str, user: &Ident, journey: Option<&Ident>) -> Result<
         && map.get("sk").is_some_and(|sk| sk.starts_with(SUB_PREFIX))
         && map.get("userJourney").is_some_and(|uj| match journey {
             Some(journey) => *uj == user_journey(user, journey),
-            None => uj.starts_with(&format!("{}#", user.as_str())),
+            // This user's, of any journey: the part before the last `#` is the user (a prefix
+            // test would take `a#b#c`, user `a#b`'s, for user `a`'s).
+            None => uj
+                .rsplit_once('#')
+                .is_some_and(|(owner, _)| owner == user.as_str()),
         })
         && map.len() == 3;
     if !fits {
@@ -240,7 +251,9 @@ fn decode_cursor(cursor: &str, user: &Ident, journey: Option<&Ident>) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dynamo::items::{idempotency_key, to_item};
     use crate::dynamo::items::tests::submission;
+    use crate::submissions::MAX_USER_ID_BYTES;
 
     #[test]
     fn a_cursor_round_trips_and_refuses_another_users_another_journeys_or_garbage() {
@@ -249,7 +262,7 @@ mod tests {
         let key = decode_cursor(&cursor, &s.user_id, None).unwrap();
         assert_eq!(key["sk"], AttributeValue::S(format!("SUB#{}", s.id)));
         assert!(decode_cursor(&cursor, &s.user_id, Some(&s.journey_id)).is_ok());
-        let other = Ident::parse("userId", "u2").unwrap();
+        let other = UserId::parse("userId", "u2").unwrap();
         let other_journey = Ident::parse("journeyId", "j2").unwrap();
         for refused in [
             decode_cursor(&cursor, &other, None),
@@ -269,7 +282,7 @@ mod tests {
             ("pk".into(), AttributeValue::S("USER#u1".into())),
             ("sk".into(), AttributeValue::S("SUB#0190000000000ff".into())),
         ]);
-        let user = Ident::parse("userId", "u1").unwrap();
+        let user = UserId::parse("userId", "u1").unwrap();
         let journey = Ident::parse("journeyId", "j1").unwrap();
         let q = ListQuery {
             user_id: user.clone(),
@@ -284,22 +297,63 @@ mod tests {
         let other = Ident::parse("journeyId", "j2").unwrap();
         assert!(decode_cursor(&cursor, &user, Some(&other)).is_err());
         let other_user = ListQuery {
-            user_id: Ident::parse("userId", "u2").unwrap(),
+            user_id: UserId::parse("userId", "u2").unwrap(),
             ..q
         };
         assert!(cursor_after(&last_read, &other_user).is_err());
     }
 
+    #[test]
+    fn keys_and_cursors_of_users_with_any_subject_are_theirs_alone() {
+        let user = |sub: &str| UserId::parse("userId", sub).unwrap();
+        let journey = |id: &str| Ident::parse("journeyId", id).unwrap();
+        // `a#b` in journey `c` and `a` in journey `b#c` would share `a#b#c`: the second cannot
+        // exist (a journey holds no `#`). User `a`'s listing of all journeys refuses a cursor of
+        // `a#b`'s, though its `userJourney` starts with `a#`.
+        let mut s = submission(None);
+        s.user_id = user("a#b");
+        s.journey_id = journey("c");
+        let cursor = encode_cursor(&s);
+        assert!(decode_cursor(&cursor, &user("a#b"), None).is_ok());
+        let forged = encode_cursor_keys(&user_pk(&user("a")), &format!("SUB#{}", s.id), "a#b#c");
+        assert!(matches!(
+            decode_cursor(&forged, &user("a"), None),
+            Err(StoreError::BadCursor)
+        ));
+        assert_eq!(
+            idempotency_key(&user("a#b"), &journey("c"))["pk"],
+            AttributeValue::S("IDEMPOTENCY#a#b#c".into())
+        );
+        assert!(Ident::parse("Idempotency-Key", "b#c").is_err());
+        // The longest cursor: a 255-byte subject of characters JSON escapes, a 64-byte journey.
+        for sub in [
+            "\"".repeat(MAX_USER_ID_BYTES),
+            "\\".repeat(MAX_USER_ID_BYTES),
+        ] {
+            s.user_id = user(&sub);
+            s.journey_id = journey(&"j".repeat(64));
+            let cursor = encode_cursor(&s);
+            assert!(cursor.len() <= MAX_STORE_CURSOR_LEN, "{}", cursor.len());
+            let key = decode_cursor(&cursor, &s.user_id, Some(&s.journey_id)).unwrap();
+            assert_eq!(key["pk"], AttributeValue::S(format!("USER#{sub}")));
+        }
+        // Unicode and the separators of other issuers round-trip through the item.
+        for sub in ["auth0|abc", "alice@example.com", "Zo\u{eb} \u{2603}"] {
+            s.user_id = user(sub);
+            assert_eq!(from_item(&to_item(&s)).unwrap(), s);
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn decoding_any_cursor_never_panics(cursor in "\\PC{0,80}") {
-            let user = Ident::parse("userId", "u1").unwrap();
+            let user = UserId::parse("userId", "u1").unwrap();
             let _ = decode_cursor(&cursor, &user, None);
         }
 
         #[test]
         fn decoding_any_hex_cursor_never_panics(cursor in "[0-9a-fA-F]{0,200}") {
-            let user = Ident::parse("userId", "u1").unwrap();
+            let user = UserId::parse("userId", "u1").unwrap();
             let _ = decode_cursor(&cursor, &user, None);
         }
     }

@@ -16,6 +16,11 @@
 //! | submission | `USER#<userId>` | `SUB#<id>` | `userJourney` = `<userId>#<journeyId>` (key of the `byUserJourney` GSI), `id`, `userId`, `journeyId`, `plan`, `quantity`, `note`, `createdAt` |
 //! | idempotency record | `IDEMPOTENCY#<userId>#<key>` | `IDEMPOTENCY` | `fingerprint`, `submissionId`, `userId`, `createdAt`, `expiresAt` (TTL, epoch seconds, [`IDEMPOTENCY_TTL`] later) |
 //!
+//! `userId` is the issuer's `sub` as written ([`crate::submissions::UserId`]: `#`, `|`, `@`, any
+//! Unicode); journey ids and idempotency keys are [`crate::submissions::Ident`]s, which never hold
+//! `#`. So every composite key ends with the one part that cannot hold `#`, and splits at its last
+//! `#` one way only: `a#b` + `c` and `a` + `b#c` cannot both exist.
+//!
 //! A submission with an idempotency key is written with its record in one transaction, both
 //! conditional on not existing (or, for the record, on having expired), so a retry can never
 //! store a duplicate and a failure leaves nothing half-written. Races never answer 500:
@@ -46,6 +51,6 @@ mod writes;
 
 pub use errors::CONFLICT_RETRIES;
 pub use items::{from_item, to_item, GSI_NAME, TTL_ATTRIBUTE};
-pub use listing::{FILTER_BATCH, LISTING_MAX_EVALUATED, LISTING_MAX_QUERIES};
+pub use listing::{FILTER_BATCH, LISTING_MAX_EVALUATED, LISTING_MAX_QUERIES, MAX_STORE_CURSOR_LEN};
 pub use store::{client, DynamoStore, DEFAULT_INDEX_REFRESH, OPERATION_TIMEOUT};
 pub use writes::IDEMPOTENCY_TTL;

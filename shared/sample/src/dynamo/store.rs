@@ -6,7 +6,7 @@ use super::errors::{classify, Op};
 use super::items::{from_item, submission_key, Item, GSI_NAME};
 use crate::index_status::IndexGuard;
 use crate::submissions::{
-    Created, Ident, ListQuery, Page, QueryMethod, StoreError, Submission, SubmissionStore,
+    Created, Ident, ListQuery, Page, QueryMethod, StoreError, Submission, SubmissionStore, UserId,
 };
 use aws_sdk_dynamodb::Client;
 use lockstep::clock::{Clock, SystemClock};
@@ -105,7 +105,7 @@ impl DynamoStore {
     /// Submission `id` of `user_id`, if stored.
     pub(super) async fn get_inner(
         &self,
-        user_id: &Ident,
+        user_id: &UserId,
         id: &str,
         consistent: bool,
     ) -> Result<Option<Submission>, StoreError> {
@@ -128,7 +128,7 @@ impl SubmissionStore for DynamoStore {
 
     fn get<'a>(
         &'a self,
-        user_id: &'a Ident,
+        user_id: &'a UserId,
         id: &'a str,
     ) -> BoxFuture<'a, Result<Option<Submission>, StoreError>> {
         Box::pin(self.get_inner(user_id, id, false))
