@@ -4,11 +4,16 @@ use lockstep_http::catch_panic::{catch_panics, install_quiet_hook};
 use lockstep_sample::{dynamo::DynamoStore, product, FeatureX};
 use std::sync::Arc;
 
+/// The function cannot start without its table: template.yaml sets the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("LOCKSTEP_TABLE is not set: it names the submissions table (template.yaml sets it)")]
+struct MissingTable;
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     install_quiet_hook();
-    let table = std::env::var("LOCKSTEP_TABLE").map_err(|_| "LOCKSTEP_TABLE is not set")?;
+    let table = std::env::var("LOCKSTEP_TABLE").map_err(|_| MissingTable)?;
     // One AWS configuration for every client of this function.
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let flags = lockstep::init::cache_from_env(product::catalog(), &aws).await?;
