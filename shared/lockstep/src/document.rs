@@ -7,7 +7,10 @@
 //! off with a drain time, `drainSeconds`: rule 9). A flag without a per-flag stamp takes the
 //! profile stamp. `journeyKeys` (at most two, unpadded base64url of 32 bytes: the current key,
 //! then the one it replaced) sign and verify journey tokens ([`crate::journey`]); the stamping
-//! code writes and keeps them, and nothing Lockstep serves ever shows them.
+//! code writes and keeps them, and nothing Lockstep serves ever shows them. With two keys,
+//! `journeyKeyStamp` (`T/Δseconds`, a string in both formats) is the stamp of the deployment that
+//! introduced the first one: it only verifies until `T + Δ + P + ε`, when every instance holds it,
+//! and the second signs until then ([`crate::snapshot::Snapshot::signing_key`]).
 //!
 //! **Freeform JSON** (recommended): flags are top-level booleans, so the original design's readers
 //! of `isFeatureXEnabled` keep working.
@@ -95,8 +98,12 @@ pub struct Document {
     pub profile_stamp: Option<Stamp>,
     /// Every flag, by name.
     pub flags: BTreeMap<String, DocFlag>,
-    /// The journey keys (`journeyKeys`): the first signs tokens, every one verifies them.
+    /// The journey keys (`journeyKeys`): the first signs tokens (the second until the first's
+    /// [`Document::journey_key_stamp`] is consistent), every one verifies them.
     pub journey_keys: Vec<JourneyKey>,
+    /// `journeyKeyStamp`: the stamp of the deployment that introduced the first journey key
+    /// (rotated in), when there are two.
+    pub journey_key_stamp: Option<Stamp>,
     /// The attributes of each feature flag that has any (every field but `enabled`), unvalidated;
     /// empty for Freeform documents. Never the metadata entry's.
     pub attributes: BTreeMap<String, Map<String, Value>>,
@@ -218,8 +225,8 @@ pub fn parse(bytes: &[u8]) -> Result<Document, ContentError> {
         );
     }
 
-    let (profile_stamp, per_flag, journey_keys) = match metadata {
-        None => (None, BTreeMap::new(), Vec::new()),
+    let (profile_stamp, per_flag, (journey_keys, journey_key_stamp)) = match metadata {
+        None => (None, BTreeMap::new(), (Vec::new(), None)),
         Some(Value::Object(fields)) => parse_metadata(format, &fields)?,
         Some(_) => {
             return Err(ContentError::BadMetadata {
@@ -244,6 +251,14 @@ pub fn parse(bytes: &[u8]) -> Result<Document, ContentError> {
         flag.stamp = Some(*stamp);
         flag.drain = *drain;
     }
+    if let (Some(key), Some(profile)) = (journey_key_stamp, profile_stamp) {
+        if key.at > profile.at {
+            return Err(bad(
+                "journeyKeyStamp",
+                "is later than lastModifiedTimestamp",
+            ));
+        }
+    }
     for flag in flags.values_mut() {
         flag.stamp = flag.stamp.or(profile_stamp);
     }
@@ -252,6 +267,7 @@ pub fn parse(bytes: &[u8]) -> Result<Document, ContentError> {
         profile_stamp,
         flags,
         journey_keys,
+        journey_key_stamp,
         attributes,
     })
 }
@@ -279,18 +295,28 @@ fn detect_format(
     }
 }
 
-/// The profile stamp, per-flag stamps with their drain times, and the journey keys.
+/// The profile stamp, per-flag stamps with their drain times, and the journey keys with the
+/// stamp that introduced the first.
 type Stamps = (
     Option<Stamp>,
     BTreeMap<String, (Stamp, Option<Duration>)>,
-    Vec<JourneyKey>,
+    (Vec<JourneyKey>, Option<Stamp>),
 );
 
 /// The most journey keys a document may hold: the current one and the one it replaced.
 pub const MAX_JOURNEY_KEYS: usize = 2;
 
-fn parse_journey_keys(fields: &Map<String, Value>) -> Result<Vec<JourneyKey>, ContentError> {
-    match fields.get("journeyKeys") {
+fn parse_journey_keys(
+    fields: &Map<String, Value>,
+) -> Result<(Vec<JourneyKey>, Option<Stamp>), ContentError> {
+    let stamp = match fields.get("journeyKeyStamp") {
+        None => None,
+        Some(Value::String(text)) => {
+            Some(parse_stamp_text(text).map_err(|why| bad("journeyKeyStamp", &why))?)
+        }
+        Some(_) => return Err(bad("journeyKeyStamp", "must be a string T/seconds")),
+    };
+    let keys = match fields.get("journeyKeys") {
         None => Ok(Vec::new()),
         Some(Value::Array(items)) if items.len() <= MAX_JOURNEY_KEYS => items
             .iter()
@@ -309,7 +335,8 @@ fn parse_journey_keys(fields: &Map<String, Value>) -> Result<Vec<JourneyKey>, Co
             "journeyKeys",
             "must be an array of at most 2 keys (current, previous)",
         )),
-    }
+    }?;
+    Ok((keys, stamp))
 }
 
 fn parse_metadata(format: Format, fields: &Map<String, Value>) -> Result<Stamps, ContentError> {
@@ -397,13 +424,7 @@ fn parse_metadata(format: Format, fields: &Map<String, Value>) -> Result<Stamps,
 /// Formats a per-flag stamp for the feature-flag format: `name=T/Δseconds`, or
 /// `name=T/Δseconds/drainSeconds` for a flag switched off with a drain time.
 pub fn format_flag_stamp(name: &str, stamp: &Stamp, drain: Option<Duration>) -> String {
-    let mut text = format!(
-        "{name}={}/{}",
-        stamp
-            .at
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        stamp.deployment_duration.as_secs()
-    );
+    let mut text = format!("{name}={}", format_stamp_text(stamp));
     if let Some(drain) = drain {
         text.push_str(&format!("/{}", drain.as_secs()));
     }
@@ -419,18 +440,11 @@ fn parse_flag_stamp(text: &str) -> Result<(String, Stamp, Option<Duration>), Str
     else {
         return Err(malformed());
     };
-    let whole_seconds = |s: &str, what: &str| -> Result<Duration, String> {
-        let d = s
-            .parse::<u64>()
-            .map(Duration::from_secs)
-            .map_err(|_| format!("{text:?}: the {what} is not whole seconds"))?;
-        if d > MAX_DEPLOYMENT_DURATION {
-            return Err(format!("{text:?}: the {what} is over 24 hours"));
-        }
-        Ok(d)
-    };
-    let deployment_duration = whole_seconds(seconds, "duration")?;
-    let drain = drain.map(|d| whole_seconds(d, "drain")).transpose()?;
+    let in_text = |why: String| format!("{text:?}: {why}");
+    let deployment_duration = whole_seconds(seconds, "duration").map_err(in_text)?;
+    let drain = drain
+        .map(|d| whole_seconds(d, "drain").map_err(in_text))
+        .transpose()?;
     Ok((
         name.to_owned(),
         Stamp {
@@ -439,6 +453,40 @@ fn parse_flag_stamp(text: &str) -> Result<(String, Stamp, Option<Duration>), Str
         },
         drain,
     ))
+}
+
+/// Formats a stamp as `T/Δseconds` (`journeyKeyStamp`, and the stamp part of `flagStamps`).
+pub fn format_stamp_text(stamp: &Stamp) -> String {
+    format!(
+        "{}/{}",
+        stamp
+            .at
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        stamp.deployment_duration.as_secs()
+    )
+}
+
+/// Reads `T/Δseconds`.
+fn parse_stamp_text(text: &str) -> Result<Stamp, String> {
+    let (at, seconds) = text
+        .split_once('/')
+        .filter(|(_, s)| !s.contains('/'))
+        .ok_or_else(|| format!("{text:?} is not T/seconds"))?;
+    Ok(Stamp {
+        at: parse_time(at)?,
+        deployment_duration: whole_seconds(seconds, "duration")?,
+    })
+}
+
+fn whole_seconds(s: &str, what: &str) -> Result<Duration, String> {
+    let d = s
+        .parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|_| format!("the {what} is not whole seconds"))?;
+    if d > MAX_DEPLOYMENT_DURATION {
+        return Err(format!("the {what} is over 24 hours"));
+    }
+    Ok(d)
 }
 
 fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
