@@ -8,18 +8,24 @@
 //!
 //! - Δ is read from the deployment being stamped: `GetDeployment` (the event's application,
 //!   environment and `DeploymentNumber`) → `DeploymentDurationInMinutes` × 60 (logged as
-//!   `path=delta_from_deployment`). Only when that read fails (an error, a timeout, or an event
-//!   without `DeploymentNumber`) does Δ come from the extension parameter
-//!   [`MAX_DURATION_PARAMETER`], an upper bound on every strategy the profile is deployed with
-//!   (`path=delta_fallback_parameter`, with the reason); [`DEPRECATED_DURATION_PARAMETER`] is
-//!   accepted as its deprecated alias. A larger Δ only delays consistency, a smaller one breaks
-//!   it; when neither is available the deployment is blocked.
+//!   `path=delta_from_deployment`). When that read fails (an error, a timeout, or an event
+//!   without `DeploymentNumber`) the deployment is **blocked** (`path=deployment_unreadable_blocked`,
+//!   with the reason): a Δ shorter than the real strategy would report flags consistent early,
+//!   and AppConfig (or the pipeline) can simply start it again. Only an operator who set the
+//!   extension parameter [`ALLOW_FALLBACK_PARAMETER`] to `true` gets Δ from
+//!   [`MAX_DURATION_PARAMETER`] instead, an upper bound on every strategy the profile is
+//!   deployed with (`path=delta_fallback_parameter`, with the reason);
+//!   [`DEPRECATED_DURATION_PARAMETER`] is accepted as its deprecated alias.
 //! - The previous stamps come from the content currently deployed to the same environment and
-//!   profile, read through AppConfigData. When nothing is deployed yet, or it cannot be read in
-//!   time, every flag gets this deployment's stamp: later than needed, never earlier (logged as
-//!   `path=no_previous`). Deployed content that does not parse is treated the same way
-//!   (`path=previous_unparseable`), so one bad deployment never blocks every later one; content
-//!   that is itself invalid still blocks.
+//!   profile, read through AppConfigData. When nothing is deployed yet (AppConfigData answers
+//!   `ResourceNotFoundException`, or this is the environment's first deployment) every flag gets
+//!   this deployment's stamp (`path=no_previous`). When something is deployed but cannot be read
+//!   (an error, a timeout: `path=previous_unreadable`; content that does not parse:
+//!   `path=previous_unparseable`) every flag still gets this deployment's stamp (later than
+//!   needed, never earlier), and the drain times and journey keys are the ones the new content
+//!   itself carries (what `lockstep deploy` wrote): a planned switch-off never becomes a kill
+//!   switch, and no key is made that would refuse every token and cursor in flight. Content that
+//!   carries no keys is then blocked; content that is itself invalid always blocks.
 //! - T is read from the clock *after* both reads, each bounded by its timeout
 //!   ([`DEPLOYMENT_READ_TIMEOUT`], [`DEPLOYED_CONTENT_TIMEOUT`]): between T and the real start
 //!   there is only the stamping itself and AppConfig's handling of the answer, well inside ε.
@@ -30,7 +36,7 @@ use base64::Engine;
 use chrono::Utc;
 use lockstep::appconfig::{AppConfigSource, Target};
 use lockstep::source::{BoxFuture, ConfigSource, SourceError};
-use lockstep::stamp::StampError;
+use lockstep::stamp::{StampError, StampOptions};
 use lockstep::Clock;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -39,17 +45,23 @@ use std::time::Duration;
 use thiserror::Error;
 
 /// The extension parameter holding the fallback Δ, in whole seconds: an upper bound, at least the
-/// longest strategy's duration the profile is deployed with.
+/// longest strategy's duration the profile is deployed with. Used only with
+/// [`ALLOW_FALLBACK_PARAMETER`] = `true`.
 pub const MAX_DURATION_PARAMETER: &str = "MaxDeploymentDurationSeconds";
+
+/// The extension parameter by which an operator opts in to the fallback Δ: `true` stamps a
+/// deployment that cannot be read with [`MAX_DURATION_PARAMETER`]; anything else blocks it.
+pub const ALLOW_FALLBACK_PARAMETER: &str = "AllowDeltaFallback";
 
 /// The former name of [`MAX_DURATION_PARAMETER`], still accepted (logged as deprecated) so
 /// stacks that set it keep deploying.
 pub const DEPRECATED_DURATION_PARAMETER: &str = "DeploymentDurationSeconds";
 
-/// How long `GetDeployment` may take before Δ falls back to the parameter.
+/// How long `GetDeployment` may take before the deployment is blocked (or, opted in, Δ falls
+/// back to the parameter).
 pub const DEPLOYMENT_READ_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// How long the deployed-content read may take before every flag gets this deployment's stamp.
+/// How long the deployed-content read may take before it counts as unreadable.
 pub const DEPLOYED_CONTENT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// An id object of the event.
@@ -106,7 +118,8 @@ pub trait DeploymentDuration: Send + Sync {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// Why the deployment's duration could not be read (Δ then falls back to the parameter).
+/// Why the deployment's duration could not be read (the deployment is then blocked, unless the
+/// operator opted in to the fallback parameter).
 #[derive(Debug, Error)]
 pub enum DeploymentReadError {
     /// The event names no deployment.
@@ -135,7 +148,13 @@ pub enum DeploymentReadError {
 /// Why a deployment is blocked; AppConfig shows the whole chain as the reason.
 #[derive(Debug, Error)]
 pub enum ExtensionError {
-    /// Neither the deployment nor the parameter gives Δ.
+    /// The deployment cannot be read, so Δ is unknown, and no fallback was opted in to.
+    #[error("the deployment could not be read ({read}), so its strategy's duration is unknown: the deployment is blocked rather than stamped with a duration that may be shorter than the real one; start it again, or set the extension parameter {ALLOW_FALLBACK_PARAMETER} to \"true\" to stamp such deployments with {MAX_DURATION_PARAMETER}")]
+    DeploymentUnreadable {
+        /// Why GetDeployment gave no duration, with its causes.
+        read: String,
+    },
+    /// The fallback was opted in to, but the parameter is not set.
     #[error("the deployment strategy's duration is unknown: the deployment could not be read ({read}) and the extension parameter {MAX_DURATION_PARAMETER} (at least your longest strategy's duration, in seconds) is not set")]
     UnknownDuration {
         /// Why GetDeployment gave no duration, with its causes.
@@ -183,10 +202,36 @@ impl DeployedContent for AppConfigDeployed {
         };
         let mut source = AppConfigSource::new(self.client.clone(), target);
         Box::pin(async move {
-            let fetched = source.fetch(Utc::now()).await?;
-            Ok(fetched.content.map(|c| c.bytes))
+            match source.fetch(Utc::now()).await {
+                Ok(fetched) => Ok(fetched.content.map(|c| c.bytes)),
+                Err(error) if nothing_deployed(&error) => Ok(None),
+                Err(error) => Err(error),
+            }
         })
     }
+}
+
+/// Whether AppConfigData answered `ResourceNotFoundException`: the application, environment and
+/// profile exist (AppConfig is deploying them), so nothing is deployed to them yet.
+fn nothing_deployed(error: &SourceError) -> bool {
+    use aws_sdk_appconfigdata::config::http::HttpResponse;
+    use aws_sdk_appconfigdata::error::SdkError;
+    use aws_sdk_appconfigdata::operation::get_latest_configuration::GetLatestConfigurationError;
+    use aws_sdk_appconfigdata::operation::start_configuration_session::StartConfigurationSessionError;
+    let SourceError::Refused(source) = error else {
+        return false;
+    };
+    if let Some(start) =
+        source.downcast_ref::<SdkError<StartConfigurationSessionError, HttpResponse>>()
+    {
+        return start
+            .as_service_error()
+            .is_some_and(StartConfigurationSessionError::is_resource_not_found_exception);
+    }
+    source
+        .downcast_ref::<SdkError<GetLatestConfigurationError, HttpResponse>>()
+        .and_then(SdkError::as_service_error)
+        .is_some_and(GetLatestConfigurationError::is_resource_not_found_exception)
 }
 
 /// The deployment's duration through the AppConfig control plane (`GetDeployment`).
@@ -298,35 +343,56 @@ async fn pre_start(
         },
     );
     let delta = delta(event, read)?;
-    let previous = previous.unwrap_or_else(|reason| {
-        tracing::warn!(path = "no_previous", reason = %reason, "deployed content unreadable: every flag gets this deployment's stamp");
-        None
-    });
     // T: after every read above, so it is never earlier than the real start by more than the
     // stamping itself.
     let at = clock.now();
-    let stamped = match lockstep::stamp::stamp(&content, previous.as_deref(), at, delta) {
-        Err(StampError::Previous(error)) => {
-            tracing::warn!(path = "previous_unparseable", reason = %lockstep::error_chain(&error), "deployed content does not parse: every flag gets this deployment's stamp");
+    let unreadable = StampOptions {
+        previous_unreadable: true,
+        ..StampOptions::default()
+    };
+    let stamped = match previous {
+        Ok(previous) => {
+            if previous.is_none() {
+                tracing::info!(
+                    path = "no_previous",
+                    "nothing deployed yet: every flag gets this deployment's stamp"
+                );
+            }
+            match lockstep::stamp::stamp(&content, previous.as_deref(), at, delta) {
+                Err(StampError::Previous(error)) => {
+                    tracing::warn!(path = "previous_unparseable", reason = %lockstep::error_chain(&error), "deployed content does not parse: every flag gets this deployment's stamp; drains and journey keys come from the new content");
+                    lockstep::stamp::stamp_with(&content, None, at, delta, &unreadable)?
+                }
+                other => other?,
+            }
+        }
+        // The environment's first deployment: nothing can be deployed before it.
+        Err(reason) if event.deployment_number == Some(1) => {
+            tracing::info!(path = "no_previous", reason = %reason, "first deployment of the environment: every flag gets this deployment's stamp");
             lockstep::stamp::stamp(&content, None, at, delta)?
         }
-        other => other?,
+        Err(reason) => {
+            tracing::warn!(path = "previous_unreadable", reason = %reason, "deployed content unreadable: every flag gets this deployment's stamp; drains and journey keys come from the new content");
+            lockstep::stamp::stamp_with(&content, None, at, delta, &unreadable)?
+        }
     };
     for (flag, (change, stamp)) in &stamped.flags {
         let drain_s = stamped.drains.get(flag).map(|d| d.as_secs());
         tracing::info!(flag = %flag, change = %change, stamp = %stamp.at, delta_s = stamp.deployment_duration.as_secs(), drain_s, "flag stamped");
     }
-    // What happened to the journey key, never the key: `created` on a deployment with no
-    // readable previous content means tokens signed before it no longer open a drain.
+    // What happened to the journey key, never the key: `created` only when nothing deployed
+    // carried one; `rotated` when an operator rotated it (here or in `lockstep deploy`).
     tracing::info!(path = "journey_key", key = ?stamped.key, "journey key");
     Ok(stamped.content)
 }
 
-/// Δ from the deployment read, else from the fallback parameter.
+/// Δ from the deployment read; when it cannot be read, the deployment is blocked unless the
+/// operator opted in to the fallback parameter ([`ALLOW_FALLBACK_PARAMETER`]).
 fn delta(
     event: &Event,
     read: Result<Duration, DeploymentReadError>,
 ) -> Result<Duration, ExtensionError> {
+    let allowed = fallback_allowed(event);
     let parameter = fallback_parameter(event);
     let read = match read {
         Ok(delta) => {
@@ -336,7 +402,7 @@ fn delta(
                 deployment = ?event.deployment_number,
                 "deployment strategy's duration read from the deployment"
             );
-            if let Some((name, Ok(bound))) = &parameter {
+            if let (true, Some((name, Ok(bound)))) = (allowed, &parameter) {
                 if *bound < delta.as_secs() {
                     tracing::warn!(
                         path = "fallback_parameter_too_small",
@@ -351,6 +417,14 @@ fn delta(
         }
         Err(error) => lockstep::error_chain(&error),
     };
+    if !allowed {
+        tracing::warn!(
+            path = "deployment_unreadable_blocked",
+            reason = %read,
+            "the deployment could not be read: blocked rather than stamped with a duration that may be too short"
+        );
+        return Err(ExtensionError::DeploymentUnreadable { read });
+    }
     match parameter {
         Some((name, Ok(seconds))) => {
             if name == DEPRECATED_DURATION_PARAMETER {
@@ -365,7 +439,7 @@ fn delta(
                 parameter = name,
                 delta_s = seconds,
                 reason = %read,
-                "the deployment could not be read: its duration is taken from the extension parameter (an upper bound)"
+                "the deployment could not be read: its duration is taken from the extension parameter (an upper bound), as the operator allowed"
             );
             // `stamp` refuses a Δ over AppConfig's 24 hours with its own message.
             Ok(Duration::from_secs(seconds))
@@ -373,6 +447,14 @@ fn delta(
         Some((name, Err(source))) => Err(ExtensionError::BadDuration { read, name, source }),
         None => Err(ExtensionError::UnknownDuration { read }),
     }
+}
+
+/// Whether the operator opted in to the fallback Δ ([`ALLOW_FALLBACK_PARAMETER`] = `true`).
+fn fallback_allowed(event: &Event) -> bool {
+    event
+        .parameters
+        .get(ALLOW_FALLBACK_PARAMETER)
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
 /// The fallback parameter by its name, else by its deprecated alias, parsed (an empty value is

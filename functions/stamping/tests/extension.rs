@@ -1,6 +1,7 @@
 //! The extension on the `events/` fixtures: both formats, blocked deployments, kept stamps, Δ from
-//! the deployment or from the fallback parameter, T after the reads, unparseable previous content,
-//! and the AppConfigData and GetDeployment adapters (aws-smithy-mocks).
+//! the deployment (blocked when it cannot be read, or from the fallback parameter when the
+//! operator opted in), T after the reads, key rotations, unreadable previous content, and the
+//! AppConfigData and GetDeployment adapters (aws-smithy-mocks).
 
 use aws_sdk_appconfig::operation::get_deployment::{GetDeploymentError, GetDeploymentOutput};
 use aws_sdk_appconfig::types::error::ResourceNotFoundException as DeploymentNotFound;
@@ -21,7 +22,8 @@ use lockstep_testkit::logs::Logs;
 use serde_json::Value;
 use stamping::{
     handle, AppConfigDeployed, AppConfigDeployment, DeployedContent, DeploymentDuration,
-    DeploymentReadError, Event, DEPRECATED_DURATION_PARAMETER, MAX_DURATION_PARAMETER,
+    DeploymentReadError, Event, ALLOW_FALLBACK_PARAMETER, DEPRECATED_DURATION_PARAMETER,
+    MAX_DURATION_PARAMETER,
 };
 use std::time::Duration;
 
@@ -129,6 +131,20 @@ fn event(json: &str) -> Event {
     serde_json::from_str(json).unwrap()
 }
 
+/// The event with the operator's opt-in to the fallback Δ.
+fn opted_in(mut event: Event) -> Event {
+    event
+        .parameters
+        .insert(ALLOW_FALLBACK_PARAMETER.into(), "true".into());
+    event
+}
+
+/// The event carrying `content` instead of its own.
+fn carrying(mut event: Event, content: &[u8]) -> Event {
+    event.content = Some(STANDARD.encode(content));
+    event
+}
+
 fn content(answer: &Value) -> Value {
     let bytes = STANDARD
         .decode(answer["Content"].as_str().expect("Content"))
@@ -167,9 +183,9 @@ async fn a_freeform_first_deployment_is_stamped_with_t_and_the_deployments_delta
 #[tokio::test]
 async fn delta_comes_from_the_deployment_even_when_the_fallback_parameter_differs() {
     let (logs, _guard) = Logs::capture();
-    // A Canary10Percent20Minutes deployment; the stack's fallback says 60 s.
+    // A Canary10Percent20Minutes deployment; the stack's fallback, opted in to, says 60 s.
     let answer = handle(
-        &event(FREEFORM),
+        &opted_in(event(FREEFORM)),
         &deployment(1200),
         &deployed(None),
         &clock(),
@@ -229,10 +245,11 @@ async fn the_deployment_is_read_with_get_deployment_for_the_events_application_e
 }
 
 #[tokio::test]
-async fn a_refused_deployment_read_falls_back_to_max_deployment_duration_seconds_and_logs_why() {
+async fn a_refused_deployment_read_falls_back_to_max_deployment_duration_seconds_when_opted_in_and_logs_why(
+) {
     let (logs, _guard) = Logs::capture();
     let (reader, refused) = refused_deployment();
-    let mut e = event(FREEFORM);
+    let mut e = opted_in(event(FREEFORM));
     e.parameters
         .insert(MAX_DURATION_PARAMETER.into(), "1800".into());
 
@@ -259,7 +276,7 @@ async fn a_refused_deployment_read_falls_back_to_max_deployment_duration_seconds
 async fn the_deprecated_deployment_duration_seconds_is_still_accepted_as_the_fallback() {
     let (logs, _guard) = Logs::capture();
     let (reader, _refused) = refused_deployment();
-    let mut e = event(FREEFORM);
+    let mut e = opted_in(event(FREEFORM));
     e.parameters.remove(MAX_DURATION_PARAMETER);
     e.parameters
         .insert(DEPRECATED_DURATION_PARAMETER.into(), "90".into());
@@ -282,12 +299,12 @@ async fn the_deprecated_deployment_duration_seconds_is_still_accepted_as_the_fal
 }
 
 #[tokio::test]
-async fn no_deployment_read_and_no_parameter_blocks_the_deployment_naming_both() {
+async fn opted_in_without_the_parameter_a_deployment_read_that_fails_blocks_naming_both() {
     let (reader, refused) = refused_deployment();
     let refused_read = handle(
-        &event(include_str!(
+        &opted_in(event(include_str!(
             "../../../events/stamping-pre-start-no-duration.json"
-        )),
+        ))),
         &reader,
         &deployed(None),
         &clock(),
@@ -295,9 +312,9 @@ async fn no_deployment_read_and_no_parameter_blocks_the_deployment_naming_both()
     .await;
     let (unused, not_called) = refused_deployment();
     let no_number = handle(
-        &event(include_str!(
+        &opted_in(event(include_str!(
             "../../../events/stamping-pre-start-no-deployment-number.json"
-        )),
+        ))),
         &unused,
         &deployed(None),
         &clock(),
@@ -319,7 +336,7 @@ async fn no_deployment_read_and_no_parameter_blocks_the_deployment_naming_both()
 
 #[tokio::test]
 async fn a_malformed_fallback_blocks_only_when_the_deployment_cannot_be_read() {
-    let mut e = event(FREEFORM);
+    let mut e = opted_in(event(FREEFORM));
     e.parameters
         .insert(MAX_DURATION_PARAMETER.into(), "20 minutes".into());
     let (reader, _refused) = refused_deployment();
@@ -361,7 +378,7 @@ async fn t_is_taken_after_the_deployment_read_and_the_deployed_content_read() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn reads_that_never_answer_time_out_and_the_deployment_is_stamped_with_the_fallback() {
+async fn reads_that_never_answer_time_out_and_the_deployment_is_blocked() {
     let (logs, _guard) = Logs::capture();
     let started = tokio::time::Instant::now();
 
@@ -372,17 +389,150 @@ async fn reads_that_never_answer_time_out_and_the_deployment_is_stamped_with_the
         Duration::from_secs(2),
         "both reads run at once, each bounded by 2 s"
     );
-    let doc = content(&answer);
-    assert_eq!(doc["lockstepMetadata"]["deploymentDurationSeconds"], 60);
-    let fallback = logs.path("delta_fallback_parameter");
+    let message = message(&answer);
     assert!(
-        fallback[0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("did not answer within 2 s"),
-        "{fallback:?}"
+        message.contains("did not answer within 2 s") && message.contains(ALLOW_FALLBACK_PARAMETER),
+        "{message}"
     );
-    assert_eq!(logs.path("no_previous").len(), 1);
+    assert_eq!(logs.path("deployment_unreadable_blocked").len(), 1);
+    assert!(logs.path("delta_fallback_parameter").is_empty());
+}
+
+#[tokio::test]
+async fn a_deployment_whose_strategy_cannot_be_read_is_blocked_unless_the_operator_opted_in() {
+    let (logs, _guard) = Logs::capture();
+    let (reader, refused) = refused_deployment();
+    // The stack's fallback (60 s) is set, but not opted in to: a 20-minute strategy must not be
+    // called consistent 19 minutes early.
+    let blocked = handle(&event(FREEFORM), &reader, &deployed(None), &clock()).await;
+    let (reader, _) = refused_deployment();
+    let mut not_true = event(FREEFORM);
+    not_true
+        .parameters
+        .insert(ALLOW_FALLBACK_PARAMETER.into(), "yes".into());
+    let still_blocked = handle(&not_true, &reader, &deployed(None), &clock()).await;
+    let (reader, _) = refused_deployment();
+    let stamped = handle(
+        &opted_in(event(FREEFORM)),
+        &reader,
+        &deployed(None),
+        &clock(),
+    )
+    .await;
+
+    assert_eq!(refused.num_calls(), 1);
+    let blocked = message(&blocked);
+    assert!(
+        blocked.contains("ResourceNotFoundException") && blocked.contains(ALLOW_FALLBACK_PARAMETER),
+        "{blocked}"
+    );
+    message(&still_blocked);
+    let unreadable = logs.path("deployment_unreadable_blocked");
+    assert_eq!(unreadable.len(), 2);
+    assert!(unreadable[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("GetDeployment"));
+    assert_eq!(
+        content(&stamped)["lockstepMetadata"]["deploymentDurationSeconds"],
+        60,
+        "opted in: the parameter, an upper bound"
+    );
+    assert_eq!(logs.path("delta_fallback_parameter").len(), 1);
+}
+
+/// Content as `lockstep deploy` stamps it over `deployed` (the event's flags, with `options`).
+fn by_pipeline(deployed: &[u8], content: &str, options: lockstep::stamp::StampOptions) -> Vec<u8> {
+    lockstep::stamp::stamp_with(
+        content.as_bytes(),
+        Some(deployed),
+        t("2026-11-21T10:59:59Z"),
+        Duration::from_secs(60),
+        &options,
+    )
+    .unwrap()
+    .content
+}
+
+fn keys(doc: &Value) -> &Value {
+    &doc["lockstepMetadata"]["journeyKeys"]
+}
+
+#[tokio::test]
+async fn a_key_rotated_by_lockstep_deploy_survives_the_extensions_stamping() {
+    let (logs, _guard) = Logs::capture();
+    let first =
+        content(&handle(&event(FREEFORM), &deployment(60), &deployed(None), &clock()).await);
+    let first = serde_json::to_vec(&first).unwrap();
+    let rotated = by_pipeline(
+        &first,
+        r#"{"isFeatureXEnabled": true, "useSubmissionsGsi": true, "isFeatureYEnabled": false}"#,
+        lockstep::stamp::StampOptions {
+            rotate_key: true,
+            ..Default::default()
+        },
+    );
+    let later = clock();
+    later.advance(TimeDelta::hours(1));
+
+    let answer = handle(
+        &carrying(event(FREEFORM), &rotated),
+        &deployment(60),
+        &deployed(Some(first.clone())),
+        &later,
+    )
+    .await;
+
+    let doc = content(&answer);
+    let sent: Value = serde_json::from_slice(&rotated).unwrap();
+    let deployed_keys: Value = serde_json::from_slice(&first).unwrap();
+    assert_eq!(keys(&doc), keys(&sent), "the rotation is what is deployed");
+    assert_eq!(keys(&doc)[1], keys(&deployed_keys)[0]);
+    assert_eq!(
+        doc["lockstepMetadata"]["journeyKeyStamp"], "2026-11-21T11:00:00.000Z/60",
+        "introduced by this deployment: it signs from T + Δ + P + ε"
+    );
+    let key = logs.path("journey_key");
+    assert_eq!(key.last().unwrap()["key"], "Rotated");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drain_survives_an_unreadable_previous_content_and_the_key_is_not_replaced() {
+    let (logs, _guard) = Logs::capture();
+    let first =
+        content(&handle(&event(FREEFORM), &deployment(60), &deployed(None), &clock()).await);
+    let first = serde_json::to_vec(&first).unwrap();
+    let switched_off = by_pipeline(
+        &first,
+        r#"{"isFeatureXEnabled": false, "useSubmissionsGsi": false, "isFeatureYEnabled": false}"#,
+        lockstep::stamp::StampOptions {
+            drain: Some(Duration::from_secs(300)),
+            ..Default::default()
+        },
+    );
+    let switch_off = carrying(event(FREEFORM), &switched_off);
+    let later = clock();
+    later.advance(TimeDelta::hours(1));
+
+    let over_garbage = handle(
+        &switch_off,
+        &deployment(60),
+        &deployed(Some(b"not json".to_vec())),
+        &later,
+    )
+    .await;
+    let over_timeout = handle(&switch_off, &deployment(60), &Hanging, &later).await;
+
+    let first: Value = serde_json::from_slice(&first).unwrap();
+    for answer in [&over_garbage, &over_timeout] {
+        let doc = content(answer);
+        let x = &doc["lockstepMetadata"]["flags"]["isFeatureXEnabled"];
+        assert_eq!(x["drainSeconds"], 300, "a planned switch-off stays planned");
+        assert_eq!(x["lastModifiedTimestamp"], "2026-11-21T11:00:00.000Z");
+        assert_eq!(keys(&doc), keys(&first), "the key is not replaced");
+    }
+    assert_eq!(logs.path("previous_unparseable").len(), 1);
+    assert_eq!(logs.path("previous_unreadable").len(), 1);
 }
 
 #[tokio::test]
@@ -415,14 +565,21 @@ async fn an_unchanged_flag_keeps_the_stamp_of_the_deployed_content() {
     );
 }
 
-#[tokio::test]
-async fn unparseable_previous_content_does_not_block_and_every_flag_gets_this_deployments_stamp() {
+#[tokio::test(start_paused = true)]
+async fn over_unparseable_previous_content_content_without_keys_is_blocked_but_the_first_deployment_is_not(
+) {
     let (logs, _guard) = Logs::capture();
     let previous = deployed(Some(br#"{"isFeatureXEnabled": "yes""#.to_vec()));
 
-    let answer = handle(&event(FREEFORM), &deployment(60), &previous, &clock()).await;
+    let blocked = handle(&event(FREEFORM), &deployment(60), &previous, &clock()).await;
+    let mut first = event(FREEFORM);
+    first.deployment_number = Some(1);
+    let first_of_environment = handle(&first, &deployment(60), &Hanging, &clock()).await;
 
-    let doc = content(&answer);
+    let blocked = message(&blocked);
+    assert!(blocked.contains("journeyKeys"), "{blocked}");
+    assert_eq!(logs.path("previous_unparseable").len(), 1);
+    let doc = content(&first_of_environment);
     let stamps = doc["lockstepMetadata"]["flags"].as_object().unwrap();
     assert_eq!(stamps.len(), 3);
     for (flag, stamp) in stamps {
@@ -431,7 +588,11 @@ async fn unparseable_previous_content_does_not_block_and_every_flag_gets_this_de
             "{flag}"
         );
     }
-    assert_eq!(logs.path("previous_unparseable").len(), 1);
+    assert_eq!(
+        keys(&doc).as_array().unwrap().len(),
+        1,
+        "a first key is made"
+    );
 }
 
 #[tokio::test]
@@ -518,25 +679,46 @@ async fn the_deployed_content_is_read_through_appconfigdata_and_absent_when_noth
                 .build(),
         )
     });
+    let failing = mock!(Client::start_configuration_session).then_error(|| {
+        StartConfigurationSessionError::InternalServerException(
+            aws_sdk_appconfigdata::types::error::InternalServerException::builder()
+                .message("try again")
+                .build(),
+        )
+    });
     let deployed = AppConfigDeployed {
         client: mock_client!(
             aws_sdk_appconfigdata,
             RuleMode::Sequential,
-            &[&start, &get, &missing]
+            &[&start, &get, &missing, &failing]
         ),
     };
     let e = event(FREEFORM);
 
     let found = deployed.fetch(&e).await.unwrap();
     let none = deployed.fetch(&e).await;
+    let unreadable = deployed.fetch(&e).await;
 
     assert_eq!(
         found.as_deref(),
         Some(br#"{"isFeatureXEnabled": true}"#.as_slice())
     );
-    assert!(none.is_err(), "the handler then stamps every flag as new");
     assert_eq!(
-        (start.num_calls(), get.num_calls(), missing.num_calls()),
-        (1, 1, 1)
+        none.unwrap(),
+        None,
+        "ResourceNotFoundException: nothing deployed, every flag is new"
+    );
+    assert!(
+        unreadable.is_err(),
+        "something may be deployed: its drains and keys come from the new content"
+    );
+    assert_eq!(
+        (
+            start.num_calls(),
+            get.num_calls(),
+            missing.num_calls(),
+            failing.num_calls()
+        ),
+        (1, 1, 1, 1)
     );
 }

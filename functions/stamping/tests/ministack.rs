@@ -1,6 +1,6 @@
 //! The extension against ministack, the local AppConfig: Δ read with `GetDeployment` from a real
 //! deployment, the deployed content read through AppConfigData, T taken after both reads, and a
-//! deployment AppConfig does not know falling back to the parameter. Each test starts its own
+//! deployment AppConfig does not know blocked (or, opted in, stamped with the parameter). Each test starts its own
 //! ministack on 127.0.0.1; a missing venv fails the test loudly.
 
 use aws_sdk_appconfig::primitives::Blob;
@@ -15,7 +15,7 @@ use lockstep_testkit::ministack::{
 use serde_json::{json, Value};
 use stamping::{
     handle, AppConfigDeployed, AppConfigDeployment, DeployedContent, DeploymentDuration,
-    DeploymentReadError, Event, MAX_DURATION_PARAMETER,
+    DeploymentReadError, Event, ALLOW_FALLBACK_PARAMETER, MAX_DURATION_PARAMETER,
 };
 use std::path::Path;
 use std::sync::Mutex;
@@ -185,13 +185,17 @@ async fn delta_is_read_from_the_deployment_in_ministack_and_t_is_taken_after_bot
 }
 
 #[tokio::test]
-async fn a_deployment_ministack_does_not_know_falls_back_to_the_parameter() {
+async fn a_deployment_ministack_does_not_know_is_blocked_unless_the_fallback_is_opted_in() {
     let (stack, client, layout) = ministack().await;
     let number = start_deployment(&client, &layout, "lockstep-linear-25pct-1min").await;
     let deployed = AppConfigDeployed {
         client: appconfigdata_client(&stack.endpoint),
     };
     let deployment = AppConfigDeployment { client };
+    let mut opted_in = event(&layout, number + 100);
+    opted_in
+        .parameters
+        .insert(ALLOW_FALLBACK_PARAMETER.into(), "true".into());
 
     let known = handle(
         &event(&layout, number),
@@ -207,11 +211,18 @@ async fn a_deployment_ministack_does_not_know_falls_back_to_the_parameter() {
         &SystemClock,
     )
     .await;
+    let unknown_opted_in = handle(&opted_in, &deployment, &deployed, &SystemClock).await;
 
     assert_eq!(metadata(&known)["deploymentDurationSeconds"], 60);
+    assert!(
+        unknown["Message"]
+            .as_str()
+            .is_some_and(|m| m.contains("ResourceNotFoundException")),
+        "GetDeployment refused: blocked, {unknown}"
+    );
     assert_eq!(
-        metadata(&unknown)["deploymentDurationSeconds"],
+        metadata(&unknown_opted_in)["deploymentDurationSeconds"],
         3600,
-        "GetDeployment refused (ResourceNotFoundException): the fallback"
+        "GetDeployment refused (ResourceNotFoundException), opted in: the fallback"
     );
 }

@@ -7,7 +7,10 @@
 //! off with a drain time, `drainSeconds`: rule 9). A flag without a per-flag stamp takes the
 //! profile stamp. `journeyKeys` (at most two, unpadded base64url of 32 bytes: the current key,
 //! then the one it replaced) sign and verify journey tokens ([`crate::journey`]); the stamping
-//! code writes and keeps them, and nothing Lockstep serves ever shows them.
+//! code writes and keeps them, and nothing Lockstep serves ever shows them. With two keys,
+//! `journeyKeyStamp` (`T/Δseconds`, a string in both formats) is the stamp of the deployment that
+//! introduced the first one: it only verifies until `T + Δ + P + ε`, when every instance holds it,
+//! and the second signs until then ([`crate::snapshot::Snapshot::signing_key`]).
 //!
 //! **Freeform JSON** (recommended): flags are top-level booleans, so the original design's readers
 //! of `isFeatureXEnabled` keep working.
@@ -55,8 +58,8 @@
 
 use crate::catalog::{check_flag_name, BadFlagName, METADATA_KEY};
 use crate::consistency::{Stamp, MAX_DEPLOYMENT_DURATION};
-pub use crate::flag_stamp::format_flag_stamp;
-use crate::flag_stamp::{parse_flag_stamp, parse_time};
+pub use crate::flag_stamp::{format_flag_stamp, format_stamp_text};
+use crate::flag_stamp::{parse_flag_stamp, parse_stamp_text, parse_time};
 use crate::journey_key::JourneyKey;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -97,8 +100,12 @@ pub struct Document {
     pub profile_stamp: Option<Stamp>,
     /// Every flag, by name.
     pub flags: BTreeMap<String, DocFlag>,
-    /// The journey keys (`journeyKeys`): the first signs tokens, every one verifies them.
+    /// The journey keys (`journeyKeys`): the first signs tokens (the second until the first's
+    /// [`Document::journey_key_stamp`] is consistent), every one verifies them.
     pub journey_keys: Vec<JourneyKey>,
+    /// `journeyKeyStamp`: the stamp of the deployment that introduced the first journey key
+    /// (rotated in), when there are two.
+    pub journey_key_stamp: Option<Stamp>,
     /// The attributes of each feature flag that has any (every field but `enabled`), unvalidated;
     /// empty for Freeform documents. Never the metadata entry's.
     pub attributes: BTreeMap<String, Map<String, Value>>,
@@ -220,8 +227,8 @@ pub fn parse(bytes: &[u8]) -> Result<Document, ContentError> {
         );
     }
 
-    let (profile_stamp, per_flag, journey_keys) = match metadata {
-        None => (None, BTreeMap::new(), Vec::new()),
+    let (profile_stamp, per_flag, (journey_keys, journey_key_stamp)) = match metadata {
+        None => (None, BTreeMap::new(), (Vec::new(), None)),
         Some(Value::Object(fields)) => parse_metadata(format, &fields)?,
         Some(_) => {
             return Err(ContentError::BadMetadata {
@@ -246,6 +253,14 @@ pub fn parse(bytes: &[u8]) -> Result<Document, ContentError> {
         flag.stamp = Some(*stamp);
         flag.drain = *drain;
     }
+    if let (Some(key), Some(profile)) = (journey_key_stamp, profile_stamp) {
+        if key.at > profile.at {
+            return Err(bad(
+                "journeyKeyStamp",
+                "is later than lastModifiedTimestamp",
+            ));
+        }
+    }
     for flag in flags.values_mut() {
         flag.stamp = flag.stamp.or(profile_stamp);
     }
@@ -254,6 +269,7 @@ pub fn parse(bytes: &[u8]) -> Result<Document, ContentError> {
         profile_stamp,
         flags,
         journey_keys,
+        journey_key_stamp,
         attributes,
     })
 }
@@ -281,18 +297,28 @@ fn detect_format(
     }
 }
 
-/// The profile stamp, per-flag stamps with their drain times, and the journey keys.
+/// The profile stamp, per-flag stamps with their drain times, and the journey keys with the
+/// stamp that introduced the first.
 type Stamps = (
     Option<Stamp>,
     BTreeMap<String, (Stamp, Option<Duration>)>,
-    Vec<JourneyKey>,
+    (Vec<JourneyKey>, Option<Stamp>),
 );
 
 /// The most journey keys a document may hold: the current one and the one it replaced.
 pub const MAX_JOURNEY_KEYS: usize = 2;
 
-fn parse_journey_keys(fields: &Map<String, Value>) -> Result<Vec<JourneyKey>, ContentError> {
-    match fields.get("journeyKeys") {
+fn parse_journey_keys(
+    fields: &Map<String, Value>,
+) -> Result<(Vec<JourneyKey>, Option<Stamp>), ContentError> {
+    let stamp = match fields.get("journeyKeyStamp") {
+        None => None,
+        Some(Value::String(text)) => {
+            Some(parse_stamp_text(text).map_err(|why| bad("journeyKeyStamp", &why))?)
+        }
+        Some(_) => return Err(bad("journeyKeyStamp", "must be a string T/seconds")),
+    };
+    let keys = match fields.get("journeyKeys") {
         None => Ok(Vec::new()),
         Some(Value::Array(items)) if items.len() <= MAX_JOURNEY_KEYS => items
             .iter()
@@ -311,7 +337,8 @@ fn parse_journey_keys(fields: &Map<String, Value>) -> Result<Vec<JourneyKey>, Co
             "journeyKeys",
             "must be an array of at most 2 keys (current, previous)",
         )),
-    }
+    }?;
+    Ok((keys, stamp))
 }
 
 fn parse_metadata(format: Format, fields: &Map<String, Value>) -> Result<Stamps, ContentError> {

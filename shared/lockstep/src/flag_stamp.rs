@@ -1,6 +1,6 @@
-//! The text form of one flag's stamp in the AppConfig feature-flag format, where attributes
-//! cannot be objects: `name=T/Δseconds`, or `name=T/Δseconds/drainSeconds` for a flag switched
-//! off with a drain time. Written by the stamping code ([`crate::stamp`]), read by the document
+//! The text form of stamps in the metadata, where attributes cannot be objects: one flag's
+//! stamp in the AppConfig feature-flag format (`name=T/Δseconds`, or `name=T/Δseconds/drainSeconds`
+//! for a flag switched off with a drain time), and `journeyKeyStamp` (`T/Δseconds`, both formats). Written by the stamping code ([`crate::stamp`]), read by the document
 //! parser ([`crate::document`]).
 
 use crate::consistency::{Stamp, MAX_DEPLOYMENT_DURATION};
@@ -10,20 +10,13 @@ use std::time::Duration;
 /// Formats a per-flag stamp for the feature-flag format: `name=T/Δseconds`, or
 /// `name=T/Δseconds/drainSeconds` for a flag switched off with a drain time.
 pub fn format_flag_stamp(name: &str, stamp: &Stamp, drain: Option<Duration>) -> String {
-    let mut text = format!(
-        "{name}={}/{}",
-        stamp
-            .at
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        stamp.deployment_duration.as_secs()
-    );
+    let mut text = format!("{name}={}", format_stamp_text(stamp));
     if let Some(drain) = drain {
         text.push_str(&format!("/{}", drain.as_secs()));
     }
     text
 }
 
-/// Reads a per-flag stamp written by [`format_flag_stamp`]; the error says what is wrong.
 pub(crate) fn parse_flag_stamp(text: &str) -> Result<(String, Stamp, Option<Duration>), String> {
     let malformed = || format!("{text:?} is not name=T/seconds[/drainSeconds]");
     let (name, rest) = text.split_once('=').ok_or_else(malformed)?;
@@ -33,18 +26,11 @@ pub(crate) fn parse_flag_stamp(text: &str) -> Result<(String, Stamp, Option<Dura
     else {
         return Err(malformed());
     };
-    let whole_seconds = |s: &str, what: &str| -> Result<Duration, String> {
-        let d = s
-            .parse::<u64>()
-            .map(Duration::from_secs)
-            .map_err(|_| format!("{text:?}: the {what} is not whole seconds"))?;
-        if d > MAX_DEPLOYMENT_DURATION {
-            return Err(format!("{text:?}: the {what} is over 24 hours"));
-        }
-        Ok(d)
-    };
-    let deployment_duration = whole_seconds(seconds, "duration")?;
-    let drain = drain.map(|d| whole_seconds(d, "drain")).transpose()?;
+    let in_text = |why: String| format!("{text:?}: {why}");
+    let deployment_duration = whole_seconds(seconds, "duration").map_err(in_text)?;
+    let drain = drain
+        .map(|d| whole_seconds(d, "drain").map_err(in_text))
+        .transpose()?;
     Ok((
         name.to_owned(),
         Stamp {
@@ -53,6 +39,40 @@ pub(crate) fn parse_flag_stamp(text: &str) -> Result<(String, Stamp, Option<Dura
         },
         drain,
     ))
+}
+
+/// Formats a stamp as `T/Δseconds` (`journeyKeyStamp`, and the stamp part of `flagStamps`).
+pub fn format_stamp_text(stamp: &Stamp) -> String {
+    format!(
+        "{}/{}",
+        stamp
+            .at
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        stamp.deployment_duration.as_secs()
+    )
+}
+
+/// Reads `T/Δseconds`.
+pub(crate) fn parse_stamp_text(text: &str) -> Result<Stamp, String> {
+    let (at, seconds) = text
+        .split_once('/')
+        .filter(|(_, s)| !s.contains('/'))
+        .ok_or_else(|| format!("{text:?} is not T/seconds"))?;
+    Ok(Stamp {
+        at: parse_time(at)?,
+        deployment_duration: whole_seconds(seconds, "duration")?,
+    })
+}
+
+fn whole_seconds(s: &str, what: &str) -> Result<Duration, String> {
+    let d = s
+        .parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|_| format!("the {what} is not whole seconds"))?;
+    if d > MAX_DEPLOYMENT_DURATION {
+        return Err(format!("the {what} is over 24 hours"));
+    }
+    Ok(d)
 }
 
 /// An RFC 3339 time, as the metadata writes stamps; the error says what is wrong.

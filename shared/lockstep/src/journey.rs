@@ -85,7 +85,7 @@ pub struct Received {
 }
 
 /// Issues the token for what `snapshot` serves at `now_ms`: its public flags, signed with the
-/// snapshot's current journey key when it has one.
+/// snapshot's signing key at `now_ms` when it has one ([`Snapshot::signing_key`]).
 pub fn issue(snapshot: &Snapshot, now_ms: i64) -> String {
     let claims = Claims {
         version: snapshot.version.clone(),
@@ -109,7 +109,7 @@ pub fn issue(snapshot: &Snapshot, now_ms: i64) -> String {
             })
             .collect(),
     };
-    encode(&claims, snapshot.journey_keys().first())
+    encode(&claims, snapshot.signing_key(now_ms))
 }
 
 /// Encodes claims, signed with `key` when given (else the signature part is empty).

@@ -113,8 +113,11 @@ pub struct Snapshot {
     /// The profile stamp.
     pub profile_stamp: Option<Stamp>,
     flags: Vec<ResolvedFlag>,
-    /// The journey keys the document carried (first signs, all verify).
+    /// The journey keys the document carried (all verify; see [`Snapshot::signing_key`]).
     journey_keys: Vec<JourneyKey>,
+    /// `T + Δ + P + ε` of the deployment that rotated the first key in: before it, the second
+    /// key signs.
+    first_key_signs_at_ms: Option<i64>,
     /// The feature-flag attributes the document carried ([`Document::attributes`]).
     attributes: BTreeMap<String, Map<String, Value>>,
     /// The catalog the flags were resolved against, and for each of its handles the flag's
@@ -158,6 +161,9 @@ impl Snapshot {
             window,
         );
         snapshot.journey_keys = doc.journey_keys.clone();
+        snapshot.first_key_signs_at_ms =
+            consistency::consistent_at(doc.journey_key_stamp, false, window)
+                .map(|at| at.timestamp_millis());
         snapshot.attributes = doc.attributes.clone();
         snapshot
     }
@@ -229,16 +235,30 @@ impl Snapshot {
             profile_stamp,
             flags,
             journey_keys: Vec::new(),
+            first_key_signs_at_ms: None,
             attributes: BTreeMap::new(),
             catalog: catalog.id(),
             by_handle,
         }
     }
 
-    /// The journey keys: the first signs the tokens this instance issues, every one verifies
-    /// the tokens it receives. Empty for content without keys and for the bundled defaults.
+    /// The journey keys: every one verifies the tokens (and cursors) this instance receives;
+    /// [`Snapshot::signing_key`] signs. Empty for content without keys and for the bundled
+    /// defaults.
     pub fn journey_keys(&self) -> &[JourneyKey] {
         &self.journey_keys
+    }
+
+    /// The key that signs at `now_ms`: the first, except while a key just rotated in is
+    /// verify-only. Until `T + Δ + P + ε` of the deployment that introduced it, some instance may
+    /// still hold the content before it and would refuse what it signs, so the key it replaced
+    /// (second) signs until then; after it, every instance holds both. `None` without keys.
+    #[inline]
+    pub fn signing_key(&self, now_ms: i64) -> Option<&JourneyKey> {
+        match (self.journey_keys.as_slice(), self.first_key_signs_at_ms) {
+            ([_, previous, ..], Some(signs_at)) if now_ms < signs_at => Some(previous),
+            (keys, _) => keys.first(),
+        }
     }
 
     /// A feature flag's attributes as the document carried them (every field but `enabled`,

@@ -58,6 +58,10 @@ pub enum StampError {
     /// The operating system's random source failed while making a journey key.
     #[error("cannot make a journey key: {0}")]
     KeyGeneration(String),
+    /// The deployed content could not be read and the new content carries no journey keys: a
+    /// new key would refuse every token and cursor in flight, so nothing is stamped.
+    #[error("the deployed content could not be read and this content carries no journeyKeys, so the deployed keys cannot be kept (a new key would refuse every journey token and cursor in flight); retry once the deployed content can be read, or deploy content that carries its keys (stamped by `lockstep deploy` or `lockstep-stamp`)")]
+    KeysUnknown,
 }
 
 /// What happened to one flag.
@@ -126,6 +130,12 @@ pub struct StampOptions {
     /// The key to use when one is made (default: fresh from the operating system's random
     /// source); for reproducible output in tests.
     pub new_key: Option<JourneyKey>,
+    /// Content is deployed but could not be read (an error, a timeout, content that does not
+    /// parse), so `previous` is `None`: every flag still gets this deployment's stamp, but the
+    /// drain times and journey keys come from the content's own metadata (what `lockstep
+    /// deploy` wrote), never dropped or made anew; content without keys is refused
+    /// ([`StampError::KeysUnknown`]).
+    pub previous_unreadable: bool,
 }
 
 /// Stamps `content` for a deployment starting `at` with strategy duration `deployment_duration`,
@@ -149,10 +159,17 @@ pub fn stamp(
 /// Stamps `content` as [`stamp`] does, with a drain time for the flags it switches off and an
 /// optional key rotation.
 ///
-/// Journey keys come from the previous content; without previous content, from the content's
-/// own metadata (a redeploy of exported content); else a new key is made. A flag switched off
-/// takes `options.drain`, else a drain time the content's own metadata gives it (content that
-/// `lockstep deploy --drain` stamped, stamped again by the AppConfig extension), else none.
+/// Journey keys come from the previous content, except that the content's own keys are taken
+/// when they are a rotation of the previous ones (one new key, then the previous current key:
+/// `lockstep deploy --rotate-journey-key` stamped it, and the AppConfig extension stamps it
+/// again); any other keys in the content are ignored. Without previous content they come from
+/// the content's own metadata (a redeploy of exported content, or `previous_unreadable`); else
+/// a new key is made. A key rotated in carries this deployment's stamp (`journeyKeyStamp`) and
+/// only verifies until that stamp is consistent ([`crate::snapshot::Snapshot::signing_key`]).
+/// A flag switched off takes `options.drain`, else a drain time the content's own metadata
+/// gives it (content that `lockstep deploy --drain` stamped, stamped again by the AppConfig
+/// extension), else none; with `previous_unreadable`, every flag that is off keeps the drain
+/// time the content's own metadata gives it.
 pub fn stamp_with(
     content: &[u8],
     previous: Option<&[u8]>,
@@ -181,29 +198,22 @@ pub fn stamp_with(
         return Err(StampError::NotObject);
     };
     // The content's own metadata, when it has any (content `lockstep deploy` stamped, then
-    // stamped again by the extension; or exported content): only its journey keys (when no
-    // previous content is readable) and its drain times are taken from it, never its stamps.
+    // stamped again by the extension; or exported content): only its journey keys (a rotation
+    // of the previous ones, or when no previous content is readable) and its drain times are
+    // taken from it, never its stamps.
     let own = previous_document(content).ok();
-    let existing_keys = match (&previous, &own) {
-        (Some(doc), _) | (None, Some(doc)) => doc.journey_keys.clone(),
-        (None, None) => Vec::new(),
-    };
     let make_key = || match &options.new_key {
         Some(key) => Ok(key.clone()),
         None => JourneyKey::generate().map_err(|e| StampError::KeyGeneration(e.to_string())),
     };
-    let (keys, key) = match (existing_keys.first(), options.rotate_key) {
-        (None, _) => (vec![make_key()?], KeyChange::Created),
-        (Some(current), true) => (vec![make_key()?, current.clone()], KeyChange::Rotated),
-        (Some(_), false) => (existing_keys, KeyChange::Kept),
-    };
-    let previous = previous.map(|doc| doc.flags).unwrap_or_default();
     let stored = root.contains_key("version") && root.contains_key("flags");
     let values = if stored {
         stored_values(&root)?
     } else {
         freeform_values(&root)?
     };
+    let keys = choose_keys(previous.as_ref(), own.as_ref(), options, now, make_key)?;
+    let previous = previous.map(|doc| doc.flags).unwrap_or_default();
     let mut flags = BTreeMap::new();
     let mut drains = BTreeMap::new();
     for (name, value) in &values {
@@ -228,7 +238,19 @@ pub fn stamp_with(
                 }
                 (Change::Changed, now)
             }
-            None => (Change::New, now),
+            None => {
+                // Content is deployed but unreadable: the drain the content's own metadata
+                // gives a flag that is off is carried, never turned into a kill switch.
+                let own_drain = own
+                    .as_ref()
+                    .filter(|_| options.previous_unreadable && !*value)
+                    .and_then(|doc| doc.flags.get(name))
+                    .and_then(|f| f.drain);
+                if let Some(drain) = own_drain {
+                    drains.insert(name.clone(), drain);
+                }
+                (Change::New, now)
+            }
         };
         flags.insert(name.clone(), entry);
     }
@@ -246,6 +268,7 @@ pub fn stamp_with(
         keys: &keys,
         now,
     };
+    let key = keys.change;
     if stored {
         write_stored(&mut root, &written);
     } else {
@@ -267,17 +290,90 @@ pub fn stamp_with(
     })
 }
 
+/// The journey keys to write, the stamp of the deployment that rotated the first one in (with
+/// two keys), and what happened.
+struct Keys {
+    keys: Vec<JourneyKey>,
+    stamp: Option<Stamp>,
+    change: KeyChange,
+}
+
+/// Which journey keys this deployment writes (see [`stamp_with`]). The deployed keys are kept
+/// unless the operator rotates them, here or in the stamping of this content's own metadata;
+/// keys the content merely carries never replace them.
+fn choose_keys(
+    deployed: Option<&document::Document>,
+    own: Option<&document::Document>,
+    options: &StampOptions,
+    now: Stamp,
+    make_key: impl Fn() -> Result<JourneyKey, StampError>,
+) -> Result<Keys, StampError> {
+    let rotated = |new: JourneyKey, current: &JourneyKey| Keys {
+        keys: vec![new, current.clone()],
+        stamp: Some(now),
+        change: KeyChange::Rotated,
+    };
+    let created = || {
+        Ok(Keys {
+            keys: vec![make_key()?],
+            stamp: None,
+            change: KeyChange::Created,
+        })
+    };
+    let own_keys = own.map(|doc| doc.journey_keys.as_slice()).unwrap_or(&[]);
+    let Some(deployed) = deployed else {
+        // Nothing deployed (a first deployment, or exported content deployed again), or what
+        // is deployed cannot be read: the content's own keys, which cannot be dated, so a
+        // second one keeps signing until this deployment is consistent.
+        return match (own_keys.first(), options.rotate_key) {
+            (None, _) if options.previous_unreadable => Err(StampError::KeysUnknown),
+            (None, _) => created(),
+            (Some(current), true) => Ok(rotated(make_key()?, current)),
+            (Some(_), false) => Ok(Keys {
+                keys: own_keys.to_vec(),
+                stamp: (own_keys.len() > 1).then_some(now),
+                change: KeyChange::Kept,
+            }),
+        };
+    };
+    let kept = Keys {
+        keys: deployed.journey_keys.clone(),
+        stamp: deployed.journey_key_stamp,
+        change: KeyChange::Kept,
+    };
+    match (deployed.journey_keys.first(), options.rotate_key) {
+        (None, _) => created(),
+        (Some(current), true) => Ok(rotated(make_key()?, current)),
+        (Some(_), false) if own_keys == deployed.journey_keys.as_slice() => Ok(kept),
+        (Some(current), false) => match own_keys {
+            // One new key, then the deployed current one (a prefix of the deployed keys).
+            [new, previous] if previous == current && !deployed.journey_keys.contains(new) => {
+                Ok(rotated(new.clone(), current))
+            }
+            _ => Ok(kept),
+        },
+    }
+}
+
 /// What the metadata block is written from.
 struct Written<'a> {
     flags: &'a BTreeMap<String, (Change, Stamp)>,
     drains: &'a BTreeMap<String, Duration>,
-    keys: &'a [JourneyKey],
+    keys: &'a Keys,
     now: Stamp,
 }
 
 impl Written<'_> {
     fn keys(&self) -> Vec<String> {
-        self.keys.iter().map(JourneyKey::to_text).collect()
+        self.keys.keys.iter().map(JourneyKey::to_text).collect()
+    }
+
+    /// `journeyKeyStamp`, written only while two keys are listed.
+    fn key_stamp(&self) -> Option<String> {
+        self.keys
+            .stamp
+            .filter(|_| self.keys.keys.len() > 1)
+            .map(|s| document::format_stamp_text(&s))
     }
 }
 
@@ -359,15 +455,16 @@ fn write_freeform(root: &mut Map<String, Value>, written: &Written<'_>) {
         })
         .collect();
     let now = written.now;
-    root.insert(
-        METADATA_KEY.into(),
-        json!({
-            "lastModifiedTimestamp": iso(now.at),
-            "deploymentDurationSeconds": now.deployment_duration.as_secs(),
-            "flags": per_flag,
-            "journeyKeys": written.keys(),
-        }),
-    );
+    let mut metadata = json!({
+        "lastModifiedTimestamp": iso(now.at),
+        "deploymentDurationSeconds": now.deployment_duration.as_secs(),
+        "flags": per_flag,
+        "journeyKeys": written.keys(),
+    });
+    if let Some(stamp) = written.key_stamp() {
+        metadata["journeyKeyStamp"] = json!(stamp);
+    }
+    root.insert(METADATA_KEY.into(), metadata);
 }
 
 fn write_stored(root: &mut Map<String, Value>, written: &Written<'_>) {
@@ -397,19 +494,26 @@ fn write_stored(root: &mut Map<String, Value>, written: &Written<'_>) {
                 }
             }),
         );
+        // Declared only while it is written (a rotation in its verify-only time), so content
+        // without a rotation keeps its exact form.
+        if written.key_stamp().is_some() {
+            declared[METADATA_KEY]["attributes"]["journeyKeyStamp"] =
+                json!({"constraints": {"type": "string"}});
+        }
     }
     let values = root.entry("values").or_insert_with(|| json!({}));
     if let Value::Object(values) = values {
-        values.insert(
-            METADATA_KEY.into(),
-            json!({
-                "enabled": true,
-                "lastModifiedTimestamp": iso(now.at),
-                "deploymentDurationSeconds": now.deployment_duration.as_secs(),
-                "flagStamps": stamps,
-                "journeyKeys": written.keys(),
-            }),
-        );
+        let mut metadata = json!({
+            "enabled": true,
+            "lastModifiedTimestamp": iso(now.at),
+            "deploymentDurationSeconds": now.deployment_duration.as_secs(),
+            "flagStamps": stamps,
+            "journeyKeys": written.keys(),
+        });
+        if let Some(stamp) = written.key_stamp() {
+            metadata["journeyKeyStamp"] = json!(stamp);
+        }
+        values.insert(METADATA_KEY.into(), metadata);
     }
 }
 

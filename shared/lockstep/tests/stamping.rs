@@ -432,3 +432,199 @@ fn stamping_again_keeps_the_drain_the_pipeline_wrote() {
         parsed(&first).journey_keys
     );
 }
+
+/// `lockstep deploy --rotate-journey-key` stamps `[new, current]`; the AppConfig extension then
+/// stamps that content again with the deployed content as previous.
+fn rotated_by_pipeline_then_by_extension() -> (Stamped, Stamped, Stamped) {
+    let deployed = stamp_opts(FREEFORM_V1, None, T1, StampOptions::default()).unwrap();
+    let by_pipeline = stamp_opts(
+        FREEFORM_V2,
+        Some(&deployed.content),
+        T2,
+        StampOptions {
+            rotate_key: true,
+            new_key: Some(JourneyKey::from_bytes([9; 32])),
+            ..StampOptions::default()
+        },
+    )
+    .unwrap();
+    let by_extension = stamp_with(
+        &by_pipeline.content,
+        Some(&deployed.content),
+        t(T2) + chrono::TimeDelta::milliseconds(300),
+        Duration::from_secs(60),
+        &StampOptions::default(),
+    )
+    .unwrap();
+    (deployed, by_pipeline, by_extension)
+}
+
+#[test]
+fn a_key_rotated_by_the_pipeline_survives_the_extensions_stamping() {
+    use lockstep::stamp::KeyChange;
+    let (deployed, by_pipeline, by_extension) = rotated_by_pipeline_then_by_extension();
+
+    let keys = parsed(&by_extension).journey_keys;
+    assert_eq!(by_extension.key, KeyChange::Rotated);
+    assert_eq!(
+        keys,
+        parsed(&by_pipeline).journey_keys,
+        "the rotation is kept"
+    );
+    assert_eq!(keys[0], JourneyKey::from_bytes([9; 32]));
+    assert_eq!(keys[1], parsed(&deployed).journey_keys[0]);
+    // The key is introduced by the deployment that is actually made: the extension's stamp.
+    let introduced = parsed(&by_extension).journey_key_stamp.unwrap();
+    assert_eq!(introduced.at, t(T2) + chrono::TimeDelta::milliseconds(300));
+    assert_eq!(introduced.deployment_duration, Duration::from_secs(60));
+
+    // Stamped once more (a later deployment that does not rotate): kept, with its stamp.
+    let later = stamp_opts(
+        FREEFORM_V1,
+        Some(&by_extension.content),
+        "2026-11-21T12:00:00Z",
+        StampOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(later.key, KeyChange::Kept);
+    assert_eq!(parsed(&later).journey_keys, keys);
+    assert_eq!(parsed(&later).journey_key_stamp, Some(introduced));
+}
+
+#[test]
+fn keys_the_content_carries_that_are_no_rotation_of_the_deployed_ones_are_ignored() {
+    use lockstep::stamp::KeyChange;
+    let deployed = stamp_opts(FREEFORM_V1, None, T1, StampOptions::default()).unwrap();
+    let current = parsed(&deployed).journey_keys[0].clone();
+    let (x, y) = (
+        JourneyKey::from_bytes([1; 32]),
+        JourneyKey::from_bytes([2; 32]),
+    );
+    let with_keys = |keys: &[&JourneyKey]| {
+        let texts: Vec<String> = keys.iter().map(|k| k.to_text()).collect();
+        serde_json::json!({"alpha": true, "beta": true, "gamma": true,
+            "lockstepMetadata": {"journeyKeys": texts}})
+        .to_string()
+    };
+    // Another environment's key; two foreign keys; the deployed key demoted behind another
+    // one is a rotation only when that other one is new and first.
+    for carried in [
+        with_keys(&[&x]),
+        with_keys(&[&x, &y]),
+        with_keys(&[&current, &x]),
+        with_keys(&[]),
+    ] {
+        let stamped = stamp_opts(
+            &carried,
+            Some(&deployed.content),
+            T2,
+            StampOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(stamped.key, KeyChange::Kept, "{carried}");
+        assert_eq!(
+            parsed(&stamped).journey_keys,
+            vec![current.clone()],
+            "{carried}"
+        );
+    }
+}
+
+#[test]
+fn a_key_rotated_in_verifies_at_once_but_signs_only_once_every_instance_holds_it() {
+    use lockstep::consistency::Window;
+    use lockstep::journey;
+    use lockstep::snapshot::Snapshot;
+    let (deployed, _, by_extension) = rotated_by_pipeline_then_by_extension();
+    let window = Window {
+        poll_interval: Duration::from_secs(45),
+        epsilon: Duration::from_secs(5),
+    };
+    let catalog = FlagCatalog::new(vec![FlagDecl::public("alpha")]).unwrap();
+    let snapshot = |stamped: &Stamped| {
+        Snapshot::from_document(
+            "v".into(),
+            &parsed(stamped),
+            &catalog,
+            &Overrides::none(),
+            window,
+        )
+    };
+    let (old, new) = (snapshot(&deployed), snapshot(&by_extension));
+    // T + Δ + P + ε of the deployment that rotated the key in: 10:00:00.3 + 60 + 45 + 5 s.
+    let signs_at = t(T2) + chrono::TimeDelta::milliseconds(300 + 110_000);
+    let ms = |at: DateTime<Utc>| at.timestamp_millis();
+
+    let before = journey::issue(&new, ms(signs_at) - 1);
+    let after = journey::issue(&new, ms(signs_at));
+
+    assert_eq!(
+        new.signing_key(ms(signs_at) - 1),
+        Some(&new.journey_keys()[1]),
+        "the key it replaced signs while an instance may still hold the old content"
+    );
+    assert_eq!(new.signing_key(ms(signs_at)), Some(&new.journey_keys()[0]));
+    assert!(
+        journey::verify(&before, old.journey_keys()),
+        "an instance still on the old content accepts what updated instances sign"
+    );
+    assert!(journey::verify(&before, new.journey_keys()));
+    assert!(journey::verify(&after, new.journey_keys()));
+    assert!(!journey::verify(&after, old.journey_keys()));
+}
+
+#[test]
+fn a_drain_survives_an_unreadable_previous_content_and_the_key_is_not_replaced() {
+    let on = r#"{"alpha": true, "beta": true}"#;
+    let first = stamp_opts(on, None, T1, StampOptions::default()).unwrap();
+    let by_pipeline = stamp_opts(
+        r#"{"alpha": false, "beta": true}"#,
+        Some(&first.content),
+        T2,
+        StampOptions {
+            drain: Some(Duration::from_secs(300)),
+            ..StampOptions::default()
+        },
+    )
+    .unwrap();
+    let unreadable = StampOptions {
+        previous_unreadable: true,
+        new_key: Some(JourneyKey::from_bytes([5; 32])),
+        ..StampOptions::default()
+    };
+
+    let by_extension = stamp_opts(
+        std::str::from_utf8(&by_pipeline.content).unwrap(),
+        None,
+        "2026-11-21T11:00:01Z",
+        unreadable.clone(),
+    )
+    .unwrap();
+
+    let doc = parsed(&by_extension);
+    assert_eq!(
+        by_extension.drains,
+        [("alpha".to_owned(), Duration::from_secs(300))].into(),
+        "a planned switch-off stays planned"
+    );
+    assert_eq!(doc.flags["alpha"].drain, Some(Duration::from_secs(300)));
+    assert_eq!(
+        doc.journey_keys,
+        parsed(&first).journey_keys,
+        "not replaced"
+    );
+    assert_eq!(by_extension.key, lockstep::stamp::KeyChange::Kept);
+    // Every flag still gets this deployment's stamp: later than needed, never earlier.
+    assert!(by_extension
+        .flags
+        .values()
+        .all(|(change, s)| *change == Change::New && s.at == t("2026-11-21T11:00:01Z")));
+
+    // Content that carries no keys cannot keep them: refused, not given a new key.
+    let keyless =
+        stamp_opts(r#"{"alpha": false, "beta": true}"#, None, T2, unreadable).unwrap_err();
+    assert!(
+        matches!(keyless, lockstep::stamp::StampError::KeysUnknown),
+        "{keyless}"
+    );
+}

@@ -39,16 +39,17 @@ impl CursorSeal {
     }
 
     /// The cursor handed to the client for the store's `inner` cursor of `user`'s listing (of
-    /// `journey`, when the listing is a journey's), signed with the first of `fleet_keys` (this
-    /// instance's own key when there are none).
+    /// `journey`, when the listing is a journey's), signed with the fleet's signing key now
+    /// (`Snapshot::signing_key`: a key just rotated in only verifies until every instance holds
+    /// it), or this instance's own key when the content has none.
     pub fn seal(
         &self,
-        fleet_keys: &[JourneyKey],
+        fleet_signing_key: Option<&JourneyKey>,
         user: &UserId,
         journey: Option<&Ident>,
         inner: &str,
     ) -> String {
-        let key = fleet_keys.first().unwrap_or(&self.own);
+        let key = fleet_signing_key.unwrap_or(&self.own);
         let tag = journey::tag(key, PURPOSE, &signed_bytes(user, journey, inner));
         format!("{inner}.{}", URL_SAFE_NO_PAD.encode(tag))
     }
@@ -100,7 +101,7 @@ mod tests {
         let seal = CursorSeal::new().unwrap();
         let fleet = [JourneyKey::from_bytes([7; 32])];
         let (alice, bob, j1, j2) = (user("alice"), user("bob"), id("j1"), id("j2"));
-        let cursor = seal.seal(&fleet, &alice, Some(&j1), "00ff");
+        let cursor = seal.seal(fleet.first(), &alice, Some(&j1), "00ff");
         assert_eq!(seal.open(&fleet, &alice, Some(&j1), &cursor), Some("00ff"));
         assert_eq!(seal.open(&fleet, &bob, Some(&j1), &cursor), None);
         assert_eq!(seal.open(&fleet, &alice, Some(&j2), &cursor), None);
@@ -132,7 +133,7 @@ mod tests {
     fn on_unsigned_content_a_cursor_continues_on_its_instance_only() {
         let (seal, other) = (CursorSeal::new().unwrap(), CursorSeal::new().unwrap());
         let alice = user("alice");
-        let cursor = seal.seal(&[], &alice, None, "abcd");
+        let cursor = seal.seal(None, &alice, None, "abcd");
         assert_eq!(seal.open(&[], &alice, None, &cursor), Some("abcd"));
         assert_eq!(other.open(&[], &alice, None, &cursor), None);
     }
@@ -143,7 +144,7 @@ mod tests {
         let fleet = [JourneyKey::from_bytes([7; 32])];
         let inner = "ab".repeat(crate::dynamo::MAX_STORE_CURSOR_LEN / 2);
         let (auth0, mail) = (user("auth0|abc"), user("alice@example.com"));
-        let cursor = seal.seal(&fleet, &auth0, None, &inner);
+        let cursor = seal.seal(fleet.first(), &auth0, None, &inner);
         assert!(cursor.len() <= MAX_CURSOR_LEN);
         assert_eq!(
             seal.open(&fleet, &auth0, None, &cursor),

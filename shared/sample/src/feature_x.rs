@@ -178,6 +178,7 @@ impl FeatureX {
                 })?,
         };
         let keys = view.snapshot().journey_keys();
+        let signing_key = view.snapshot().signing_key(view.now().timestamp_millis());
         let cursor = match params.first("cursor") {
             None => None,
             Some(cursor) => Some(
@@ -210,8 +211,12 @@ impl FeatureX {
         };
         let mut page = self.store.list(&query, method).await.map_err(store_error)?;
         page.next_cursor = page.next_cursor.map(|inner| {
-            self.cursors
-                .seal(keys, &query.user_id, query.journey_id.as_ref(), &inner)
+            self.cursors.seal(
+                signing_key,
+                &query.user_id,
+                query.journey_id.as_ref(),
+                &inner,
+            )
         });
         Ok(json_response(StatusCode::OK, &page))
     }
