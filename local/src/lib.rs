@@ -31,7 +31,7 @@ use axum::body::{to_bytes, Body as AxumBody};
 use axum::extract::{Request as AxumRequest, State};
 use axum::response::Response as AxumResponse;
 use fleet::{Builder, Fleet, FleetOptions, Function};
-use lambda_http::{Body, RequestExt};
+use lambda_http::Body;
 use lockstep::catalog::CatalogError;
 use lockstep::durable::SnapshotStore;
 use lockstep::{Clock, Overrides, Settings, Window};
