@@ -49,7 +49,9 @@ pub struct ConfigBody {
     pub journey_opens_at: Option<DateTime<Utc>>,
     /// The journey token naming what this instance serves: send it back in the
     /// `Lockstep-Journey` header of every feature call of a journey opened with this answer.
-    pub journey_token: String,
+    /// The same for every read of this version within one second (`journey::issue_reused`);
+    /// `null` when none can be issued (logged as `journey_token_not_issued`).
+    pub journey_token: Option<String>,
     /// Public flags in detail (value, consistent, consistentAt, journeyOpensAt, forced).
     pub flags: BTreeMap<String, FlagStatus>,
     /// The configuration version served.
@@ -83,7 +85,8 @@ pub fn body(view: &FlagView) -> ConfigBody {
         is_backend_consistent: backend.consistent,
         consistent_at: backend.consistent_at,
         journey_opens_at: backend.journey_opens_at,
-        journey_token: journey::issue(view.snapshot(), view.now().timestamp_millis()),
+        journey_token: journey::issue_reused(view.snapshot(), view.now().timestamp_millis())
+            .map(|token| token.to_string()),
         flags,
         configuration_version: view.snapshot().version.clone(),
         last_modified_timestamp: view.snapshot().profile_stamp.map(|s| s.at),
@@ -106,6 +109,7 @@ pub async fn handle(cache: &FlagCache, request: &Request) -> Result<Response<Bod
         version = %body.configuration_version,
         consistent = body.is_backend_consistent,
         degraded = body.degraded,
+        journey_token = body.journey_token.is_some(),
         path = "config_served",
         "config served"
     );
