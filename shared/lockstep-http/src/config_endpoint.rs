@@ -42,10 +42,12 @@ pub struct ConfigBody {
     pub is_backend_consistent: bool,
     /// When `isBackendConsistent` turns true if nothing changes: the latest public
     /// `consistentAt`; none when a public flag is unstamped or the instance is degraded.
+    #[serde(serialize_with = "lockstep::rfc3339::serialize_opt")]
     pub consistent_at: Option<DateTime<Utc>>,
     /// When a journey may open for a client that sends [`ConfigBody::journey_token`] on its
     /// feature calls: the latest public `journeyOpensAt` (`T + Δ + Q + ε`, rule 8); none when
     /// `consistentAt` is none.
+    #[serde(serialize_with = "lockstep::rfc3339::serialize_opt")]
     pub journey_opens_at: Option<DateTime<Utc>>,
     /// The journey token naming what this instance serves: send it back in the
     /// `Lockstep-Journey` header of every feature call of a journey opened with this answer.
@@ -57,12 +59,14 @@ pub struct ConfigBody {
     /// The configuration version served.
     pub configuration_version: String,
     /// The profile stamp T.
+    #[serde(serialize_with = "lockstep::rfc3339::serialize_opt")]
     pub last_modified_timestamp: Option<DateTime<Utc>>,
     /// P, seconds.
     pub poll_interval_seconds: u64,
     /// Q, seconds: the catch-up interval of rule 8.
     pub catch_up_interval_seconds: u64,
     /// This instance's clock at the read.
+    #[serde(serialize_with = "lockstep::rfc3339::serialize")]
     pub server_time: DateTime<Utc>,
     /// Why this instance cannot vouch for its configuration, if it cannot.
     pub degraded: Option<&'static str>,

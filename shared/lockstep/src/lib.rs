@@ -17,6 +17,7 @@
 //! - [`cache`]: refresh-on-access, single flight, last-known-good, degraded state, and the
 //!   gate's decision with catch-up and drain ([`FlagCache::decide`], [`decision`]).
 //! - [`journey`]: journey tokens (rules 8 and 9).
+//! - [`rfc3339`]: timestamps in serialised bodies, as chrono writes them, without its `fmt` path.
 //! - [`durable`]: the durable last-known-good snapshot (port; DynamoDB adapter behind `dynamodb`).
 //! - [`stamp`]: deploy-time stamping, behind the AppConfig extension and the pipeline command.
 //! - [`init`]: the cache from the environment, as a function builds it at init.
@@ -39,6 +40,7 @@ pub mod local;
 #[cfg(any(test, feature = "test-util"))]
 pub mod memory;
 pub mod overrides;
+pub mod rfc3339;
 pub mod settings;
 pub mod snapshot;
 pub mod source;
