@@ -10,10 +10,10 @@
 //! ```
 //!
 //! The payload is compact binary ([`codec`]: flags named by a digest of their name, stamps as
-//! varints), so a token for 64 public flags with 64-character names is about 1.3 KB, far below
-//! [`MAX_TOKEN_LEN`]. Tokens of the previous format (`v1.`, JSON) are still read. A token that
-//! cannot be issued (over the limit) is an [`IssueError`]: the caller says so and hands out none,
-//! never one that every reader would drop.
+//! varints), so a token for 64 public flags with 64-character names takes about 1.2 KB, far
+//! below [`MAX_TOKEN_LEN`]. Tokens of the previous format (`v1.`, JSON) are still read. A token
+//! that cannot be issued (over the limit) is an [`IssueError`]: the caller says so and hands out
+//! none, never one that every reader would drop.
 //!
 //! The signature is made with the *journey key* carried in the stamped metadata
 //! (`lockstepMetadata.journeyKeys`, written and kept by the stamping code like a stamp, rotated
@@ -52,7 +52,7 @@ const V1_PREFIX: &str = "v1.";
 
 /// The longest token accepted (bytes); a longer header is "no token", and a longer token is
 /// never issued ([`IssueError::TooLong`]). A token for 64 public flags with 64-character names
-/// takes about 1.3 KB.
+/// takes about 1.2 KB.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
 /// The resolution of a token's moment of issue as [`issue_reused`] hands tokens out (ms): every
