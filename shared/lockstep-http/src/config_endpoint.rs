@@ -42,25 +42,31 @@ pub struct ConfigBody {
     pub is_backend_consistent: bool,
     /// When `isBackendConsistent` turns true if nothing changes: the latest public
     /// `consistentAt`; none when a public flag is unstamped or the instance is degraded.
+    #[serde(serialize_with = "lockstep::rfc3339::serialize_opt")]
     pub consistent_at: Option<DateTime<Utc>>,
     /// When a journey may open for a client that sends [`ConfigBody::journey_token`] on its
     /// feature calls: the latest public `journeyOpensAt` (`T + Δ + Q + ε`, rule 8); none when
     /// `consistentAt` is none.
+    #[serde(serialize_with = "lockstep::rfc3339::serialize_opt")]
     pub journey_opens_at: Option<DateTime<Utc>>,
     /// The journey token naming what this instance serves: send it back in the
     /// `Lockstep-Journey` header of every feature call of a journey opened with this answer.
-    pub journey_token: String,
+    /// The same for every read of this version within one second (`journey::issue_reused`);
+    /// `null` when none can be issued (logged as `journey_token_not_issued`).
+    pub journey_token: Option<String>,
     /// Public flags in detail (value, consistent, consistentAt, journeyOpensAt, forced).
     pub flags: BTreeMap<String, FlagStatus>,
     /// The configuration version served.
     pub configuration_version: String,
     /// The profile stamp T.
+    #[serde(serialize_with = "lockstep::rfc3339::serialize_opt")]
     pub last_modified_timestamp: Option<DateTime<Utc>>,
     /// P, seconds.
     pub poll_interval_seconds: u64,
     /// Q, seconds: the catch-up interval of rule 8.
     pub catch_up_interval_seconds: u64,
     /// This instance's clock at the read.
+    #[serde(serialize_with = "lockstep::rfc3339::serialize")]
     pub server_time: DateTime<Utc>,
     /// Why this instance cannot vouch for its configuration, if it cannot.
     pub degraded: Option<&'static str>,
@@ -83,7 +89,8 @@ pub fn body(view: &FlagView) -> ConfigBody {
         is_backend_consistent: backend.consistent,
         consistent_at: backend.consistent_at,
         journey_opens_at: backend.journey_opens_at,
-        journey_token: journey::issue(view.snapshot(), view.now().timestamp_millis()),
+        journey_token: journey::issue_reused(view.snapshot(), view.now().timestamp_millis())
+            .map(|token| token.to_string()),
         flags,
         configuration_version: view.snapshot().version.clone(),
         last_modified_timestamp: view.snapshot().profile_stamp.map(|s| s.at),
@@ -106,6 +113,7 @@ pub async fn handle(cache: &FlagCache, request: &Request) -> Result<Response<Bod
         version = %body.configuration_version,
         consistent = body.is_backend_consistent,
         degraded = body.degraded,
+        journey_token = body.journey_token.is_some(),
         path = "config_served",
         "config served"
     );

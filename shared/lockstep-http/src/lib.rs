@@ -1,7 +1,9 @@
 //! Lockstep's HTTP and Lambda adapter: what a function needs around the flag library.
 //!
-//! - [`problem`]: the one error-to-response mapping (RFC 9457 `application/problem+json`), JSON
-//!   bodies and request parsing (415, 413, 400).
+//! - [`problem`]: the one error-to-response mapping (RFC 9457 `application/problem+json`) and
+//!   request parsing.
+//! - [`body`]: JSON request bodies (415, 413, 400), a 400 that says what is wrong and never
+//!   repeats the body.
 //! - [`gate`]: a `tower` layer that answers 503 + `Retry-After` + problem+json while a flag is off,
 //!   for your own routes, from `lambda_http` or axum.
 //! - [`config_endpoint`]: `GET /config`, the SPA's view of the flags and of the backend's
@@ -12,6 +14,7 @@
 //! - [`catch_panic`]: the last resort, a panic answered 500 problem+json without echoing input.
 #![warn(missing_docs)]
 
+pub mod body;
 pub mod catch_panic;
 pub mod config_endpoint;
 pub mod config_routes;

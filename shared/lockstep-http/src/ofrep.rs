@@ -3,7 +3,8 @@
 //! gets Lockstep's decision without Lockstep-specific code:
 //!
 //! - `POST /ofrep/v1/evaluate/flags`: every public flag (bulk), with an `ETag`; a request whose
-//!   `If-None-Match` names the current one is answered `304 Not Modified`;
+//!   `If-None-Match` names the current one is answered `304 Not Modified`, one with
+//!   `If-None-Match: *` `412 Precondition Failed` (RFC 9110, a POST);
 //! - `POST /ofrep/v1/evaluate/flags/{key}`: one public flag; any other key is `FLAG_NOT_FOUND`.
 //!
 //! Every public flag is a *journey* flag (the SPA opens journeys on it), so `value` is the
@@ -224,24 +225,26 @@ fn evaluation(
             forced: status.forced,
             configuration_version: config.configuration_version.clone(),
             degraded: config.degraded,
-            journey_token: Some(config.journey_token.clone()),
+            journey_token: config.journey_token.clone(),
             server_time: Some(rfc3339(now)),
         },
     })
 }
 
 /// The bulk answer's entity tag: a digest of everything the answer says except the server time
-/// and the journey token (which change with every read and say nothing new), so it is the same
-/// on every instance that would say the same, and changes whenever a value, a reason or any
-/// metadata changes, including a journey-safe value turning true when the clock passes
-/// `journeyOpensAt` (or `consistentAt`), and the client's kind (`openRule`). Weak (`W/`): two
-/// answers with one tag differ in those two fields.
+/// (which changes with every read and says nothing new), so it is the same on every instance
+/// that would say the same, and changes whenever a value, a reason or any metadata changes,
+/// including a journey-safe value turning true when the clock passes `journeyOpensAt` (or
+/// `consistentAt`), the client's kind (`openRule`), and the journey token. The token is the same
+/// for every read of a version within one second (`journey::issue_reused`) and changes with the
+/// second: a client answered `304` keeps a token as fresh as its last poll, which a drain
+/// honours, never one from the first `200` hours ago. Weak (`W/`): two answers with one tag
+/// differ in the server time.
 pub fn etag(answer: &BulkAnswer) -> String {
     let mut stable = answer.clone();
     stable.metadata.server_time = None;
     for flag in &mut stable.flags {
         flag.metadata.server_time = None;
-        flag.metadata.journey_token = None;
     }
     let bytes = serde_json::to_vec(&stable).expect("an OFREP answer serialises");
     let digest = Sha256::digest(&bytes);
@@ -249,16 +252,37 @@ pub fn etag(answer: &BulkAnswer) -> String {
     format!("W/\"{hex}\"")
 }
 
-/// Whether `If-None-Match` names `etag` (weak comparison, RFC 9110 §13.1.2; `*` matches).
-fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+/// What `If-None-Match` says of the bulk answer (RFC 9110 §13.1.2, weak comparison).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Precondition {
+    /// No `If-None-Match`, or none of its tags is the answer's: answer it.
+    Proceed,
+    /// It names the answer's tag: `304 Not Modified`, as OFREP defines for this POST.
+    NotModified,
+    /// `*`: "only if you have nothing", and there is always an answer; for a method other than
+    /// GET or HEAD the RFC says `412 Precondition Failed`.
+    Failed,
+}
+
+/// Evaluates `If-None-Match` against `etag`.
+fn precondition(headers: &HeaderMap, etag: &str) -> Precondition {
     let ours = etag.trim_start_matches("W/");
-    headers
+    let tags = headers
         .get_all(IF_NONE_MATCH)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|list| list.split(','))
-        .map(str::trim)
-        .any(|tag| tag == "*" || tag.trim_start_matches("W/") == ours)
+        .map(str::trim);
+    let mut verdict = Precondition::Proceed;
+    for tag in tags {
+        if tag == "*" {
+            return Precondition::Failed;
+        }
+        if tag.trim_start_matches("W/") == ours {
+            verdict = Precondition::NotModified;
+        }
+    }
+    verdict
 }
 
 /// A request the protocol refuses with 400.
@@ -449,7 +473,21 @@ pub async fn bulk(cache: &FlagCache, request: &Request) -> Result<Response<Body>
     let answer = answer(&read.view, read.rule);
     let tag = etag(&answer);
     let tag_value = HeaderValue::from_str(&tag).expect("a hex digest is a valid header");
-    let response = if not_modified(request.headers(), &tag) {
+    let precondition = precondition(request.headers(), &tag);
+    if precondition == Precondition::Failed {
+        tracing::info!(
+            status = 412,
+            path = "ofrep_bulk_precondition_failed",
+            "bulk evaluation refused: If-None-Match: *"
+        );
+        let response = Response::builder()
+            .status(StatusCode::PRECONDITION_FAILED)
+            .header(CACHE_CONTROL, "no-store")
+            .body(Body::Empty)
+            .expect("static headers are valid");
+        return Ok(with_vary(response));
+    }
+    let response = if precondition == Precondition::NotModified {
         tracing::info!(
             version = %answer.metadata.configuration_version,
             open_rule = ?read.rule,
@@ -607,19 +645,21 @@ mod tests {
     }
 
     #[test]
-    fn if_none_match_compares_weakly_and_reads_lists() {
+    fn if_none_match_compares_weakly_reads_lists_and_fails_on_a_star() {
         let tag = "W/\"abc\"";
         let headers = |value: &str| {
             let mut h = HeaderMap::new();
             h.insert(IF_NONE_MATCH, HeaderValue::from_str(value).unwrap());
             h
         };
-        assert!(not_modified(&headers("W/\"abc\""), tag));
-        assert!(not_modified(&headers("\"abc\""), tag));
-        assert!(not_modified(&headers("\"x\", W/\"abc\""), tag));
-        assert!(not_modified(&headers("*"), tag));
-        assert!(!not_modified(&headers("W/\"abd\""), tag));
-        assert!(!not_modified(&HeaderMap::new(), tag));
+        let check = |value: &str| precondition(&headers(value), tag);
+        assert_eq!(check("W/\"abc\""), Precondition::NotModified);
+        assert_eq!(check("\"abc\""), Precondition::NotModified);
+        assert_eq!(check("\"x\", W/\"abc\""), Precondition::NotModified);
+        assert_eq!(check("*"), Precondition::Failed);
+        assert_eq!(check("W/\"abc\", *"), Precondition::Failed);
+        assert_eq!(check("W/\"abd\""), Precondition::Proceed);
+        assert_eq!(precondition(&HeaderMap::new(), tag), Precondition::Proceed);
     }
 
     #[test]

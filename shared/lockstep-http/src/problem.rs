@@ -1,5 +1,6 @@
 //! The one place that turns errors into HTTP responses, plus the request and response helpers
-//! every function shares (JSON bodies, problem+json, request parsing).
+//! every function shares (JSON responses, problem+json, request paths; JSON request bodies are
+//! [`crate::body`]'s, re-exported here).
 //!
 //! Responses are built for any body type that can be made from a `String` (`lambda_http::Body`,
 //! `axum::body::Body`, ...), so the same mapping serves Lambda and a local server.
@@ -12,11 +13,11 @@ use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use lockstep::ClosedReason;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::json;
 use thiserror::Error;
 
+pub use crate::body::parse_json_body;
 pub use lockstep::source::BoxError;
 
 /// The largest request body Lockstep's functions accept (bytes); larger answers 413.
@@ -264,44 +265,6 @@ pub fn respond(result: Result<Response<Body>, ApiError>) -> Response<Body> {
     result.unwrap_or_else(ApiError::into_response)
 }
 
-/// Reads a JSON body into `T`: 415 unless `application/json`, 413 over [`MAX_BODY_BYTES`], 400
-/// for malformed JSON, wrong types or missing fields (the parser's message names the field and
-/// position; it is not logged).
-pub fn parse_json_body<T: DeserializeOwned>(request: &Request) -> Result<T, ApiError> {
-    let is_json = request
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
-        return Err(ApiError::UnsupportedMediaType);
-    }
-    let bytes: &[u8] = match request.body() {
-        Body::Empty => b"",
-        Body::Text(text) => text.as_bytes(),
-        Body::Binary(bytes) => bytes,
-        _ => b"",
-    };
-    if bytes.len() > MAX_BODY_BYTES {
-        return Err(ApiError::PayloadTooLarge);
-    }
-    if bytes.is_empty() {
-        return Err(ApiError::BadRequest(
-            "The body is empty; a JSON object is required.".into(),
-        ));
-    }
-    serde_json::from_slice(bytes).map_err(|error| {
-        let what = match error.classify() {
-            serde_json::error::Category::Data => {
-                "The body does not match the expected fields or types"
-            }
-            _ => "The body is not valid JSON",
-        };
-        ApiError::BadRequest(format!("{what}: {error}."))
-    })
-}
-
 /// The route a request resolves to, before method checks: a path split on `/`.
 pub fn path_segments(request: &Request) -> Vec<&str> {
     request
@@ -315,20 +278,6 @@ pub fn path_segments(request: &Request) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[derive(serde::Deserialize, Debug)]
-    #[allow(dead_code)]
-    struct Thing {
-        name: String,
-    }
-
-    fn request(content_type: Option<&str>, body: &str) -> Request {
-        let mut builder = http::Request::builder().method("POST").uri("/x");
-        if let Some(ct) = content_type {
-            builder = builder.header(CONTENT_TYPE, ct);
-        }
-        builder.body(Body::Text(body.to_owned())).unwrap()
-    }
 
     fn problem(response: &Response<Body>) -> serde_json::Value {
         match response.body() {
@@ -360,30 +309,5 @@ mod tests {
         let response = ApiError::Internal("secret table name xyz".into()).into_response();
         assert_eq!(response.status(), 500);
         assert!(!problem(&response).to_string().contains("xyz"));
-    }
-
-    #[test]
-    fn body_parsing_maps_each_bad_input_to_its_status() {
-        let ok: Result<Thing, _> = parse_json_body(&request(
-            Some("application/json; charset=utf-8"),
-            r#"{"name":"a"}"#,
-        ));
-        assert!(ok.is_ok());
-        let cases = [
-            (request(Some("text/plain"), r#"{"name":"a"}"#), 415),
-            (request(None, r#"{"name":"a"}"#), 415),
-            (
-                request(Some("application/json"), &"x".repeat(MAX_BODY_BYTES + 1)),
-                413,
-            ),
-            (request(Some("application/json"), "{not json"), 400),
-            (request(Some("application/json"), r#"{"name": 5}"#), 400),
-            (request(Some("application/json"), r#"{}"#), 400),
-            (request(Some("application/json"), ""), 400),
-        ];
-        for (req, status) in cases {
-            let err = parse_json_body::<Thing>(&req).unwrap_err();
-            assert_eq!(err.status(), status, "{err}");
-        }
     }
 }

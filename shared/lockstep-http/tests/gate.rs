@@ -182,7 +182,8 @@ async fn the_journey_header_makes_a_behind_instance_catch_up_or_say_how_long_to_
     let token = lockstep::journey::issue(
         issuer.read().await.snapshot(),
         issuer.read().await.now().timestamp_millis(),
-    );
+    )
+    .unwrap();
     let gated = GateLayer::new(cache, FLAG)
         .unwrap()
         .layer(service_fn(|_request: Request| async {

@@ -417,7 +417,7 @@ async fn the_journey_safe_value_opens_at_journey_opens_at_with_a_token_and_at_co
         assert_eq!(m["journeyOpensAt"], OPENS);
         assert_eq!(m["openRule"], rule);
         assert_eq!(m["opensAt"], opens_at, "when to re-evaluate");
-        assert!(m["journeyToken"].as_str().unwrap().starts_with("v1."));
+        assert!(m["journeyToken"].as_str().unwrap().starts_with("v2."));
         assert_eq!(m["serverTime"], "2026-11-21T10:00:10Z");
         assert_eq!(m["configurationVersion"], "v1");
         // Y is off: never open, nothing to wait for.
@@ -451,9 +451,10 @@ async fn the_journey_safe_value_opens_at_journey_opens_at_with_a_token_and_at_co
 }
 
 #[tokio::test]
-async fn the_etag_answers_304_until_the_journey_safe_value_or_the_content_changes() {
+async fn the_etag_answers_304_until_the_journey_safe_value_the_token_or_the_content_changes() {
     let i = instance(Some(&new()), t(T1) + secs(1), Overrides::none()).await;
     let token = journey_token(&i.cache).await;
+    let token_of = |reply: &Reply| reply.flag(X)["metadata"]["journeyToken"].clone();
 
     for (headers, opens) in [
         (vec![("lockstep-journey", token.as_str())], t(OPENS)),
@@ -466,19 +467,34 @@ async fn the_etag_answers_304_until_the_journey_safe_value_or_the_content_change
         assert!(tag.starts_with("W/\"") && tag.ends_with('"'), "{tag}");
         assert_eq!(first.header("vary"), "Lockstep-Journey");
 
-        // Later, same answer (a new server time, a new token): 304, no body, the same tag.
-        i.clock.set(opens - secs(1));
+        // Later in the same second, the same answer (only the server time differs): 304, no
+        // body, the same tag.
+        i.clock.set(t(T1) + secs(5) + TimeDelta::milliseconds(900));
         let mut conditional = headers.clone();
         conditional.push(("if-none-match", tag.as_str()));
         let again = post(&i.cache, BULK, &conditional).await;
         assert_eq!(again.status, 304);
         assert!(again.body.is_none());
         assert_eq!(again.header("etag"), tag);
-        // Without If-None-Match, the same tag on a 200.
-        assert_eq!(post(&i.cache, BULK, &headers).await.header("etag"), tag);
+        // Without If-None-Match, the same tag and the same token on a 200.
+        let plain = post(&i.cache, BULK, &headers).await;
+        assert_eq!(plain.header("etag"), tag);
+        assert_eq!(token_of(&plain), token_of(&first));
 
-        // The clock passes the opening moment: nothing was deployed, but the journey-safe value
-        // turned true, so the old tag no longer matches.
+        // Seconds later nothing was deployed, but the token the answer hands out is a new one
+        // (it says when it was issued, which a drain checks): the old tag no longer matches, so
+        // a client that polls keeps a fresh token instead of the one of its first 200.
+        i.clock.set(opens - secs(1));
+        let refreshed = post(&i.cache, BULK, &conditional).await;
+        assert_eq!(refreshed.status, 200);
+        assert_ne!(token_of(&refreshed), token_of(&first));
+        assert_ne!(refreshed.header("etag"), tag);
+        let tag = refreshed.header("etag").to_owned();
+        let mut conditional = headers.clone();
+        conditional.push(("if-none-match", tag.as_str()));
+
+        // The clock passes the opening moment: the journey-safe value turned true, so the
+        // tag no longer matches.
         i.clock.set(opens);
         let opened = post(&i.cache, BULK, &conditional).await;
         assert_eq!(opened.status, 200);
@@ -512,6 +528,24 @@ async fn the_etag_answers_304_until_the_journey_safe_value_or_the_content_change
 }
 
 #[tokio::test]
+async fn if_none_match_star_answers_412_precondition_failed_and_a_matching_tag_still_304() {
+    let i = instance(Some(&new()), t(T1) + secs(60), Overrides::none()).await;
+    let first = post(&i.cache, BULK, &[]).await;
+    let tag = first.header("etag").to_owned();
+
+    // RFC 9110 §13.1.2: `*` fails when there is a current answer, and for a POST that is 412.
+    for star in ["*", "W/\"other\", *"] {
+        let refused = post(&i.cache, BULK, &[("if-none-match", star)]).await;
+        assert_eq!(refused.status, 412, "{star}");
+        assert!(refused.body.is_none());
+        assert_eq!(refused.header("cache-control"), "no-store");
+    }
+    // The tag of the current answer: 304 as OFREP defines.
+    let conditional = post(&i.cache, BULK, &[("if-none-match", tag.as_str())]).await;
+    assert_eq!(conditional.status, 304);
+}
+
+#[tokio::test]
 async fn only_public_flags_are_evaluated() {
     let i = instance(Some(&new()), t(T1) + secs(60), Overrides::none()).await;
 
@@ -537,6 +571,35 @@ async fn only_public_flags_are_evaluated() {
     let encoded = post(&i.cache, &one("%69sFeatureXEnabled"), &[]).await;
     assert_eq!(encoded.status, 200);
     assert_eq!(encoded.json()["key"], X);
+}
+
+#[tokio::test]
+async fn no_400_repeats_any_part_of_the_body_wherever_the_caller_put_it() {
+    let i = instance(Some(&new()), t(T1) + secs(60), Overrides::none()).await;
+    let marker = "<script>alert('QZJ')</script>";
+    let long = marker.repeat(15 * 1024 / marker.len());
+    let m = serde_json::to_string(marker).unwrap();
+    let l = serde_json::to_string(&long).unwrap();
+    let bodies = [
+        format!(r#"{{"context": {m}}}"#),
+        format!(r#"{{"context": {l}}}"#),
+        format!(r#"{{"context": [{m}]}}"#),
+        format!(r#"{{"context": {{"targetingKey": {{{m}: {m}}}}}}}"#),
+        format!(r#"{{"context": {{"targetingKey": [{l}]}}}}"#),
+        format!("[{m}]"),
+        format!(r#"{{"context": {{{m}: {m}}} {m}"#),
+        format!(r#"{{{m}: {m}"#),
+    ];
+    for body in &bodies {
+        for path in [BULK.to_owned(), one(X)] {
+            let reply = call(&i.cache, "POST", &path, &[], body).await;
+            assert_eq!(reply.status, 400, "{body:.60}");
+            let text = reply.json().to_string();
+            for part in ["QZJ", "<script", "alert", "script>"] {
+                assert!(!text.contains(part), "{part} echoed: {text:.300}");
+            }
+        }
+    }
 }
 
 #[tokio::test]

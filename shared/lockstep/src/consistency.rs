@@ -67,9 +67,11 @@ pub struct FlagStatus {
     /// Whether every instance serves this value now, as far as this instance can vouch.
     pub consistent: bool,
     /// From when every instance serves this value (none: unstamped or forced).
+    #[serde(serialize_with = "crate::rfc3339::serialize_opt")]
     pub consistent_at: Option<DateTime<Utc>>,
     /// From when a client carrying a journey token may open a journey on this value
     /// (`T + Δ + Q + ε`, rule 8; none: unstamped or forced).
+    #[serde(serialize_with = "crate::rfc3339::serialize_opt")]
     pub journey_opens_at: Option<DateTime<Utc>>,
     /// Whether a `FORCE_` variable set the value.
     pub forced: bool,

@@ -3,16 +3,22 @@
 //!
 //! A token names the configuration the issuing instance served: its version, the profile stamp,
 //! the moment of issue and, for each public flag, its value and its stamp T (Unix milliseconds).
-//! It is opaque to clients and versioned (`v1.`), so its format can change:
+//! It is opaque to clients and versioned, so its format can change:
 //!
 //! ```text
-//! v1.<base64url(JSON payload)>.<base64url(HMAC-SHA256(key, "v1." + payload))>
+//! v2.<base64url(payload)>.<base64url(HMAC-SHA256(key, "v2." + payload))>
 //! ```
+//!
+//! The payload is compact binary ([`codec`]: flags named by a digest of their name, stamps as
+//! varints), so a token for 64 public flags with 64-character names takes about 1.2 KB, far
+//! below [`MAX_TOKEN_LEN`]. Tokens of the previous format (`v1.`, JSON) are still read. A token
+//! that cannot be issued (over the limit) is an [`IssueError`]: the caller says so and hands out
+//! none, never one that every reader would drop.
 //!
 //! The signature is made with the *journey key* carried in the stamped metadata
 //! (`lockstepMetadata.journeyKeys`, written and kept by the stamping code like a stamp, rotated
 //! on request; never exposed by `/config`). Content without a key issues unsigned tokens
-//! (`v1.<payload>.`), which can still ask for a catch-up but never open a drain.
+//! (`v2.<payload>.`), which can still ask for a catch-up but never open a drain.
 //!
 //! What a token can do, and nothing else:
 //! - **trigger a catch-up poll** (rule 8), signed or not: a stale instance polls before deciding,
@@ -24,54 +30,121 @@
 //! A missing, malformed, oversized or future-dated token is "no token": the request is decided
 //! exactly as without one. [`parse`] never panics on any input.
 
+mod codec;
+
 use crate::catalog::Visibility;
 pub use crate::journey_key::{BadKey, JourneyKey, KEY_LEN};
 use crate::snapshot::Snapshot;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The request header that carries the token.
 pub const HEADER: &str = "Lockstep-Journey";
 
-/// The prefix of this token format.
-pub const VERSION_PREFIX: &str = "v1.";
+/// The prefix of the token format this release issues.
+pub const VERSION_PREFIX: &str = "v2.";
 
-/// The longest token accepted (bytes); a longer header is "no token". A token for 64 public
-/// flags is well under 8 KiB.
+/// The prefix of the previous format, still read.
+const V1_PREFIX: &str = "v1.";
+
+/// The longest token accepted (bytes); a longer header is "no token", and a longer token is
+/// never issued ([`IssueError::TooLong`]). A token for 64 public flags with 64-character names
+/// takes about 1.2 KB.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// The resolution of a token's moment of issue as [`issue_reused`] hands tokens out (ms): every
+/// read of one snapshot within one second gets the same token, signed once, saying it was issued
+/// at the start of that second. Coarser only ever makes a token look older (a drain admits it no
+/// later than the exact moment would), and a second is well below ε.
+pub const ISSUE_RESOLUTION_MS: i64 = 1000;
 
 type HmacSha256 = Hmac<Sha256>;
 
 /// One public flag as the issuing instance served it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenFlag {
     /// The value served.
-    #[serde(rename = "v")]
     pub value: bool,
     /// Its stamp T, Unix milliseconds; none for an unstamped or forced flag.
-    #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
     pub stamp_ms: Option<i64>,
 }
 
+/// A token's flags, looked up by name. A token carries a digest of each name, not the name
+/// ([`codec`]), so the names cannot be listed, only asked for.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct TokenFlags(Vec<(u64, TokenFlag)>);
+
+impl TokenFlags {
+    /// The claim for the flag `name`, if the token carries one.
+    pub fn get(&self, name: &str) -> Option<&TokenFlag> {
+        let reference = codec::reference(name);
+        self.0
+            .binary_search_by_key(&reference, |(r, _)| *r)
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+
+    /// How many flags the token carries.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether it carries none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// From flags already referenced; `None` when two share a reference.
+    fn from_references(mut flags: Vec<(u64, TokenFlag)>) -> Option<Self> {
+        flags.sort_unstable_by_key(|(r, _)| *r);
+        let unique = flags.windows(2).all(|w| w[0].0 != w[1].0);
+        unique.then_some(Self(flags))
+    }
+}
+
+impl std::fmt::Debug for TokenFlags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(r, flag)| (format!("{r:016x}"), flag)))
+            .finish()
+    }
+}
+
+/// By name; for one name given twice, the last claim counts.
+impl FromIterator<(String, TokenFlag)> for TokenFlags {
+    fn from_iter<I: IntoIterator<Item = (String, TokenFlag)>>(iter: I) -> Self {
+        let by_name: BTreeMap<String, TokenFlag> = iter.into_iter().collect();
+        let mut flags: Vec<(u64, TokenFlag)> = by_name
+            .into_iter()
+            .map(|(name, flag)| (codec::reference(&name), flag))
+            .collect();
+        flags.sort_by_key(|(r, _)| *r);
+        flags.dedup_by_key(|(r, _)| *r);
+        Self(flags)
+    }
+}
+
+impl<const N: usize> From<[(String, TokenFlag); N]> for TokenFlags {
+    fn from(flags: [(String, TokenFlag); N]) -> Self {
+        flags.into_iter().collect()
+    }
+}
+
 /// What a token says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claims {
     /// The configuration version served.
-    #[serde(rename = "c")]
     pub version: String,
     /// The profile stamp T, Unix milliseconds.
-    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
     pub profile_stamp_ms: Option<i64>,
     /// When the token was issued (the issuing instance's clock), Unix milliseconds.
-    #[serde(rename = "i")]
     pub issued_at_ms: i64,
     /// Every public flag.
-    #[serde(rename = "f")]
-    pub flags: BTreeMap<String, TokenFlag>,
+    pub flags: TokenFlags,
 }
 
 /// A token as received: its claims and whether its signature verified with a key of the
@@ -84,37 +157,84 @@ pub struct Received {
     pub verified: bool,
 }
 
+/// Why no token could be issued for a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IssueError {
+    /// The token would exceed [`MAX_TOKEN_LEN`], so every reader would drop it.
+    #[error("the journey token would take {len} bytes, over the {MAX_TOKEN_LEN}-byte limit")]
+    TooLong {
+        /// Its length.
+        len: usize,
+    },
+    /// Two public flags' names share a digest, so a reader could not tell their claims apart
+    /// (64 bits: never seen in practice; rename one flag).
+    #[error("two public flags share a journey-token reference")]
+    ReferenceCollision,
+}
+
 /// Issues the token for what `snapshot` serves at `now_ms`: its public flags, signed with the
 /// snapshot's signing key at `now_ms` when it has one ([`Snapshot::signing_key`]).
-pub fn issue(snapshot: &Snapshot, now_ms: i64) -> String {
+pub fn issue(snapshot: &Snapshot, now_ms: i64) -> Result<String, IssueError> {
+    let flags = snapshot
+        .flags()
+        .iter()
+        .filter(|f| f.visibility == Visibility::Public)
+        .map(|f| {
+            let stamp_ms = (!f.forced)
+                .then(|| f.stamp.map(|s| s.at.timestamp_millis()))
+                .flatten();
+            (
+                codec::reference(&f.name),
+                TokenFlag {
+                    value: f.value,
+                    stamp_ms,
+                },
+            )
+        })
+        .collect();
     let claims = Claims {
         version: snapshot.version.clone(),
         profile_stamp_ms: snapshot.profile_stamp.map(|s| s.at.timestamp_millis()),
         issued_at_ms: now_ms,
-        flags: snapshot
-            .flags()
-            .iter()
-            .filter(|f| f.visibility == Visibility::Public)
-            .map(|f| {
-                let stamp_ms = (!f.forced)
-                    .then(|| f.stamp.map(|s| s.at.timestamp_millis()))
-                    .flatten();
-                (
-                    f.name.clone(),
-                    TokenFlag {
-                        value: f.value,
-                        stamp_ms,
-                    },
-                )
-            })
-            .collect(),
+        flags: TokenFlags::from_references(flags).ok_or(IssueError::ReferenceCollision)?,
     };
-    encode(&claims, snapshot.signing_key(now_ms))
+    let token = encode(&claims, snapshot.signing_key(now_ms));
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(IssueError::TooLong { len: token.len() });
+    }
+    Ok(token)
+}
+
+/// The token `/config` and OFREP hand out at `now_ms`: [`issue`]d for the start of the current
+/// second ([`ISSUE_RESOLUTION_MS`]) and kept in the snapshot, so every read of the snapshot in
+/// that second gets the same token without signing again (a token depends only on the snapshot
+/// and its moment of issue). `None` when none can be issued: logged once per second and
+/// snapshot (`path = "journey_token_not_issued"`), and the answer carries no token.
+pub fn issue_reused(snapshot: &Snapshot, now_ms: i64) -> Option<Arc<str>> {
+    let second = now_ms.div_euclid(ISSUE_RESOLUTION_MS) * ISSUE_RESOLUTION_MS;
+    snapshot.issued_token().get_or_make(second, || {
+        issue(snapshot, second)
+            .inspect_err(|error| {
+                tracing::warn!(
+                    version = %snapshot.version,
+                    public_flags = snapshot
+                        .flags()
+                        .iter()
+                        .filter(|f| f.visibility == Visibility::Public)
+                        .count(),
+                    error = %error,
+                    path = "journey_token_not_issued",
+                    "no journey token: catch-up and drains need one"
+                );
+            })
+            .ok()
+            .map(Arc::from)
+    })
 }
 
 /// Encodes claims, signed with `key` when given (else the signature part is empty).
 pub fn encode(claims: &Claims, key: Option<&JourneyKey>) -> String {
-    let payload = serde_json::to_vec(claims).expect("claims serialise");
+    let payload = codec::encode_v2(claims);
     let mut token = String::with_capacity(VERSION_PREFIX.len() + payload.len() * 4 / 3 + 48);
     token.push_str(VERSION_PREFIX);
     URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
@@ -139,31 +259,39 @@ pub fn parse(token: &str, keys: &[JourneyKey], latest_issue_ms: i64) -> Option<R
     })
 }
 
-/// A token's parts: the signed text (`v1.<payload>`), the payload and the signature.
-fn split(token: &str) -> Option<(&str, &str, &str)> {
+/// A token's parts: the signed text (`v2.<payload>`), the payload, the signature and whether it
+/// is of the previous format (`v1.`).
+fn split(token: &str) -> Option<(&str, &str, &str, bool)> {
     if token.len() > MAX_TOKEN_LEN || !token.is_ascii() {
         return None;
     }
-    let rest = token.strip_prefix(VERSION_PREFIX)?;
+    let (rest, v1) = match token.strip_prefix(VERSION_PREFIX) {
+        Some(rest) => (rest, false),
+        None => (token.strip_prefix(V1_PREFIX)?, true),
+    };
     let (payload, signature) = rest.split_once('.')?;
-    let signed = &token[..VERSION_PREFIX.len() + payload.len()];
-    Some((signed, payload, signature))
+    let signed = &token[..token.len() - rest.len() + payload.len()];
+    Some((signed, payload, signature, v1))
 }
 
 /// What a token says, without checking its signature; `None` for anything that is not a
-/// well-formed token of this version, or one issued later than `latest_issue_ms` (a token
+/// well-formed token of a known format, or one issued later than `latest_issue_ms` (a token
 /// from the future was not issued by an instance of this fleet). Never panics.
 pub fn read(token: &str, latest_issue_ms: i64) -> Option<Claims> {
-    let (_, payload, _) = split(token)?;
+    let (_, payload, _, v1) = split(token)?;
     let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
-    let claims: Claims = serde_json::from_slice(&bytes).ok()?;
+    let claims = if v1 {
+        codec::decode_v1(&bytes)?
+    } else {
+        codec::decode_v2(&bytes)?
+    };
     (claims.issued_at_ms <= latest_issue_ms).then_some(claims)
 }
 
 /// Whether one of `keys` made the token's signature (constant-time comparison: hmac's verify).
 /// An unsigned or malformed token is never verified.
 pub fn verify(token: &str, keys: &[JourneyKey]) -> bool {
-    let Some((signed, _, signature)) = split(token) else {
+    let Some((signed, _, signature, _)) = split(token) else {
         return false;
     };
     !signature.is_empty()
@@ -257,13 +385,14 @@ mod tests {
             version: "T2026-11-21T10:00:00.000Z".into(),
             profile_stamp_ms: Some(1_763_719_200_000),
             issued_at_ms: 1_763_719_260_000,
-            flags: BTreeMap::from([(
+            flags: [(
                 "isFeatureXEnabled".to_owned(),
                 TokenFlag {
                     value: true,
                     stamp_ms: Some(1_763_719_200_000),
                 },
-            )]),
+            )]
+            .into(),
         }
     }
 
@@ -293,7 +422,14 @@ mod tests {
         let token = encode(&claims(), Some(&key));
         let signature = token.rsplit_once('.').unwrap().1;
         let mut forged = claims();
-        forged.flags.get_mut("isFeatureXEnabled").unwrap().stamp_ms = Some(1);
+        forged.flags = [(
+            "isFeatureXEnabled".to_owned(),
+            TokenFlag {
+                value: true,
+                stamp_ms: Some(1),
+            },
+        )]
+        .into();
         let unsigned = encode(&forged, None);
         let forged_token = format!("{unsigned}{signature}");
 
@@ -337,8 +473,25 @@ mod tests {
         fn parsing_never_panics(token in ".{0,200}", raw in proptest::collection::vec(any::<u8>(), 0..200)) {
             let key = JourneyKey::from_bytes([1; KEY_LEN]);
             let _ = parse(&token, std::slice::from_ref(&key), NOW);
-            let wrapped = format!("v1.{}.{}", URL_SAFE_NO_PAD.encode(&raw), URL_SAFE_NO_PAD.encode(&raw));
-            let _ = parse(&wrapped, &[key], NOW);
+            for prefix in ["v1.", "v2."] {
+                let wrapped = format!("{prefix}{}.{}", URL_SAFE_NO_PAD.encode(&raw), URL_SAFE_NO_PAD.encode(&raw));
+                let _ = parse(&wrapped, std::slice::from_ref(&key), NOW);
+            }
         }
+    }
+
+    #[test]
+    fn a_token_of_the_previous_format_is_still_read_and_verified() {
+        let key = JourneyKey::from_bytes([7; KEY_LEN]);
+        let payload = br#"{"c":"T2026-11-21T10:00:00.000Z","p":1763719200000,"i":1763719260000,"f":{"isFeatureXEnabled":{"v":true,"t":1763719200000}}}"#;
+        let mut token = format!("v1.{}", URL_SAFE_NO_PAD.encode(payload));
+        let mut mac = key.mac();
+        mac.update(token.as_bytes());
+        token.push('.');
+        token.push_str(&URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()));
+
+        let received = parse(&token, &[key], NOW).unwrap();
+        assert_eq!(received.claims, claims());
+        assert!(received.verified);
     }
 }

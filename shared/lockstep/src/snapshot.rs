@@ -15,6 +15,7 @@ use crate::journey_key::JourneyKey;
 use crate::overrides::Overrides;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// Where a snapshot's values came from.
@@ -124,6 +125,51 @@ pub struct Snapshot {
     /// position in `flags`.
     catalog: u32,
     by_handle: Box<[u32]>,
+    /// The journey token handed out in the current second (`journey::issue_reused`).
+    issued_token: PerSecond<Option<Arc<str>>>,
+}
+
+/// A value made from a snapshot for one second and shared by every read in that second: the
+/// journey token, which would otherwise be signed for every `/config` read. A clone of the
+/// snapshot starts empty, and comparing snapshots ignores it.
+#[derive(Default)]
+pub struct PerSecond<T>(Mutex<Option<(i64, T)>>);
+
+impl<T: Clone> PerSecond<T> {
+    /// The value for `second`: the one kept, if made for that second, else `make()`'s, kept.
+    pub fn get_or_make(&self, second: i64, make: impl FnOnce() -> T) -> T {
+        let kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((at, value)) = kept.as_ref() {
+            if *at == second {
+                return value.clone();
+            }
+        }
+        // Made outside the lock: two reads racing make the same value.
+        drop(kept);
+        let value = make();
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some((second, value.clone()));
+        value
+    }
+}
+
+impl<T> Clone for PerSecond<T> {
+    fn clone(&self) -> Self {
+        Self(Mutex::new(None))
+    }
+}
+
+impl<T> PartialEq for PerSecond<T> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl<T> Eq for PerSecond<T> {}
+
+impl<T> std::fmt::Debug for PerSecond<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PerSecond(..)")
+    }
 }
 
 impl Snapshot {
@@ -239,6 +285,7 @@ impl Snapshot {
             attributes: BTreeMap::new(),
             catalog: catalog.id(),
             by_handle,
+            issued_token: PerSecond::default(),
         }
     }
 
@@ -259,6 +306,11 @@ impl Snapshot {
             ([_, previous, ..], Some(signs_at)) if now_ms < signs_at => Some(previous),
             (keys, _) => keys.first(),
         }
+    }
+
+    /// The journey token kept for the current second (`journey::issue_reused`).
+    pub fn issued_token(&self) -> &PerSecond<Option<Arc<str>>> {
+        &self.issued_token
     }
 
     /// A feature flag's attributes as the document carried them (every field but `enabled`,

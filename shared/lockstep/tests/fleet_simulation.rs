@@ -812,6 +812,7 @@ impl Fleet {
                 TokenAnswer::Open(Opened {
                     token: if issue {
                         journey::issue(view.snapshot(), ms(now))
+                            .expect("a token for the simulation's two public flags")
                     } else {
                         String::new()
                     },

@@ -58,10 +58,21 @@ struct Instance {
 /// An instance cold-starting at `start` on `content`, its session enforcing Q like
 /// AppConfigData, P = 45 s, ε = 5 s.
 async fn instance(clock: &ManualClock, content: &str, overrides: Overrides) -> Instance {
+    let catalog = FlagCatalog::new(vec![FlagDecl::public(X), FlagDecl::public(Y)]).unwrap();
+    instance_of(catalog, X, clock, content, overrides).await
+}
+
+/// The same with `catalog`, its handle for `gated`.
+async fn instance_of(
+    catalog: FlagCatalog,
+    gated: &str,
+    clock: &ManualClock,
+    content: &str,
+    overrides: Overrides,
+) -> Instance {
     let (source, handle) = MemorySource::new();
     handle.set_session_interval(Some(Q));
     handle.publish("v-start", content);
-    let catalog = FlagCatalog::new(vec![FlagDecl::public(X), FlagDecl::public(Y)]).unwrap();
     let options = CacheOptions {
         catalog,
         overrides,
@@ -69,7 +80,7 @@ async fn instance(clock: &ManualClock, content: &str, overrides: Overrides) -> I
         clock: Arc::new(clock.clone()),
     };
     let cache = Arc::new(FlagCache::new(Box::new(source), options).await);
-    let x = cache.handle(X).unwrap();
+    let x = cache.handle(gated).unwrap();
     Instance {
         cache,
         source: handle,
@@ -82,7 +93,7 @@ async fn token_for(content: &str, at: DateTime<Utc>) -> String {
     let clock = ManualClock::new(at);
     let issuer = instance(&clock, content, Overrides::none()).await;
     let view = issuer.cache.read().await;
-    journey::issue(view.snapshot(), view.now().timestamp_millis())
+    journey::issue(view.snapshot(), view.now().timestamp_millis()).unwrap()
 }
 
 const T0: &str = "2026-11-21T09:00:00.000Z";
@@ -430,4 +441,166 @@ async fn the_catch_up_rate_limit_holds_under_a_flood_of_tokens() {
     );
     assert_eq!(calls, counts.polls - 1, "{counts:?}"); // the prefetch was before start_calls
     assert_eq!(stale.source.early_calls(), 0);
+}
+
+/// `n` public flags with 64-character names (the longest AppConfig allows).
+fn long_names(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("{:x<64}", format!("isLongFlag{i:04}Enabled")))
+        .collect()
+}
+
+/// Freeform content with every flag of `names` on since T0, except the first: `first` (its
+/// value and stamp, its drain time if any); signed with [`KEY`].
+fn many(names: &[String], first: (bool, &str), drain: Option<u64>) -> String {
+    let profile = first.1.max(T0);
+    let drain = drain
+        .map(|d| format!(r#", "drainSeconds": {d}"#))
+        .unwrap_or_default();
+    let values: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!(r#""{n}": {}"#, if i == 0 { first.0 } else { true }))
+        .collect();
+    let stamps: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let (stamp, drain) = if i == 0 { (first.1, drain.as_str()) } else { (T0, "") };
+            format!(r#""{n}": {{"lastModifiedTimestamp": "{stamp}", "deploymentDurationSeconds": 0{drain}}}"#)
+        })
+        .collect();
+    format!(
+        r#"{{{}, "lockstepMetadata": {{"lastModifiedTimestamp": "{profile}", "deploymentDurationSeconds": 0,
+            "flags": {{{}}}, "journeyKeys": ["{}"]}}}}"#,
+        values.join(", "),
+        stamps.join(", "),
+        key_text(KEY)
+    )
+}
+
+fn catalog_of(names: &[String]) -> FlagCatalog {
+    FlagCatalog::new(names.iter().map(|n| FlagDecl::public(n)).collect()).unwrap()
+}
+
+/// The token an instance serving `content` over `names` hands out at `at`, as `/config` does.
+async fn token_of_many(names: &[String], content: &str, at: DateTime<Utc>) -> String {
+    let clock = ManualClock::new(at);
+    let issuer = instance_of(
+        catalog_of(names),
+        &names[0],
+        &clock,
+        content,
+        Overrides::none(),
+    )
+    .await;
+    let view = issuer.cache.read().await;
+    let token = journey::issue_reused(view.snapshot(), view.now().timestamp_millis())
+        .expect("a token is issued");
+    // Compact: about 13 bytes of payload a flag, whatever the length of its name.
+    assert!(token.len() <= 1_300, "{} bytes", token.len());
+    token.to_string()
+}
+
+#[tokio::test]
+async fn with_64_public_flags_of_64_character_names_a_stale_instance_still_catches_up() {
+    let names = long_names(64);
+    let old = many(&names, (false, T0), None);
+    let new = many(&names, (true, T1), None);
+    let clock = ManualClock::new(t(T1) - TimeDelta::seconds(1));
+    let stale = instance_of(
+        catalog_of(&names),
+        &names[0],
+        &clock,
+        &old,
+        Overrides::none(),
+    )
+    .await;
+    stale.source.publish("v-new", new.as_str());
+    let opens = t(T1) + TimeDelta::seconds(20);
+    let token = token_of_many(&names, &new, opens).await;
+    clock.set(opens);
+
+    let decided = stale.cache.decide(stale.x, Some(&token)).await;
+
+    assert_eq!(decided.verdict, Verdict::Open);
+    assert_eq!(decided.catch_up, CatchUp::Polled { caught_up: true });
+}
+
+#[tokio::test]
+async fn with_64_public_flags_of_64_character_names_a_drain_honours_the_token() {
+    let names = long_names(64);
+    let on = many(&names, (true, T0), None);
+    let off = many(&names, (false, T1), Some(300));
+    let in_flight = token_of_many(&names, &on, t(T1) - TimeDelta::seconds(60)).await;
+    let clock = ManualClock::new(t(T1) + TimeDelta::seconds(1));
+    let drained = instance_of(
+        catalog_of(&names),
+        &names[0],
+        &clock,
+        &off,
+        Overrides::none(),
+    )
+    .await;
+
+    let decided = drained.cache.decide(drained.x, Some(&in_flight)).await;
+
+    assert_eq!(
+        decided.verdict,
+        Verdict::Draining {
+            until: t(T1) + TimeDelta::seconds(350)
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_token_over_the_limit_is_never_issued_and_none_is_handed_out() {
+    // 1,000 public flags of 64-character names: about 17 KB of token, over 8 KiB.
+    let names = long_names(1000);
+    let content = many(&names, (true, T0), None);
+    let clock = ManualClock::new(t(T1));
+    let issuer = instance_of(
+        catalog_of(&names),
+        &names[0],
+        &clock,
+        &content,
+        Overrides::none(),
+    )
+    .await;
+    let view = issuer.cache.read().await;
+    let now_ms = view.now().timestamp_millis();
+
+    assert!(matches!(
+        journey::issue(view.snapshot(), now_ms),
+        Err(journey::IssueError::TooLong { len }) if len > journey::MAX_TOKEN_LEN
+    ));
+    assert_eq!(journey::issue_reused(view.snapshot(), now_ms), None);
+}
+
+#[tokio::test]
+async fn one_snapshot_hands_out_one_token_per_second_saying_when_that_second_began() {
+    let content = doc((true, T0), (false, T0), None, &[KEY]);
+    let clock = ManualClock::new(t(T1));
+    let issuer = instance(&clock, &content, Overrides::none()).await;
+    let view = issuer.cache.read().await;
+    let second = t(T1).timestamp_millis();
+    let keys = [JourneyKey::from_bytes(KEY)];
+
+    let first = journey::issue_reused(view.snapshot(), second + 1).unwrap();
+    let same = journey::issue_reused(view.snapshot(), second + 999).unwrap();
+    let next = journey::issue_reused(view.snapshot(), second + 1000).unwrap();
+
+    assert_eq!(first, same);
+    assert_ne!(first, next);
+    let received = journey::parse(&first, &keys, second + 1).unwrap();
+    assert!(received.verified);
+    assert_eq!(received.claims.issued_at_ms, second);
+    assert_eq!(
+        received.claims,
+        journey::read(&journey::issue(view.snapshot(), second).unwrap(), second).unwrap()
+    );
+    assert_eq!(
+        journey::read(&next, second + 1000).unwrap().issued_at_ms,
+        second + 1000
+    );
 }

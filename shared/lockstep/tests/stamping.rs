@@ -555,8 +555,8 @@ fn a_key_rotated_in_verifies_at_once_but_signs_only_once_every_instance_holds_it
     let signs_at = t(T2) + chrono::TimeDelta::milliseconds(300 + 110_000);
     let ms = |at: DateTime<Utc>| at.timestamp_millis();
 
-    let before = journey::issue(&new, ms(signs_at) - 1);
-    let after = journey::issue(&new, ms(signs_at));
+    let before = journey::issue(&new, ms(signs_at) - 1).unwrap();
+    let after = journey::issue(&new, ms(signs_at)).unwrap();
 
     assert_eq!(
         new.signing_key(ms(signs_at) - 1),

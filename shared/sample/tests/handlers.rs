@@ -263,6 +263,52 @@ async fn each_bad_input_fixture_answers_its_status_and_writes_nothing() {
 }
 
 #[tokio::test]
+async fn no_400_repeats_any_part_of_the_body_wherever_the_caller_put_it() {
+    let x = harness(true, false).await;
+    // A page that tricks a browser into sending this must not get it reflected back.
+    let marker = "<script>alert('QZJ')</script>";
+    let long = marker.repeat(15 * 1024 / marker.len());
+    let m = serde_json::to_string(marker).unwrap();
+    let l = serde_json::to_string(&long).unwrap();
+    let valid = r#""journeyId": "j1", "plan": "basic", "quantity": 1"#;
+    let bodies = [
+        // An unknown field's name.
+        format!(r#"{{{valid}, {m}: 1}}"#),
+        format!(r#"{{{l}: 1, {valid}}}"#),
+        // Values of the wrong type.
+        format!(r#"{{"journeyId": "j1", "plan": "basic", "quantity": {l}}}"#),
+        format!(r#"{{"journeyId": {{{m}: {m}}}, "plan": "basic", "quantity": 1}}"#),
+        format!(r#"{{"journeyId": "j1", "plan": "basic", "quantity": 1, "note": [{m}]}}"#),
+        // Values not among the accepted ones.
+        format!(r#"{{"journeyId": "j1", "plan": {l}, "quantity": 1}}"#),
+        format!(r#"{{"journeyId": "j1", "plan": {m}, "quantity": 1}}"#),
+        // Over-long or ill-formed strings.
+        format!(r#"{{"journeyId": {l}, "plan": "basic", "quantity": 1}}"#),
+        format!(r#"{{"journeyId": {m}, "plan": "basic", "quantity": 1}}"#),
+        format!(r#"{{{valid}, "note": {l}}}"#),
+        // Not JSON, with the marker before and after the fault.
+        format!(r#"{{{valid}, "note": {m} {m}}}"#),
+        format!(r#"{{{valid}, "note": {m}"#),
+    ];
+
+    for body in &bodies {
+        let response = x.serve(with_body(create("marker"), body)).await;
+
+        let problem = assert_problem(&response, 400, "bad-request");
+        let text = problem.to_string();
+        for part in ["QZJ", "<script", "alert", "script>"] {
+            assert!(!text.contains(part), "{part} echoed: {text:.300}");
+        }
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(
+            detail.starts_with("The body") || detail.contains("must be"),
+            "{detail}"
+        );
+    }
+    assert_eq!(x.store.writes(), 0);
+}
+
+#[tokio::test]
 async fn routing_answers_404_and_405_even_while_the_flag_is_off() {
     let x = harness(false, false).await;
 
