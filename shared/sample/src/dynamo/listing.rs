@@ -251,8 +251,8 @@ fn decode_cursor(cursor: &str, user: &UserId, journey: Option<&Ident>) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dynamo::items::{idempotency_key, to_item};
     use crate::dynamo::items::tests::submission;
+    use crate::dynamo::items::{idempotency_key, to_item};
     use crate::submissions::MAX_USER_ID_BYTES;
 
     #[test]
