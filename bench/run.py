@@ -5,8 +5,14 @@ every measurement, prints one markdown table and rewrites BENCHMARKS.md with it,
 date and the commands. Nothing here is a hard-coded result: every figure comes from this run.
 
 Options: --quick (shorter criterion runs, 5 cold starts, 2,000 requests for memory), --no-arm64
-(skip `cargo lambda build --arm64` and report the x86_64 release binary instead), --no-write
+(skip `cargo lambda build --arm64` and report the x86_64 release binaries instead), --no-write
 (print only).
+
+The workspace's release profile (Cargo.toml: strip, fat LTO, one codegen unit) is measured against
+cargo's default release profile on the same code: the baseline is built with the profile
+overridden by `--config` arguments (`default_profile_config`) into its own target directory
+(`LOCKSTEP_BENCH_DEFAULT_PROFILE_TARGET_DIR`, default `<target>/default-profile`), so the two
+builds never evict each other.
 """
 
 from __future__ import annotations
@@ -36,6 +42,23 @@ from lambda_emulator import Emulator, interleaved_cold_starts  # noqa: E402
 from local_store import to_powertools  # noqa: E402
 
 P_SECONDS = 45
+# The functions deployed as Lambdas (template.yaml), whose bootstrap and zip sizes are reported.
+LAMBDA_FUNCTIONS = ("config", "feature-x", "stamping")
+
+
+def default_profile_config() -> list[str]:
+    """`--config` arguments that put cargo's own release defaults (opt-level 3, strip only debug
+    info, no LTO, 16 codegen units) over the workspace's release profile, per-package overrides
+    included, read from Cargo.toml so the baseline follows whatever the profile says."""
+    import tomllib
+
+    release = tomllib.loads((ROOT / "Cargo.toml").read_text()).get("profile", {}).get("release", {})
+    config = ['profile.release.opt-level=3', 'profile.release.strip="debuginfo"',
+              "profile.release.lto=false", "profile.release.codegen-units=16"]
+    for package in release.get("package", {}):
+        config.append(f'profile.release.package."{package}".opt-level=3')
+    return [arg for value in config for arg in ("--config", value)]
+
 # The flags both sides read from ministack: Lockstep's Freeform document, stamped in the past.
 BENCH_FLAGS = BENCH / "flags.json"
 # The same document as a local file, for the baselines without AppConfig (AppConfig Agent
@@ -76,12 +99,27 @@ def target_dir() -> Path:
     return Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")).resolve()
 
 
-def build_config_binary() -> Path:
-    run(["cargo", "build", "--release", "-p", "config", "--bin", "config"])
+def default_profile_target_dir() -> Path:
+    return Path(
+        os.environ.get("LOCKSTEP_BENCH_DEFAULT_PROFILE_TARGET_DIR", target_dir() / "default-profile")
+    ).resolve()
+
+
+def default_profile_env() -> dict[str, str]:
+    return dict(os.environ, CARGO_TARGET_DIR=str(default_profile_target_dir()))
+
+
+def build_config_binary(default_profile: bool = False) -> Path:
+    """The config function's x86_64 release binary: with the workspace's release profile, or
+    (`default_profile`) with cargo's default one, for the side-by-side cold start."""
+    env = default_profile_env() if default_profile else None
+    config = default_profile_config() if default_profile else []
+    run(["cargo", "build", "--release", "-p", "config", "--bin", "config", *config], env=env)
     OUT.mkdir(parents=True, exist_ok=True)
-    binary = OUT / "config"
+    binary = OUT / ("config-default-profile" if default_profile else "config")
+    built = (default_profile_target_dir() if default_profile else target_dir()) / "release" / "config"
     # A private copy: a shared target directory may be rebuilt by another checkout meanwhile.
-    shutil.copy2(target_dir() / "release" / "config", binary)
+    shutil.copy2(built, binary)
     return binary
 
 
@@ -112,9 +150,12 @@ def powertools(python: str, quick: bool) -> dict:
     return json.loads(output)
 
 
-def functions(binary: Path, python: str, endpoint: str) -> dict[str, tuple[list[str], dict]]:
+def functions(
+    binary: Path, default_binary: Path, python: str, endpoint: str
+) -> dict[str, tuple[list[str], dict]]:
     """Each side's command and environment: reading AppConfigData on ministack at `endpoint`
-    (the measured path), and the same flags from a local file (the baselines)."""
+    (the measured path), the same flags from a local file (the baselines), and the config
+    function built with cargo's default release profile (the profile's baseline)."""
     poll = {"AWS_APPCONFIG_EXTENSION_POLL_INTERVAL_SECONDS": str(P_SECONDS)}
     target = {
         "LOCKSTEP_APPCONFIG_APPLICATION": ministack.APPLICATION,
@@ -141,9 +182,10 @@ def functions(binary: Path, python: str, endpoint: str) -> dict[str, tuple[list[
         ),
         "python_local": (py_cmd, {**pythonpath, "LOCKSTEP_LOCAL_FILE": str(LOCAL_FILE), **poll}),
     }
+    variants["ours_default_profile"] = ([str(default_binary)], dict(variants["ours"][1]))
     # The emulator builds each process's environment from scratch (nothing inherited from this
     # one), so the AppConfig variants have neither bypass variable.
-    for name in ("ours", "python"):
+    for name in ("ours", "python", "ours_default_profile"):
         env = Emulator.environment("-", variants[name][1])
         assert not any(var in env for var in BYPASS_VARS), (name, env)
     return variants
@@ -203,7 +245,9 @@ def traced_cold_starts(emulator, proxy, command, env, cwd, event, runs: int, who
     }
 
 
-def appconfig_side(emulator: Emulator, binary: Path, python: str, quick: bool) -> dict:
+def appconfig_side(
+    emulator: Emulator, binary: Path, default_binary: Path, python: str, quick: bool
+) -> dict:
     """Everything measured against ministack: started here, stopped on the way out (errors
     included)."""
     event = (ROOT / "events" / "config-get.json").read_bytes()
@@ -219,15 +263,18 @@ def appconfig_side(emulator: Emulator, binary: Path, python: str, quick: bool) -
         for profile, document_ in documents.items():
             if ministack.read_back(ms.endpoint, profile) != document_:
                 raise RuntimeError(f"ministack serves something else for {profile}")
-        variants = functions(binary, python, ms.endpoint)
+        variants = functions(binary, default_binary, python, ms.endpoint)
         checks = {
             "ours": lambda a: check_config_answer(a, "the config function (AppConfigData on ministack)", True),
             "python": lambda a: check_config_answer(a, "the Python handler (AppConfigStore on ministack)", False),
             "ours_local": lambda a: check_config_answer(a, "the config function (local file)", True),
             "python_local": lambda a: check_config_answer(a, "the Python handler (local file)", False),
+            "ours_default_profile": lambda a: check_config_answer(
+                a, "the config function, cargo's default release profile (AppConfigData on ministack)", True
+            ),
         }
         cwd = {"ours": str(ROOT), "python": str(BENCH / "python")}
-        cwd.update(ours_local=cwd["ours"], python_local=cwd["python"])
+        cwd.update(ours_local=cwd["ours"], python_local=cwd["python"], ours_default_profile=cwd["ours"])
 
         runs = 5 if quick else 15
         log(f"cold starts: {runs} rounds, each through AppConfigData on ministack and from a local file")
@@ -235,12 +282,13 @@ def appconfig_side(emulator: Emulator, binary: Path, python: str, quick: bool) -
         cold = interleaved_cold_starts(
             emulator,
             {name: (*variants[name], cwd[name], checks[name])
-             for name in ("ours", "python", "ours_local", "python_local")},
+             for name in ("ours", "python", "ours_local", "python_local", "ours_default_profile")},
             event,
             runs,
         )
         results["cold_start"] = {"ours": cold["ours"], "python": cold["python"]}
         results["cold_start_local"] = {"ours": cold["ours_local"], "python": cold["python_local"]}
+        results["cold_start_profile"] = {"ours": cold["ours"], "default": cold["ours_default_profile"]}
 
         invocations = 2_000 if quick else 10_000
         log(f"peak RSS: {invocations} requests each, through AppConfigData on ministack")
@@ -288,16 +336,55 @@ def fleet() -> dict[str, dict]:
     }
 
 
-def bootstrap_size(binary: Path, arm64: bool) -> dict:
+def lambda_sizes(arm64: bool) -> dict:
+    """Each Lambda function's `bootstrap` and deployment zip, with the workspace's release
+    profile and with cargo's default one: `cargo lambda build --output-format zip` for arm64
+    (the template's architecture), else (`--no-arm64`, or the arm64 build fails) the x86_64
+    release binaries, zipped here with deflate as SAM would."""
+    bins = [arg for name in LAMBDA_FUNCTIONS for arg in ("--bin", name)]
     if arm64:
         try:
-            env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-            run(["cargo", "lambda", "build", "--release", "--arm64", "--bin", "config"], env=env)
-            bootstrap = target_dir() / "lambda" / "config" / "bootstrap"
-            return {"bytes": bootstrap.stat().st_size, "arch": "arm64 (cargo lambda build)"}
+            path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+            sizes = {}
+            for profile, env, target, config in (
+                ("ours", dict(os.environ, PATH=path), target_dir(), []),
+                ("default", dict(default_profile_env(), PATH=path), default_profile_target_dir(),
+                 default_profile_config()),
+            ):
+                run(["cargo", "lambda", "build", "--release", "--arm64", *bins,
+                     "--output-format", "zip", *config], env=env)
+                sizes[profile] = {
+                    name: zip_sizes(target / "lambda" / name / "bootstrap.zip")
+                    for name in LAMBDA_FUNCTIONS
+                }
+            return {"arch": "arm64 (cargo lambda build)", **sizes}
         except (subprocess.CalledProcessError, FileNotFoundError) as error:
-            log(f"arm64 build failed ({error}); reporting the x86_64 release binary")
-    return {"bytes": binary.stat().st_size, "arch": "x86_64 (cargo build --release)"}
+            log(f"arm64 build failed ({error}); reporting the x86_64 release binaries")
+    import zipfile
+
+    sizes = {}
+    for profile, env, target, config in (
+        ("ours", None, target_dir(), []),
+        ("default", default_profile_env(), default_profile_target_dir(), default_profile_config()),
+    ):
+        run(["cargo", "build", "--release", *bins, *config], env=env)
+        sizes[profile] = {}
+        for name in LAMBDA_FUNCTIONS:
+            archive = OUT / "zips" / profile / name / "bootstrap.zip"
+            archive.parent.mkdir(parents=True, exist_ok=True)
+            with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+                z.write(target / "release" / name, "bootstrap")
+            sizes[profile][name] = zip_sizes(archive)
+    return {"arch": "x86_64 (cargo build --release)", **sizes}
+
+
+def zip_sizes(archive: Path) -> dict:
+    """The zip's bytes, and the `bootstrap` inside it, uncompressed."""
+    import zipfile
+
+    with zipfile.ZipFile(archive) as z:
+        bootstrap = z.getinfo("bootstrap")
+    return {"bootstrap": bootstrap.file_size, "zip": archive.stat().st_size}
 
 
 def machine() -> dict[str, str]:
@@ -475,16 +562,17 @@ def rows(r: dict) -> list[dict]:
             "target": f"≤ {bound}, none received when unchanged",
             "met": f["busiest_instance_hour_calls"] <= bound and unchanged == 0,
         },
-        *deploy_to_open_rows(r["fleet"]["tokens"]),
         {
-            "key": "size",
-            "what": f"Release `bootstrap` size, {r['size']['arch']}",
-            "ours": mib(r["size"]["bytes"]),
-            "alternative": "—",
-            "ratio": "—",
-            "target": "—",
-            "met": None,
+            "key": "cold_start_profile",
+            "what": f"… the same cold start, this release profile (strip, fat LTO, 1 codegen unit) vs cargo's default release profile, same code, interleaved, median of {r['cold_start_profile']['ours']['runs']}",
+            "ours": f"{cold:.1f} ms",
+            "alternative": f"{r['cold_start_profile']['default']['median_ms']:.1f} ms cargo's default release profile",
+            "ratio": f"{r['cold_start_profile']['default']['median_ms'] / cold:.2f} (default / ours)",
+            "target": "no slower (≥ 0.95)",
+            "met": r["cold_start_profile"]["default"]["median_ms"] / cold >= 0.95,
         },
+        *deploy_to_open_rows(r["fleet"]["tokens"]),
+        *size_rows(r["size"]),
         {
             "key": "rss",
             "what": f"Peak RSS (VmHWM) after serving {r['rss']['ours']['invocations']:,} `/config` requests, flags through AppConfigData on ministack (loopback)",
@@ -495,6 +583,22 @@ def rows(r: dict) -> list[dict]:
             "met": None,
         },
     ]
+
+
+def size_rows(size: dict) -> list[dict]:
+    rows_ = []
+    for name in LAMBDA_FUNCTIONS:
+        ours, default = size["ours"][name], size["default"][name]
+        rows_.append({
+            "key": "size",
+            "what": f"`{name}` function, {size['arch']}: `bootstrap` (deployment zip), this release profile vs cargo's default",
+            "ours": f"{mib(ours['bootstrap'])} ({mib(ours['zip'])} zip)",
+            "alternative": f"{mib(default['bootstrap'])} ({mib(default['zip'])} zip) cargo's default release profile",
+            "ratio": f"{times(default['bootstrap'] / ours['bootstrap'])} smaller",
+            "target": "≤ 10 MiB" if size["arch"].startswith("arm64") else "(arm64: ≤ 10 MiB)",
+            "met": ours["bootstrap"] <= 10 * 1024 * 1024 if size["arch"].startswith("arm64") else None,
+        })
+    return rows_
 
 
 def table(rows_: list[dict]) -> str:
@@ -703,10 +807,21 @@ Run on {r['date']}: {m['cpu']}, {m['cores']} cores, {m['ram']} RAM, {m['os']}, c
   nothing changed, is the "when unchanged" figure. That the real client sends exactly two calls
   at a cold start and keeps the content on an empty answer is checked against the real SDK in
   `shared/lockstep/tests/appconfig_protocol.rs`.
-- **Size** — {r['size']['arch']}: `cargo lambda build --release --arm64 --bin config`
-  (cargo-lambda {r['versions']['cargo_lambda']} with zig from PyPI, in `bench/.venv`), the
-  `bootstrap` as built, not stripped further; when that build fails (`--no-arm64`, or no zig),
-  the x86_64 release binary instead, as the row says.
+- **Size** — {r['size']['arch']}: `cargo lambda build --release --arm64 --bin config --bin
+  feature-x --bin stamping --output-format zip` (cargo-lambda {r['versions']['cargo_lambda']}
+  with zig from PyPI, in `bench/.venv`): the `bootstrap` inside each function's zip
+  (uncompressed) and the zip itself, what `sam deploy` uploads. Twice: with the workspace's
+  release profile (`Cargo.toml`: `strip = "symbols"`, `lto = "fat"`, `codegen-units = 1`, the
+  generated AWS service clients at `opt-level = "s"`; panics still unwind, since
+  `lockstep_http::CatchPanicLayer` answers a handler's panic with a 500), and with cargo's
+  default release profile set over it by `--config` arguments (`opt-level=3`,
+  `strip="debuginfo"`, `lto=false`, `codegen-units=16`, every per-package override back to
+  `opt-level=3`) in a target directory of its own. The dependency features are the same in both
+  (one HTTPS stack, no SSO in the functions: see `Cargo.toml`). When the arm64 build fails (`--no-arm64`, or no zig), the x86_64 release
+  binaries instead, zipped with deflate, as the rows say.
+- **Release profile and cold start** — the config function's x86_64 release binary built both
+  ways, both cold-started in the same interleaved rounds as the cold-start row (same ministack,
+  same environment); the ratio is the default profile's median over ours.
 - **Peak RSS** — the same emulator, with the same ministack and the same environment as the
   cold start (both sides read through AppConfigData), serves {r['rss']['ours']['invocations']:,}
   `GET /config` events to one process, then reads `VmHWM` from `/proc/<pid>/status` (the
@@ -754,13 +869,14 @@ def main() -> None:
     }
 
     binary = build_config_binary()
+    default_binary = build_config_binary(default_profile=True)
     results["criterion"] = criterion(args.quick)
     results["powertools"] = powertools(python, args.quick)
 
-    results.update(appconfig_side(Emulator(), binary, python, args.quick))
+    results.update(appconfig_side(Emulator(), binary, default_binary, python, args.quick))
 
     results["fleet"] = fleet()
-    results["size"] = bootstrap_size(binary, arm64=not args.no_arm64)
+    results["size"] = lambda_sizes(arm64=not args.no_arm64)
 
     rows_ = rows(results)
     OUT.mkdir(parents=True, exist_ok=True)
