@@ -2,6 +2,7 @@
 // *.test.mjs): the runner started in its own process group and stopped with it, chromium, the
 // API and journey-token helpers.
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { spawn } from "node:child_process";
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -18,12 +19,54 @@ export const OUT = path.join(ROOT, "target", "browser");
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 export const secondsSince = (from, at = Date.now()) => ((at - from) / 1000).toFixed(1);
 
-// What a journey token says (`v1.<base64url JSON>.<signature>`; opaque to the pages, read here
-// to check which configuration a journey carried), and whether it is signed.
+// What a journey token says (`v2.<base64url payload>.<signature>`, the compact binary payload of
+// shared/lockstep/src/journey/codec.rs, or the previous release's `v1` JSON; opaque to the
+// pages, read here to check which configuration a journey carried), and whether it is signed.
+// `f[name]` is `{ v, t }` for a flag, found by its reference (the first 8 bytes of SHA-256 of its
+// name, as the token names it); `c` the version, `p` the profile stamp, `i` the moment of issue.
 export function claims(token) {
   const [version, payload, signature] = String(token).split(".");
-  assert.equal(version, "v1", `not a v1 journey token: ${token}`);
-  return { ...JSON.parse(Buffer.from(payload, "base64url").toString("utf8")), signed: Boolean(signature) };
+  const bytes = Buffer.from(payload ?? "", "base64url");
+  if (version === "v1") {
+    return { ...JSON.parse(bytes.toString("utf8")), signed: Boolean(signature) };
+  }
+  assert.equal(version, "v2", `not a v1 or v2 journey token: ${token}`);
+  let at = 0;
+  const byte = () => {
+    assert.ok(at < bytes.length, `a truncated v2 token: ${token}`);
+    return bytes[at++];
+  };
+  const varint = () => {
+    let value = 0n;
+    for (let shift = 0n; ; shift += 7n) {
+      const b = byte();
+      value |= BigInt(b & 0x7f) << shift;
+      if (!(b & 0x80)) return value;
+    }
+  };
+  const signed = () => {
+    const n = varint();
+    return Number((n >> 1n) ^ -(n & 1n));
+  };
+  const header = byte();
+  const length = Number(varint());
+  const c = bytes.subarray(at, at + length).toString("utf8");
+  at += length;
+  const p = header & 1 ? signed() : undefined;
+  const i = signed();
+  const byReference = {};
+  for (let n = Number(varint()); n > 0; n--) {
+    const reference = bytes.subarray(at, at + 8).toString("hex");
+    at += 8;
+    const bits = byte();
+    const flag = { v: Boolean(bits & 1) };
+    if (bits & 2) flag.t = (p ?? 0) + signed();
+    byReference[reference] = flag;
+  }
+  assert.equal(at, bytes.length, `trailing bytes in a v2 token: ${token}`);
+  const reference = (name) => createHash("sha256").update(name).digest().subarray(0, 8).toString("hex");
+  const f = new Proxy(byReference, { get: (flags, name) => flags[reference(String(name))] });
+  return { c, p, i, f, signed: Boolean(signature) };
 }
 
 // Starts the runner in its own process group (DynamoDB Local's java is its child) and resolves
