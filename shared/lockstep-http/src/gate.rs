@@ -99,11 +99,16 @@ impl GateLayer {
     /// What the layer does before calling its service, for a handler that calls the gate itself
     /// (after its own route and caller checks) instead of wrapping a service in the layer.
     pub async fn check_headers(&self, headers: &HeaderMap) -> Result<FlagView, ApiError> {
-        let token = headers
-            .get(journey::HEADER)
-            .and_then(|value| value.to_str().ok());
-        self.check(token).await
+        self.check(journey_token(headers)).await
     }
+}
+
+/// The journey token a request carries in its `Lockstep-Journey` header, for every route that
+/// reads one (the gate, OFREP); a value that is not visible ASCII counts as none.
+pub fn journey_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(journey::HEADER)
+        .and_then(|value| value.to_str().ok())
 }
 
 impl<S> Layer<S> for GateLayer {

@@ -38,12 +38,12 @@ pub use etag::etag;
 use etag::{precondition, Precondition};
 use request::{check_request, Refusal};
 
-use crate::config_endpoint::{self};
+use crate::config_endpoint;
+use crate::gate;
 use crate::problem::{json_response, ApiError};
 use http::header::{HeaderValue, CACHE_CONTROL, ETAG, RETRY_AFTER, VARY};
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use lockstep::journey;
 use lockstep::token_policy::Answer;
 use lockstep::{FlagCache, FlagView};
 use serde_json::json;
@@ -160,13 +160,6 @@ fn retry_seconds(wait: Duration) -> u64 {
         .max(1)
 }
 
-fn journey_token(request: &Request) -> Option<&str> {
-    request
-        .headers()
-        .get(journey::HEADER)
-        .and_then(|v| v.to_str().ok())
-}
-
 fn with_vary(mut response: Response<Body>) -> Response<Body> {
     // The answer depends on whether the request carried a journey token.
     response
@@ -184,7 +177,7 @@ pub async fn bulk(cache: &FlagCache, request: &Request) -> Result<Response<Body>
     if let Err(refusal) = check_request(request) {
         return Ok(refused(refusal, None));
     }
-    let read = match read(cache, journey_token(request), None).await {
+    let read = match read(cache, gate::journey_token(request.headers()), None).await {
         Ok(read) => read,
         Err(seconds) => return Ok(with_vary(rate_limited(None, seconds))),
     };
@@ -254,7 +247,7 @@ pub async fn flag(
     // Only a public flag can be behind a token (`token_policy::behind`), so only a public key
     // may catch up or be answered 429; any other key, private or unknown, is not found, and
     // nothing about it is told.
-    let read = match read(cache, journey_token(request), Some(&key)).await {
+    let read = match read(cache, gate::journey_token(request.headers()), Some(&key)).await {
         Ok(read) => read,
         Err(seconds) => return Ok(with_vary(rate_limited(Some(&key), seconds))),
     };
