@@ -20,16 +20,6 @@ pub fn target() -> Target {
     lockstep::init::local_target()
 }
 
-/// The deployer's view of [`target`].
-pub fn deploy_target() -> lockstep_cli::deploy::Target {
-    let t = target();
-    lockstep_cli::deploy::Target {
-        application: t.application,
-        environment: t.environment,
-        profile: t.profile,
-    }
-}
-
 /// What the runner needs of its AppConfig.
 #[derive(Debug, Clone)]
 pub struct LocalAppConfig {
@@ -72,7 +62,7 @@ pub struct Deployed {
 impl LocalAppConfig {
     /// The ids of [`target`].
     pub async fn resolved(&self) -> Result<Resolved, lockstep_cli::deploy::DeployError> {
-        self.deployer.resolve(&deploy_target()).await
+        self.deployer.resolve(&target()).await
     }
 
     /// The deployment strategies a local deployment may use.

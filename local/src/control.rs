@@ -143,7 +143,7 @@ fn all_at_once() -> String {
 async fn deploy(runner: &Runner, request: &Request) -> Result<Response<Body>, ApiError> {
     let body: DeployBody = parse_json_body(request)?;
     let request = lockstep_cli::deploy::Request {
-        target: appconfig::deploy_target(),
+        target: appconfig::target(),
         changes: Changes::Set(body.flags),
         strategy: body.strategy,
         description: Some("local deployment (fleet view)".into()),

@@ -4,7 +4,7 @@
 //! that tells `./scripts/deploy-local` where the local AppConfig is.
 
 use super::StartError;
-use crate::appconfig::{deploy_target, LocalAppConfig};
+use crate::appconfig::{target, LocalAppConfig};
 use aws_config::SdkConfig;
 use lockstep::durable::{DynamoSnapshots, SnapshotStore};
 use lockstep::{FlagCatalog, Settings, SystemClock};
@@ -67,7 +67,7 @@ pub async fn appconfig(
     initial_flags: &Path,
 ) -> Result<LocalAppConfig, StartError> {
     let control = aws_sdk_appconfig::Client::new(aws);
-    let target = deploy_target();
+    let target = target();
     create_layout(
         &control,
         &target.application,
