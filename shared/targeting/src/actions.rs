@@ -15,7 +15,7 @@ use serde_json::Value;
 use std::cmp::Ordering;
 
 /// A condition's operand, parsed by its action.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operand {
     /// Any JSON value but null.
     Any(Value),

@@ -40,7 +40,7 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 
 /// A validated flag definition.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Definition {
     /// The flag's key (a split's default seed).
     pub name: String,
@@ -53,7 +53,7 @@ pub struct Definition {
 }
 
 /// One rule.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     /// Its name (the key it is written under).
     pub name: String,
@@ -64,7 +64,7 @@ pub struct Rule {
 }
 
 /// What a matching rule serves.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// `when_match`: one value.
     Value(Value),
@@ -73,7 +73,7 @@ pub enum Outcome {
 }
 
 /// One condition.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Condition {
     /// The context key it reads (for a time-based action, the `CURRENT_…` name).
     pub key: String,
@@ -88,6 +88,8 @@ impl PartialEq for Action {
         self.name == other.name
     }
 }
+
+impl Eq for Action {}
 
 /// Why a definition was refused: the flag, the rule when the problem is in one, and what.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
@@ -165,6 +167,20 @@ impl Definition {
         value
             .as_object()
             .is_some_and(|fields| fields.contains_key("default"))
+    }
+
+    /// Whether some caller may be served `true`: the default, a rule's value or a split bucket
+    /// with weight is `true`. (What a switch-off is, for a boolean flag defined by rules.)
+    pub fn may_serve_true(&self) -> bool {
+        let is_true = |v: &Value| v == &Value::Bool(true);
+        is_true(&self.default)
+            || self.rules.iter().any(|rule| match &rule.outcome {
+                Outcome::Value(v) => is_true(v),
+                Outcome::Split(split) => split
+                    .buckets
+                    .iter()
+                    .any(|b| b.weight > 0 && is_true(&b.value)),
+            })
     }
 
     /// Whether any rule reads the clock (a time-based condition), so the answer can change

@@ -16,7 +16,7 @@ use serde_json::Value;
 pub const MAX_TOTAL_WEIGHT: u64 = i32::MAX as u64;
 
 /// One bucket of a split: the variant's name, its value, its weight.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bucket {
     /// The variant's name (what an evaluation reports as its variant).
     pub variant: String,
@@ -27,7 +27,7 @@ pub struct Bucket {
 }
 
 /// A validated split.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Split {
     /// The buckets, in the order their cumulative ranges are laid out.
     pub buckets: Vec<Bucket>,
