@@ -12,6 +12,7 @@ use crate::problem::{json_response, ApiError};
 use chrono::{DateTime, Utc};
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
+use lockstep::targeted::Context;
 use lockstep::{journey, FlagCache, FlagStatus, FlagView, CATCH_UP_INTERVAL};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -72,10 +73,16 @@ pub struct ConfigBody {
     pub degraded: Option<&'static str>,
 }
 
-/// Builds the body from one read of the cache.
+/// Builds the body from one read of the cache, for an anonymous caller.
 pub fn body(view: &FlagView) -> ConfigBody {
+    body_for(view, lockstep::targeted::anonymous())
+}
+
+/// Builds the body from one read of the cache for the caller `context`: flags defined by rules
+/// are evaluated with it (design rule 10), and the backend verdict is over those values.
+pub fn body_for(view: &FlagView, context: &Context) -> ConfigBody {
     let flags: BTreeMap<String, FlagStatus> = view
-        .public_flags()
+        .public_flags_for(context)
         .map(|(name, status)| (name.to_owned(), status))
         .collect();
     let values = flags
@@ -83,7 +90,8 @@ pub fn body(view: &FlagView) -> ConfigBody {
         .filter(|(name, _)| !RESERVED.contains(&name.as_str()))
         .map(|(name, status)| (name.clone(), status.value))
         .collect();
-    let backend = view.backend();
+    let backend =
+        lockstep::consistency::backend(flags.values().copied(), view.degraded().is_some());
     ConfigBody {
         values,
         is_backend_consistent: backend.consistent,

@@ -174,14 +174,15 @@ pub async fn bulk(cache: &FlagCache, request: &Request) -> Result<Response<Body>
     if request.method() != Method::POST {
         return Err(ApiError::MethodNotAllowed { allowed: &["POST"] });
     }
-    if let Err(refusal) = check_request(request) {
-        return Ok(refused(refusal, None));
-    }
+    let context = match check_request(request) {
+        Ok(context) => context,
+        Err(refusal) => return Ok(refused(refusal, None)),
+    };
     let read = match read(cache, gate::journey_token(request.headers()), None).await {
         Ok(read) => read,
         Err(seconds) => return Ok(with_vary(rate_limited(None, seconds))),
     };
-    let answer = answer(&read.view, read.rule);
+    let answer = answer(&read.view, read.rule, &context);
     let tag = etag(&answer);
     let tag_value = HeaderValue::from_str(&tag).expect("a hex digest is a valid header");
     let precondition = precondition(request.headers(), &tag);
@@ -241,9 +242,10 @@ pub async fn flag(
         return Err(ApiError::MethodNotAllowed { allowed: &["POST"] });
     }
     let key = percent_decode(key);
-    if let Err(refusal) = check_request(request) {
-        return Ok(refused(refusal, Some(&key)));
-    }
+    let context = match check_request(request) {
+        Ok(context) => context,
+        Err(refusal) => return Ok(refused(refusal, Some(&key))),
+    };
     // Only a public flag can be behind a token (`token_policy::behind`), so only a public key
     // may catch up or be answered 429; any other key, private or unknown, is not found, and
     // nothing about it is told.
@@ -251,8 +253,8 @@ pub async fn flag(
         Ok(read) => read,
         Err(seconds) => return Ok(with_vary(rate_limited(Some(&key), seconds))),
     };
-    let config = config_endpoint::body(&read.view);
-    let Some(evaluated) = evaluation(&config, read.view.degraded(), &key, read.rule) else {
+    let config = config_endpoint::body_for(&read.view, &context);
+    let Some(evaluated) = evaluation(&config, &read.view, &key, read.rule, &context) else {
         tracing::info!(
             status = 404,
             error_code = "FLAG_NOT_FOUND",
