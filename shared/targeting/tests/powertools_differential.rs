@@ -32,7 +32,10 @@ const CASES: usize = 12_000;
 const SEED: [u8; 32] = *b"lockstep powertools differential";
 /// The flag's name (the oracle stores the definition under it).
 const FLAG: &str = "flag";
-const LOCKSTEP_SHOWN: usize = 40;
+/// The Powertools release compared with (as scripts/venv pins it).
+const POWERTOOLS: &str = "3.37.0";
+/// How many differing cases a failure prints.
+const FAILURES_SHOWN: usize = 40;
 
 // ---------------------------------------------------------------------------------------------
 // The documented choices: the one place where a difference from Powertools is allowed.
@@ -983,7 +986,7 @@ fn powertools(cases: &[Case], file: &Path) -> Vec<Value> {
         python.exists(),
         "Powertools' Python is missing at {}: the differential test needs it, and never skips. \
          Run ./scripts/venv powertools (or set LOCKSTEP_POWERTOOLS_PYTHON to a python with \
-         aws-lambda-powertools 3.37.0 installed).",
+         aws-lambda-powertools {POWERTOOLS} installed).",
         python.display()
     );
     let json: Vec<Value> = cases
@@ -1009,7 +1012,7 @@ fn powertools(cases: &[Case], file: &Path) -> Vec<Value> {
         .unwrap_or_else(|e| panic!("{} {}: {e}", python.display(), oracle.display()));
     assert!(
         output.status.success(),
-        "the oracle failed ({}): {}\nIs {} Powertools 3.37.0? ./scripts/venv powertools",
+        "the oracle failed ({}): {}\nIs {} Powertools {POWERTOOLS}? ./scripts/venv powertools",
         output.status,
         String::from_utf8_lossy(&output.stderr),
         python.display()
@@ -1020,7 +1023,14 @@ fn powertools(cases: &[Case], file: &Path) -> Vec<Value> {
         cases.len(),
         started.elapsed().as_secs_f64()
     );
-    let answers: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    let output: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        output["powertools"],
+        POWERTOOLS,
+        "{} has another Powertools: ./scripts/venv powertools",
+        python.display()
+    );
+    let answers: Vec<Value> = serde_json::from_value(output["answers"].clone()).unwrap();
     assert_eq!(answers.len(), cases.len(), "one answer per case");
     answers
 }
@@ -1190,7 +1200,7 @@ fn lockstep_answers_as_powertools_does_except_for_the_documented_choices() {
             failures.len(),
             cases.len(),
             file.display(),
-            failures[..failures.len().min(LOCKSTEP_SHOWN)].join("\n\n")
+            failures[..failures.len().min(FAILURES_SHOWN)].join("\n\n")
         );
     }
     std::fs::remove_file(&file).ok();

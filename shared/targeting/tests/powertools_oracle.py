@@ -3,6 +3,7 @@ Powertools' own feature flags (the pinned release, ./scripts/venv powertools) ev
 the test generates.
 
 Usage: powertools_oracle.py CASES.json > ANSWERS.json
+(ANSWERS.json: {"powertools": its version, "answers": [one per case, in order]})
 
 CASES.json is a JSON array of {"definition": {one feature}, "context": {...}, "now": "RFC 3339"}.
 Each case is evaluated by the real FeatureFlags over an in-memory StoreProvider holding
@@ -25,6 +26,7 @@ import sys
 import warnings
 from datetime import datetime
 
+from aws_lambda_powertools.shared.version import VERSION
 from aws_lambda_powertools.utilities.feature_flags import FeatureFlags, StoreProvider, comparators, schema
 from aws_lambda_powertools.utilities.feature_flags.exceptions import SchemaValidationError
 from aws_lambda_powertools.warnings import PowertoolsUserWarning
@@ -108,7 +110,7 @@ def evaluate(case):
 def main():
     with open(sys.argv[1], encoding="utf-8") as file:
         cases = json.load(file)
-    json.dump([evaluate(case) for case in cases], sys.stdout)
+    json.dump({"powertools": VERSION, "answers": [evaluate(case) for case in cases]}, sys.stdout)
 
 
 if __name__ == "__main__":
