@@ -1,7 +1,8 @@
 //! What "equal", "greater" and "member of" mean between JSON values: the one home of the choices
 //! where Powertools' Python behaviour is accidental (docs/targeting.md lists each).
 //!
-//! - Numbers compare by value, whatever their JSON spelling: `1 == 1.0`, as in Python.
+//! - Numbers compare by value, whatever their JSON spelling: `1 == 1.0`, as in Python, and
+//!   exactly: an integer beyond 2^53 is not rounded to a float to compare with one (as Python).
 //! - A boolean is not a number: `true == 1` is false here (Python says true, since `bool` is a
 //!   subclass of `int`), and `true > 0` does not match.
 //! - Ordering (`KEY_GREATER_THAN_VALUE` and its family) is defined between two numbers or two
@@ -44,12 +45,34 @@ pub fn order(a: &Value, b: &Value) -> Option<Ordering> {
     }
 }
 
-/// Two numbers by value: exactly between integers (Python's ints are exact), by `f64` when
-/// either is a float.
+/// Two numbers by value, exactly, as Python compares `int` and `float`: an integer beyond 2^53
+/// is not rounded to a float first (`9007199254740993 == 9007199254740992.0` is false).
 fn number_cmp(x: &Number, y: &Number) -> Option<Ordering> {
     match (as_i128(x), as_i128(y)) {
         (Some(a), Some(b)) => Some(a.cmp(&b)),
-        _ => x.as_f64()?.partial_cmp(&y.as_f64()?),
+        (Some(a), None) => integer_float_cmp(a, y.as_f64()?),
+        (None, Some(b)) => integer_float_cmp(b, x.as_f64()?).map(Ordering::reverse),
+        (None, None) => x.as_f64()?.partial_cmp(&y.as_f64()?),
+    }
+}
+
+/// An integer against a float, exactly: their whole parts as integers, then the fraction.
+fn integer_float_cmp(integer: i128, float: f64) -> Option<Ordering> {
+    const BEYOND: f64 = 170_141_183_460_469_231_731_687_303_715_884_105_728.0; // 2^127
+    if float.is_nan() {
+        return None;
+    }
+    if float >= BEYOND {
+        return Some(Ordering::Less);
+    }
+    if float < -BEYOND {
+        return Some(Ordering::Greater);
+    }
+    let whole = float.trunc();
+    // Exact: `whole` is an integer within i128's range.
+    match integer.cmp(&(whole as i128)) {
+        Ordering::Equal => 0.0.partial_cmp(&(float - whole)),
+        unequal => Some(unequal),
     }
 }
 
@@ -83,6 +106,34 @@ mod tests {
         let big = json!(9_007_199_254_740_993_u64);
         let near = json!(9_007_199_254_740_992_u64);
         assert_eq!(order(&big, &near), Some(Ordering::Greater));
+    }
+
+    #[test]
+    fn an_integer_and_a_float_compare_exactly_as_python_does() {
+        let two_53 = 9_007_199_254_740_992_u64;
+        assert!(!equal(&json!(two_53 + 1), &json!(two_53 as f64)));
+        assert_eq!(
+            order(&json!(two_53 + 1), &json!(two_53 as f64)),
+            Some(Ordering::Greater)
+        );
+        assert_eq!(
+            order(&json!(two_53 as f64), &json!(two_53 + 1)),
+            Some(Ordering::Less)
+        );
+        assert!(equal(&json!(two_53), &json!(two_53 as f64)));
+        assert_eq!(
+            order(&json!(u64::MAX), &json!(u64::MAX as f64)),
+            Some(Ordering::Less)
+        );
+        assert_eq!(
+            order(&json!(i64::MIN), &json!(i64::MIN as f64)),
+            Some(Ordering::Equal)
+        );
+        assert_eq!(order(&json!(5), &json!(5.5)), Some(Ordering::Less));
+        assert_eq!(order(&json!(-5), &json!(-5.5)), Some(Ordering::Greater));
+        assert_eq!(order(&json!(0), &json!(-0.0)), Some(Ordering::Equal));
+        assert_eq!(order(&json!(3), &json!(1e300)), Some(Ordering::Less));
+        assert_eq!(order(&json!(-3), &json!(-1e300)), Some(Ordering::Greater));
     }
 
     #[test]

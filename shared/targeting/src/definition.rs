@@ -32,7 +32,9 @@
 //!
 //! *Choices* beyond Powertools (docs/targeting.md): `boolean_type` must be a boolean, not any
 //! truthy value; a non-boolean flag's rule must have a `when_match` (Powertools would answer
-//! `null`); unknown actions, keys and values are refused here exactly as Powertools refuses them.
+//! `null`); `rules` is an object, null or an empty list, where Powertools reads any falsy value
+//! (`false`, `0`, `""`) as no rules; unknown actions, keys and values are refused here exactly as
+//! Powertools refuses them. (tests/powertools_differential.rs checks each against Powertools.)
 
 use crate::actions::{self, Action, Operand};
 use crate::split::{Bucket, Split};
@@ -381,6 +383,9 @@ mod tests {
     #[test]
     fn lockstep_refuses_what_powertools_would_answer_strangely() {
         refused(json!({"default": false, "boolean_type": "no"}));
+        for falsy in [json!(false), json!(0), json!("")] {
+            refused(json!({"default": false, "rules": falsy}));
+        }
         refused(
             json!({"default": "a", "boolean_type": false, "rules": {"r": {"conditions": [{"action": "EQUALS", "key": "k", "value": 1}]}}}),
         );

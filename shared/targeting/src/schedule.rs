@@ -6,6 +6,19 @@
 //! As in Powertools, every comparison is on the wall clock of that zone, inclusive at both ends,
 //! and a time range compares whole minutes (Powertools puts `HH:MM` on today's date with the
 //! current seconds, so `10:00`–`11:00` still matches at 11:00:59).
+//!
+//! *Choices* where Powertools' Python is looser (docs/targeting.md;
+//! tests/powertools_differential.rs checks each against Powertools):
+//! - A missing, null or empty `TIMEZONE` is UTC. Powertools (dateutil's `gettz`) takes the
+//!   process's zone for those, and for `false` and `0`: UTC on Lambda (`TZ=:UTC`), whatever a
+//!   laptop says elsewhere. A `TIMEZONE` that is neither a string nor null is refused.
+//! - `HH:MM` is written in ASCII digits: Python's `\d` and `int` also read `1٣:0٥`.
+//! - A date-time is `YYYY-MM-DD`, optionally `THH:MM`, `:SS` and a fraction: Python's
+//!   `fromisoformat` also reads a space for the `T`, the basic format (`20261224T180000`), an hour
+//!   alone (`2026-12-24T18`) and week dates, which are refused here. A fraction is read to the
+//!   nanosecond, where Python truncates it to the microsecond (only a bound with more than six
+//!   fraction digits can tell).
+//! - `DAYS` holds day names only: Powertools' list also admits `"DAYS"` ([`DAY_NAMES`]).
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Timelike, Utc, Weekday};
 use chrono_tz::Tz;
@@ -34,8 +47,8 @@ pub struct Days {
     zone: Tz,
 }
 
-/// The day names `DAYS` may hold, Sunday first. (Powertools' own list also admits `"DAYS"`, an
-/// accident of its enum; it never matches a day, so it is refused here.)
+/// The day names `DAYS` may hold, Sunday first. *Choice*: Powertools' own list also admits
+/// `"DAYS"`, an accident of its enum; it never matches a day, so it is refused here.
 pub const DAY_NAMES: [&str; 7] = [
     "SUNDAY",
     "MONDAY",
@@ -140,7 +153,8 @@ fn object<'v>(value: &'v Value, shape: &str) -> Result<&'v Map<String, Value>, S
         .ok_or_else(|| format!("the value must be {shape}"))
 }
 
-/// `TIMEZONE`: an IANA name; absent, null or empty means UTC (as Powertools reads it).
+/// `TIMEZONE`: an IANA name; absent, null or empty means UTC (*Choice*: Powertools reads the
+/// process's zone, UTC on Lambda; see the module doc).
 fn zone(fields: &Map<String, Value>) -> Result<Tz, String> {
     match fields.get("TIMEZONE") {
         None | Some(Value::Null) => Ok(Tz::UTC),
@@ -152,7 +166,8 @@ fn zone(fields: &Map<String, Value>) -> Result<Tz, String> {
     }
 }
 
-/// `HH:MM`, exactly two digits each, 00:00 to 23:59 (Powertools' pattern).
+/// `HH:MM`, exactly two digits each, 00:00 to 23:59 (Powertools' pattern; *Choice*: ASCII
+/// digits only).
 fn parse_hh_mm(text: &str) -> Option<u16> {
     let bytes = text.as_bytes();
     if bytes.len() != 5 || bytes[2] != b':' {
@@ -168,7 +183,8 @@ fn parse_hh_mm(text: &str) -> Option<u16> {
 }
 
 /// A local date-time without offset: `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM`, `YYYY-MM-DDTHH:MM:SS`, with
-/// an optional fraction of a second (a subset of what Python's `fromisoformat` reads).
+/// an optional fraction of a second (*Choice*: a subset of what Python's `fromisoformat` reads,
+/// and the fraction read to the nanosecond; see the module doc).
 fn parse_local_datetime(text: &str) -> Result<NaiveDateTime, String> {
     if text.ends_with('Z') || text.get(10..).is_some_and(|time| time.contains(['+', '-'])) {
         return Err(format!(
@@ -228,6 +244,9 @@ mod tests {
             json!({"START": "09:00"}),
             json!({"START": "09:00", "END": "10:00", "TIMEZONE": "Mars/Olympus"}),
             json!({"START": "09:00", "END": "10:00", "TIMEZONE": 1}),
+            // Choices: Powertools reads these two (the process's zone; Unicode digits).
+            json!({"START": "09:00", "END": "10:00", "TIMEZONE": false}),
+            json!({"START": "1٣:00", "END": "17:00"}),
             json!(["09:00", "10:00"]),
         ] {
             assert!(TimeRange::parse(&bad).is_err(), "{bad}");
@@ -247,12 +266,16 @@ mod tests {
     }
 
     #[test]
-    fn a_datetime_with_an_offset_is_refused() {
+    fn a_datetime_with_an_offset_or_outside_the_subset_is_refused() {
         for bad in [
             "2026-12-24T18:00:00Z",
             "2026-12-24T18:00:00+01:00",
             "24.12.2026",
             "",
+            // Choices: Python's fromisoformat reads these.
+            "2026-12-24 18:00:00",
+            "20261224T180000",
+            "2026-12-24T18",
         ] {
             let value = json!({"START": bad, "END": "2026-12-26"});
             assert!(DateTimeRange::parse(&value).is_err(), "{bad}");
