@@ -49,7 +49,7 @@ async fn instance() -> FlagCache {
     handle.publish("v1", &content());
     let options = CacheOptions {
         catalog: FlagCatalog::new(vec![FlagDecl::public(X)]).unwrap(),
-        overrides: Overrides::default(),
+        overrides: Overrides::none(),
         settings: Settings::default(),
         clock: Arc::new(clock),
     };

@@ -164,9 +164,9 @@ impl FlagView {
         Some(flag.status(self.now_ms, self.state.degraded.is_some()))
     }
 
-    /// A flag's value by name; an unknown flag is disabled.
+    /// A flag's value by name (for an anonymous caller); an unknown flag is disabled.
     pub fn is_enabled(&self, name: &str) -> bool {
-        self.state.snapshot.flag(name).is_some_and(|f| f.value)
+        self.status(name).is_some_and(|f| f.value)
     }
 
     /// The public flags with their status, sorted by name (for an anonymous caller: flags
