@@ -37,6 +37,10 @@ fn definition() -> Value {
 }
 
 async fn gate() -> GateLayer {
+    GateLayer::new(cache().await, FLAG).unwrap()
+}
+
+async fn cache() -> Arc<FlagCache> {
     let now = DateTime::parse_from_rfc3339("2026-11-21T10:05:00Z")
         .unwrap()
         .with_timezone(&Utc);
@@ -62,9 +66,16 @@ async fn gate() -> GateLayer {
 /// A request as API Gateway's JWT authorizer hands it on, with these verified claims; the
 /// client's own body and headers say "alice".
 fn request(claims: Option<&[(&str, &str)]>) -> Request {
-    let request: Request = http::Request::builder()
-        .method("POST")
-        .uri("/checkout?sub=alice")
+    to(
+        http::Request::builder()
+            .method("POST")
+            .uri("/checkout?sub=alice"),
+        claims,
+    )
+}
+
+fn to(builder: http::request::Builder, claims: Option<&[(&str, &str)]>) -> Request {
+    let request: Request = builder
         .header("x-user", "alice")
         .body(Body::Text(
             r#"{"sub": "alice", "targetingKey": "alice"}"#.into(),
@@ -148,4 +159,48 @@ async fn a_small_rollout_opens_the_route_only_for_the_users_in_it() {
     }
     assert_eq!(open, expected_open);
     assert!(open < 30, "{open} of 300 let through by a 1 % rollout");
+}
+
+fn json(response: &lambda_http::Response<Body>) -> Value {
+    match response.body() {
+        Body::Text(text) => serde_json::from_str(text).unwrap(),
+        other => panic!("unexpected body {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn config_me_shows_each_verified_caller_what_the_gate_decides_for_them() {
+    let cache = cache().await;
+    let gate = GateLayer::new(cache.clone(), FLAG).unwrap();
+    let get = || {
+        http::Request::builder()
+            .method("GET")
+            .uri("/config/me?sub=alice")
+    };
+    for sub in ["alice", "bob", "user-1", "user-2", "user-3"] {
+        let claims = [("sub", sub)];
+        let config = lockstep_http::config_routes::serve(&cache, &to(get(), Some(&claims))).await;
+        assert_eq!(config.status(), 200, "{sub}");
+        let shown = json(&config)[FLAG].as_bool().unwrap();
+        let decided = gate.check_request(&request(Some(&claims))).await.is_ok();
+        assert_eq!(shown, decided, "{sub}: /config/me and the gate agree");
+        assert_eq!(json(&config)["flags"][FLAG]["value"], shown);
+    }
+    let alice =
+        lockstep_http::config_routes::serve(&cache, &to(get(), Some(&[("sub", "alice")]))).await;
+    assert_eq!(json(&alice)[FLAG], true);
+}
+
+#[tokio::test]
+async fn config_me_without_a_verified_caller_is_refused_not_answered_anonymously() {
+    let cache = cache().await;
+    let get = http::Request::builder()
+        .method("GET")
+        .uri("/config/me?sub=alice");
+    let response = lockstep_http::config_routes::serve(&cache, &to(get, None)).await;
+    assert_eq!(response.status(), 401);
+    // The public /config is the anonymous caller's.
+    let public = http::Request::builder().method("GET").uri("/config");
+    let response = lockstep_http::config_routes::serve(&cache, &to(public, None)).await;
+    assert_eq!(json(&response)[FLAG], false);
 }

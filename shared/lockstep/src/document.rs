@@ -71,7 +71,7 @@ use thiserror::Error;
 
 /// Why a Freeform flag was refused.
 pub const FREEFORM_FLAG_TYPE: &str =
-    "a Freeform flag must be true, false or a definition {\"default\": …, \"rules\": …}";
+    "a Freeform flag must be true or false, or a definition {\"default\": …, \"rules\": …}";
 
 /// Which format a document was written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
