@@ -119,10 +119,16 @@ impl GateLayer {
     /// The decision for `request`: its journey token, and for a flag defined by rules its
     /// verified caller ([`identity::verified_context`]: the JWT authorizer's claims, `sub` as the
     /// targeting key). What the layer does before calling its service.
-    pub async fn check_request<B>(&self, request: &Request<B>) -> Result<FlagView, ApiError> {
+    ///
+    /// The caller and the token are read before the decision is awaited, so the future does
+    /// not hold the request (whose body need not be `Sync`).
+    pub fn check_request<B>(
+        &self,
+        request: &Request<B>,
+    ) -> impl Future<Output = Result<FlagView, ApiError>> + Send + '_ {
         let context = identity::verified_context(request.extensions());
-        self.check_for(journey_token(request.headers()), &context)
-            .await
+        let token = journey_token(request.headers()).map(str::to_owned);
+        async move { self.check_for(token.as_deref(), &context).await }
     }
 }
 

@@ -77,7 +77,7 @@ impl FeatureX {
             Ok(found) => found,
             Err(error) => return error.into_response(),
         };
-        let view = match self.gate.check_request(request).await {
+        let view = match self.gate.check_request(&request).await {
             Ok(view) => view,
             Err(closed) => return closed.into_response(),
         };
