@@ -15,7 +15,9 @@
 //! turns true if nothing changes), `forced`, the version, the degraded reason, the journey token
 //! and the server time are in the flag's `metadata`. Reasons: `STATIC` for a `FORCE_` value,
 //! `DEFAULT` for the bundled defaults (nothing fetched yet), `STALE` for last-known-good on a
-//! degraded instance, `CACHED` otherwise. `docs/openfeature.md` ("OFREP") is the full mapping.
+//! degraded instance; on a healthy instance, for a flag defined by rules the evaluation's
+//! (`TARGETING_MATCH`, `SPLIT`, `DEFAULT`; `STATIC` without rules), `CACHED` for any other. `docs/openfeature.md`
+//! ("OFREP") is the full mapping.
 //!
 //! The flags, their consistency and the journey token come from [`config_endpoint::body`], the
 //! same function `/config` answers with; the journey rule and the catch-up are the core's token
@@ -24,8 +26,10 @@
 //! session allows no call, or the poll fails) the answer is `429` with `Retry-After`, rather
 //! than a value older than what the client already holds.
 //!
-//! The request's evaluation context is accepted (and checked: an object, `targetingKey` a string
-//! when present) but changes nothing: Lockstep's flags are the same for every user. It is never
+//! The request's evaluation context (checked: an object, `targetingKey` a string when present) is
+//! what a flag defined by rules is evaluated for (design rule 10; the variant names the rule or
+//! split bucket); a plain or forced flag has one value for every user. It is the caller's own
+//! choice, so OFREP never opens the gate: the gate evaluates the verified identity. It is never
 //! logged, and neither is the journey token.
 
 mod answer;
