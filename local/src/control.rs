@@ -6,7 +6,7 @@
 //! | --- | --- | --- |
 //! | `/local/fleet` | GET | [`fleet`]: the instances, what is deployed, the strategies |
 //! | `/local/instances/{name}/freeze`, `…/thaw` | POST | [`freeze`] |
-//! | `/local/deployments` | POST | [`deploy`]: a deployment through `lockstep deploy`'s code |
+//! | `/local/deployments` | POST | [`deploy`]: a deployment through `lockstep deploy`'s code (`flags` to set, or a whole `content`) |
 //! | `/local/deployments/stop` | POST | [`stop`]: rolls the deployment in progress back |
 //! | `/local/auth/jwks.json` | GET | [`jwks`]: the local issuer's public keys |
 //! | `/local/auth/sign-in` | POST | [`sign_in`]: a bearer token from the local issuer |
@@ -125,7 +125,13 @@ fn freeze(runner: &Runner, instance: &str, frozen: bool) -> Result<Response<Body
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct DeployBody {
-    flags: BTreeMap<String, bool>,
+    /// Flags to set in the deployed content (`lockstep deploy --set`)…
+    #[serde(default)]
+    flags: Option<BTreeMap<String, bool>>,
+    /// …or a whole document to deploy instead (`lockstep deploy --content`): flags defined by
+    /// rules (docs/targeting.md) are deployed this way.
+    #[serde(default)]
+    content: Option<serde_json::Value>,
     /// A strategy's name (`GET /local/fleet` lists them); Δ is its duration.
     #[serde(default = "all_at_once")]
     strategy: String,
@@ -142,9 +148,18 @@ fn all_at_once() -> String {
 
 async fn deploy(runner: &Runner, request: &Request) -> Result<Response<Body>, ApiError> {
     let body: DeployBody = parse_json_body(request)?;
+    let changes = match (body.flags, body.content) {
+        (Some(flags), None) => Changes::Set(flags),
+        (None, Some(content)) => Changes::Content(content.to_string().into_bytes()),
+        _ => {
+            return Err(ApiError::BadRequest(
+                "Give either \"flags\" or \"content\".".into(),
+            ))
+        }
+    };
     let request = lockstep_cli::deploy::Request {
         target: appconfig::target(),
-        changes: Changes::Set(body.flags),
+        changes,
         strategy: body.strategy,
         description: Some("local deployment (fleet view)".into()),
         allow_new_flags: false,

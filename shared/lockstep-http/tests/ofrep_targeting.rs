@@ -160,3 +160,14 @@ async fn config_has_no_caller_and_evaluates_the_empty_context() {
         &json!(false)
     );
 }
+
+#[tokio::test]
+async fn a_flag_defined_by_rules_opens_journeys_at_consistent_at_not_before() {
+    // The journey token claims such a flag off (no catch-up on it), so /config/me and OFREP
+    // must not promise a journey at T + Δ + Q + ε: only at T + Δ + P + ε.
+    let cache = instance().await;
+    let config = call(&cache, "GET", "/config", "").await;
+    let flag = &config["flags"][X];
+    assert_eq!(flag["journeyOpensAt"], flag["consistentAt"]);
+    assert!(flag["consistentAt"].is_string());
+}

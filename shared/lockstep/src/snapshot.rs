@@ -274,6 +274,12 @@ impl Snapshot {
             }
             flag.consistent_at = consistency::consistent_at(flag.stamp, flag.forced, window);
             flag.journey_opens_at = consistency::journey_opens_at(flag.stamp, flag.forced, window);
+            if flag.rules().is_some() {
+                // A journey token claims a flag defined by rules off (`journey::issue`): it makes
+                // no instance catch up on it, so a journey on it opens only when every instance
+                // holds it, at consistentAt.
+                flag.journey_opens_at = flag.consistent_at;
+            }
             // A drain only ever applies to a flag that is off.
             flag.drain_ends_at = (!flag.value)
                 .then(|| consistency::drain_ends_at(flag.stamp, flag.forced, flag.drain, window))
