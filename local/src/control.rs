@@ -10,6 +10,7 @@
 //! | `/local/deployments/stop` | POST | [`stop`]: rolls the deployment in progress back |
 //! | `/local/auth/jwks.json` | GET | [`jwks`]: the local issuer's public keys |
 //! | `/local/auth/sign-in` | POST | [`sign_in`]: a bearer token from the local issuer |
+//! | `/local/probe` | POST | [`crate::probe`]: what one flag answers one user, deployed and per instance |
 
 use crate::{appconfig, auth, fleet, Runner};
 use appconfig::Deployed;
@@ -30,6 +31,7 @@ enum Endpoint<'a> {
     Stop,
     Jwks,
     SignIn,
+    Probe,
 }
 
 impl<'a> Endpoint<'a> {
@@ -45,6 +47,7 @@ impl<'a> Endpoint<'a> {
             ["local", "deployments", "stop"] => Endpoint::Stop,
             ["local", "auth", "jwks.json"] => Endpoint::Jwks,
             ["local", "auth", "sign-in"] => Endpoint::SignIn,
+            ["local", "probe"] => Endpoint::Probe,
             _ => return None,
         })
     }
@@ -82,6 +85,7 @@ pub(crate) async fn serve(runner: &Runner, request: &Request) -> Result<Response
         Endpoint::Stop => stop(runner).await,
         Endpoint::Jwks => Ok(json_response(StatusCode::OK, runner.auth.jwks())),
         Endpoint::SignIn => sign_in(runner, request),
+        Endpoint::Probe => crate::probe::probe(runner, request).await,
     }
 }
 

@@ -24,6 +24,7 @@ pub mod auth;
 mod control;
 pub mod fleet;
 pub mod gateway;
+mod probe;
 pub mod start;
 
 use appconfig::LocalAppConfig;

@@ -195,4 +195,26 @@ test("two signed-in users on either side of a 25 % split: one offered journey X,
   const direct = await api(base, "POST", "/feature-x/submissions", { journeyId: "direct-call", plan: "basic", quantity: 1 }, await bearer(base, outside));
   assert.equal(direct.status, 503, JSON.stringify(direct.body));
   assert.deepEqual([...a.errors, ...b.errors], [], "no page errors");
+
+  // The fleet view lists the split and probes each user, deployed and on every instance.
+  const fleetPage = await (await browser.newContext()).newPage();
+  await fleetPage.goto(base + "/fleet");
+  await fleetPage.waitForSelector("#deployed-flags td.rules div");
+  const rules = await fleetPage.textContent("#deployed-flags");
+  assert.match(rules, /a quarter: everyone left → split in 25 % \(true\) \/ out 75 % \(false\)/);
+  for (const [user, expected] of [[inside, true], [outside, false]]) {
+    await fleetPage.selectOption("#probe-flag", FLAG);
+    await fleetPage.fill("#probe-user", user);
+    await fleetPage.$eval("#probe-result tbody", (body) => body.replaceChildren());
+    await fleetPage.click("#probe");
+    await fleetPage.waitForFunction(() => document.querySelectorAll("#probe-result tbody tr").length > 1);
+    const cells = await fleetPage.$$eval("#probe-result tbody tr", (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+    const [where, version, value, reason] = cells[0];
+    assert.deepEqual([where, value, reason], ["deployed", String(expected), "SPLIT"], user);
+    // Instances are read without refreshing: those holding the deployed version answer alike.
+    const current = cells.slice(1).filter((row) => row[1] === version);
+    assert.ok(current.length > 0, `no instance holds ${version}: ${JSON.stringify(cells)}`);
+    for (const row of current) assert.deepEqual([row[2], row[3]], [String(expected), "SPLIT"], `${user} on ${row[0]}`);
+  }
+  await fleetPage.screenshot({ path: path.join(OUT, "targeting-fleet-probe.png") });
 });

@@ -56,11 +56,7 @@ async fn cache() -> Arc<FlagCache> {
         settings: Settings::default(),
         clock: Arc::new(ManualClock::new(now)),
     };
-    GateLayer::new(
-        Arc::new(FlagCache::new(Box::new(source), options).await),
-        FLAG,
-    )
-    .unwrap()
+    Arc::new(FlagCache::new(Box::new(source), options).await)
 }
 
 /// A request as API Gateway's JWT authorizer hands it on, with these verified claims; the

@@ -46,7 +46,7 @@ fn t(s: &str) -> DateTime<Utc> {
 async fn instance() -> FlagCache {
     let clock = ManualClock::new(t(LATER));
     let (source, handle) = MemorySource::new();
-    handle.publish("v1", &content());
+    handle.publish("v1", content());
     let options = CacheOptions {
         catalog: FlagCatalog::new(vec![FlagDecl::public(X)]).unwrap(),
         overrides: Overrides::none(),
