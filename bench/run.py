@@ -83,6 +83,9 @@ CRITERION = {
         "config": "config handler request to response bytes",
         "gate": "feature gate decision",
     },
+    ("lockstep-targeting", "evaluate"): {
+        "targeted": "evaluate a flag with 3 rules and a split",
+    },
 }
 
 
@@ -138,7 +141,12 @@ def criterion(quick: bool) -> dict[str, float]:
 
 
 def powertools(python: str, quick: bool) -> dict:
-    command = [python, str(BENCH / "python" / "powertools_bench.py"), str(BENCH / "flags.json")]
+    command = [
+        python,
+        str(BENCH / "python" / "powertools_bench.py"),
+        str(BENCH / "flags.json"),
+        str(BENCH / "targeted.json"),
+    ]
     log(" ".join(command))
     output = subprocess.run(
         command + (["--quick"] if quick else []),
@@ -481,8 +489,9 @@ def rows(r: dict) -> list[dict]:
             "ours": ns(c["read"]),
             "alternative": f"{ns(c['agent'])} agent-style read over loopback HTTP",
             "ratio": f"{times(read_ratio)} faster",
-            "target": "≤ 50 ns and ≥ 300×",
-            "met": c["read"] <= 50 and read_ratio >= 300,
+            # Issue 20: the plain read stays ≤ 30 ns with the evaluator in place.
+            "target": "≤ 30 ns and ≥ 300×",
+            "met": c["read"] <= 30 and read_ratio >= 300,
         },
         {
             "key": "read_by_name",
@@ -508,8 +517,9 @@ def rows(r: dict) -> list[dict]:
             "ours": ns(c["config"]),
             "alternative": "—",
             "ratio": "—",
-            "target": "≤ 10 µs",
-            "met": c["config"] <= 10_000,
+            # Issue 19: back under 2 µs (it was 3.18 µs when journey tokens arrived).
+            "target": "< 2 µs",
+            "met": c["config"] < 2_000,
         },
         {
             "key": "gate",
@@ -528,6 +538,15 @@ def rows(r: dict) -> list[dict]:
             "ratio": f"{times(pt_ratio)} faster",
             "target": "—",
             "met": None,
+        },
+        {
+            "key": "targeted",
+            "what": "A flag with 3 rules (not matching: every condition tested) and a 25 % split, one evaluation per call (bench/targeted.json): ours vs Powertools `FeatureFlags.evaluate` (its rollout: `MODULO_RANGE`)",
+            "ours": ns(c["targeted"]),
+            "alternative": f"{ns(r['powertools']['targeted_median_ns'])} Powertools {r['versions']['powertools']}",
+            "ratio": f"{times(r['powertools']['targeted_median_ns'] / c['targeted'])} faster",
+            "target": "≥ 50×",
+            "met": r["powertools"]["targeted_median_ns"] / c["targeted"] >= 50,
         },
         {
             "key": "cold_start",
@@ -836,6 +855,7 @@ Run on {r['date']}: {m['cpu']}, {m['cores']} cores, {m['ram']} RAM, {m['os']}, c
     ./scripts/bench --quick    # shorter runs, for a quick look
     cargo bench -p lockstep --bench read                      # the read rows alone
     cargo bench -p lockstep-http --bench http                 # the handler rows
+    cargo bench -p lockstep-targeting --bench evaluate          # the evaluator row
     cargo test --release -p lockstep --test fleet_simulation -- --nocapture   # the bill
 """
 

@@ -1,4 +1,5 @@
-// Lockstep's SPA: reads GET /config and offers journey X only when the flag is enabled and every
+// Lockstep's SPA: reads GET /config (signed in: GET /config/me, its user's own evaluation) and
+// offers journey X only when the flag is enabled and every
 // server is ready for it. The journey itself (start, form, submit, confirmation, the problems)
 // and the session format are journey.js's, shared with openfeature.js; this file decides when the
 // journey may open, and signs in.
@@ -124,6 +125,7 @@ async function signIn(event) {
     if (result.ok && typeof data.accessToken === "string" && Number.isFinite(data.expiresIn)) {
       saveSession({ user: data.user, token: data.accessToken, expiresAt: Date.now() + data.expiresIn * 1000 });
       storeUser(data.user);
+      checkConfig(); // journey X for this user, from their own evaluation
     } else {
       error.textContent =
         result.status === 404
@@ -150,6 +152,7 @@ function signOut() {
   saveSession(null);
   journey.end();
   journey.show("home");
+  checkConfig(); // the anonymous view
 }
 
 // A feature call of the journey `of`: its token, and the bearer token when signed in.
@@ -221,13 +224,37 @@ function newerOrDue(answer, now) {
   return now >= until;
 }
 
+// Whose view `config` is: the signed-in user's (GET /config/me, behind the JWT authorizer, so a
+// flag defined by rules is evaluated for the same identity and claims as the gate evaluates it),
+// or nobody's (GET /config, the anonymous caller's). A new identity never keeps another's view.
+let configFor = undefined;
+
+async function readConfig() {
+  const auth = await bearer();
+  const user = auth.Authorization ? signedInUser() : null;
+  if (user) {
+    const mine = await call("GET", "/config/me", undefined, auth);
+    // An expired or refused sign-in reads the anonymous view (and the page says signed out).
+    if (mine.status !== 401) return { result: mine, user };
+    if (!AUTH) saveSession(null);
+  }
+  return { result: await call("GET", "/config"), user: null };
+}
+
 async function checkConfig() {
   clearTimeout(checkTimer);
   let result;
+  let user = null;
   try {
-    result = await call("GET", "/config");
+    ({ result, user } = await readConfig());
   } catch (_) {
     result = null;
+  }
+  if (result && result.ok && user !== configFor) {
+    // Another caller's view is no evidence about this one's: start over.
+    config = null;
+    setAside = null;
+    configFor = user;
   }
   if (!result || !result.ok || !result.data || typeof result.data !== "object") {
     unreachableChecks += 1;

@@ -17,7 +17,8 @@ METADATA = "lockstepMetadata"
 
 
 def to_powertools(document: dict[str, Any]) -> dict[str, Any]:
-    """Freeform (`"flag": true`) or AppConfig feature flags (`"flag": {"enabled": true}`)."""
+    """Freeform (`"flag": true`, or a definition `{"default": …, "rules": …}`) or AppConfig
+    feature flags (`"flag": {"enabled": true}`)."""
     flags = {}
     for name, value in document.items():
         if name == METADATA:
@@ -26,6 +27,9 @@ def to_powertools(document: dict[str, Any]) -> dict[str, Any]:
             flags[name] = {"default": value}
         elif isinstance(value, dict) and isinstance(value.get("enabled"), bool):
             flags[name] = {"default": value["enabled"]}
+        elif isinstance(value, dict) and "default" in value:
+            # A flag defined by rules is a Powertools feature already (docs/targeting.md).
+            flags[name] = value
     return flags
 
 

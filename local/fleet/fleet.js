@@ -4,7 +4,9 @@
 // development view; the SPA never polls like this), with freeze/thaw buttons, and a Deploy form
 // (a strategy to choose, a drain time for a planned switch-off, a Stop button) that deploys to
 // the local AppConfig through `lockstep deploy`'s code (POST /local/deployments,
-// POST /local/deployments/stop). All text goes through textContent.
+// POST /local/deployments/stop), each deployed flag's rules and splits, and a probe that evaluates
+// one user (POST /local/probe) on the deployed content and on every instance. All text goes
+// through textContent.
 "use strict";
 
 (() => {
@@ -90,9 +92,15 @@
           el("td", { textContent: time(opensAt(flag.consistentAt, fleet)) }),
           el("td", { textContent: time(flag.consistentAt) }),
           el("td", { textContent: until(flag.consistentAt, now) }),
+          el("td", { className: "rules" }, describeRules(flag.definition)),
         ]),
       ),
     );
+    const probeFlag = $("probe-flag");
+    const names = Object.keys(deployed.flags);
+    if (probeFlag.options.length !== names.length) {
+      probeFlag.replaceChildren(...names.map((name) => el("option", { value: name, textContent: name })));
+    }
     if (!deployBuilt) {
       const names = new Set(Object.keys(deployed.flags));
       for (const fn of fleet.functions) for (const i of fn.instances) for (const n of Object.keys(i.flags)) names.add(n);
@@ -108,6 +116,66 @@
         ),
       );
       deployBuilt = true;
+    }
+  }
+
+  // A flag defined by rules (docs/targeting.md), one line per rule in order, then the default.
+  const operand = (value) => JSON.stringify(value);
+  function describeRules(definition) {
+    if (!definition) return [el("span", { className: "muted", textContent: "one value for everyone" })];
+    const lines = Object.entries(definition.rules || {}).map(([name, rule]) => {
+      const conditions = (rule.conditions || []).map((c) => `${c.key} ${c.action} ${operand(c.value)}`);
+      const when = conditions.length ? `if ${conditions.join(" and ")}` : "everyone left";
+      let serves;
+      if (Array.isArray(rule.split)) {
+        const total = rule.split.reduce((sum, b) => sum + b.weight, 0);
+        serves = "split " + rule.split
+          .map((b) => `${b.variant} ${((100 * b.weight) / total).toFixed(2).replace(/\.?0+$/, "")} % (${operand(b.value)})`)
+          .join(" / ");
+      } else {
+        serves = operand(rule.when_match);
+      }
+      return el("div", { textContent: `${name}: ${when} → ${serves}` });
+    });
+    lines.push(el("div", { className: "muted", textContent: `otherwise ${operand(definition.default)}` }));
+    return lines;
+  }
+
+  async function probe(event) {
+    event.preventDefault();
+    const error = $("probe-error");
+    error.hidden = true;
+    let context = {};
+    const attributes = $("probe-attributes").value.trim();
+    try {
+      if (attributes) context = JSON.parse(attributes);
+      if (typeof context !== "object" || context === null || Array.isArray(context)) throw new Error("not an object");
+    } catch (e) {
+      error.textContent = `attributes must be a JSON object: ${e.message}`;
+      error.hidden = false;
+      return;
+    }
+    const user = $("probe-user").value.trim();
+    if (user) context.targetingKey = user;
+    try {
+      const answer = await post("/local/probe", { flag: $("probe-flag").value, context });
+      const rowOf = (where, version, a) =>
+        el("tr", {}, [
+          el("td", { textContent: where }),
+          el("td", { textContent: version }),
+          el("td", { textContent: JSON.stringify(a.value), className: a.value === true ? "on" : "off" }),
+          el("td", { textContent: a.reason }),
+          el("td", { textContent: a.variant }),
+        ]);
+      const rows = answer.deployed
+        ? [rowOf("deployed", deployedVersion || "–", answer.deployed)]
+        : [el("tr", {}, [el("td", { textContent: "deployed" }), el("td", { colSpan: 4, textContent: answer.deployedError })])];
+      for (const i of answer.instances) rows.push(rowOf(i.name, i.configurationVersion, i));
+      $("probe-result").tBodies[0].replaceChildren(...rows);
+      $("probe-result").hidden = false;
+    } catch (e) {
+      error.textContent = e.message;
+      error.hidden = false;
     }
   }
 
@@ -234,6 +302,7 @@
     timer = setTimeout(refresh, 1000);
   }
 
+  $("probe-form").addEventListener("submit", probe);
   $("deploy-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const flags = {};

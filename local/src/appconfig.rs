@@ -41,6 +41,10 @@ pub struct DeployedFlag {
     pub deployment_duration_seconds: Option<u64>,
     /// `T + Δ + P + ε`, when stamped.
     pub consistent_at: Option<DateTime<Utc>>,
+    /// Its definition as deployed, for a flag defined by rules (docs/targeting.md): the fleet
+    /// view lists its rules and splits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub definition: Option<serde_json::Value>,
 }
 
 /// What is deployed, and what is being deployed.
@@ -76,6 +80,19 @@ impl LocalAppConfig {
         found
     }
 
+    /// The content deployed now (the latest deployment's version), or why there is none.
+    pub async fn deployed_content(&self) -> Result<Vec<u8>, String> {
+        let ids = self
+            .resolved()
+            .await
+            .map_err(|e| lockstep::error_chain(&e))?;
+        match self.deployer.deployed_version(&ids).await {
+            Ok(Some((_, content))) => Ok(content),
+            Ok(None) => Err("nothing deployed yet".into()),
+            Err(e) => Err(lockstep::error_chain(&e)),
+        }
+    }
+
     /// What is deployed now, for the fleet view (`window`: the runner's P and ε).
     pub async fn deployed(&self, window: Window) -> Deployed {
         let mut deployed = Deployed {
@@ -96,6 +113,7 @@ impl LocalAppConfig {
         match self.deployer.deployed_version(&ids).await {
             Ok(Some((label, content))) => {
                 deployed.configuration_version = label;
+                let raw: serde_json::Value = serde_json::from_slice(&content).unwrap_or_default();
                 match lockstep::document::parse(&content) {
                     Ok(doc) => {
                         deployed.last_modified_timestamp = doc.profile_stamp.map(|s| s.at);
@@ -110,6 +128,10 @@ impl LocalAppConfig {
                                         .stamp
                                         .map(|s| s.deployment_duration.as_secs()),
                                     consistent_at: consistent_at(flag.stamp, false, window),
+                                    definition: doc
+                                        .definitions
+                                        .contains_key(&name)
+                                        .then(|| raw[&name].clone()),
                                 };
                                 (name, shown)
                             })

@@ -6,10 +6,11 @@
 //! | --- | --- | --- |
 //! | `/local/fleet` | GET | [`fleet`]: the instances, what is deployed, the strategies |
 //! | `/local/instances/{name}/freeze`, `…/thaw` | POST | [`freeze`] |
-//! | `/local/deployments` | POST | [`deploy`]: a deployment through `lockstep deploy`'s code |
+//! | `/local/deployments` | POST | [`deploy`]: a deployment through `lockstep deploy`'s code (`flags` to set, or a whole `content`) |
 //! | `/local/deployments/stop` | POST | [`stop`]: rolls the deployment in progress back |
 //! | `/local/auth/jwks.json` | GET | [`jwks`]: the local issuer's public keys |
 //! | `/local/auth/sign-in` | POST | [`sign_in`]: a bearer token from the local issuer |
+//! | `/local/probe` | POST | [`crate::probe`]: what one flag answers one user, deployed and per instance |
 
 use crate::{appconfig, auth, fleet, Runner};
 use appconfig::Deployed;
@@ -30,6 +31,7 @@ enum Endpoint<'a> {
     Stop,
     Jwks,
     SignIn,
+    Probe,
 }
 
 impl<'a> Endpoint<'a> {
@@ -45,6 +47,7 @@ impl<'a> Endpoint<'a> {
             ["local", "deployments", "stop"] => Endpoint::Stop,
             ["local", "auth", "jwks.json"] => Endpoint::Jwks,
             ["local", "auth", "sign-in"] => Endpoint::SignIn,
+            ["local", "probe"] => Endpoint::Probe,
             _ => return None,
         })
     }
@@ -82,6 +85,7 @@ pub(crate) async fn serve(runner: &Runner, request: &Request) -> Result<Response
         Endpoint::Stop => stop(runner).await,
         Endpoint::Jwks => Ok(json_response(StatusCode::OK, runner.auth.jwks())),
         Endpoint::SignIn => sign_in(runner, request),
+        Endpoint::Probe => crate::probe::probe(runner, request).await,
     }
 }
 
@@ -125,7 +129,13 @@ fn freeze(runner: &Runner, instance: &str, frozen: bool) -> Result<Response<Body
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct DeployBody {
-    flags: BTreeMap<String, bool>,
+    /// Flags to set in the deployed content (`lockstep deploy --set`)…
+    #[serde(default)]
+    flags: Option<BTreeMap<String, bool>>,
+    /// …or a whole document to deploy instead (`lockstep deploy --content`): flags defined by
+    /// rules (docs/targeting.md) are deployed this way.
+    #[serde(default)]
+    content: Option<serde_json::Value>,
     /// A strategy's name (`GET /local/fleet` lists them); Δ is its duration.
     #[serde(default = "all_at_once")]
     strategy: String,
@@ -142,9 +152,18 @@ fn all_at_once() -> String {
 
 async fn deploy(runner: &Runner, request: &Request) -> Result<Response<Body>, ApiError> {
     let body: DeployBody = parse_json_body(request)?;
+    let changes = match (body.flags, body.content) {
+        (Some(flags), None) => Changes::Set(flags),
+        (None, Some(content)) => Changes::Content(content.to_string().into_bytes()),
+        _ => {
+            return Err(ApiError::BadRequest(
+                "Give either \"flags\" or \"content\".".into(),
+            ))
+        }
+    };
     let request = lockstep_cli::deploy::Request {
         target: appconfig::target(),
-        changes: Changes::Set(body.flags),
+        changes,
         strategy: body.strategy,
         description: Some("local deployment (fleet view)".into()),
         allow_new_flags: false,

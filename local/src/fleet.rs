@@ -311,6 +311,11 @@ impl Fleet {
     }
 
     /// The instance called `name`.
+    pub fn instances(&self) -> impl Iterator<Item = &Arc<Instance>> {
+        self.functions.iter().flatten()
+    }
+
+    /// One instance by name.
     pub fn instance(&self, name: &str) -> Option<&Arc<Instance>> {
         self.functions.iter().flatten().find(|i| i.name == name)
     }

@@ -24,6 +24,7 @@ pub mod auth;
 mod control;
 pub mod fleet;
 pub mod gateway;
+mod probe;
 pub mod start;
 
 use appconfig::LocalAppConfig;
@@ -119,6 +120,16 @@ impl Runner {
                 }
                 Err(refusal) => auth::LocalAuth::refuse(refusal),
             },
+            // GET /config/me: the config function behind the authorizer (template.yaml).
+            Some(&"config") if path_segments(&request).get(1) == Some(&"me") => {
+                match self.auth.authorize(request.headers()) {
+                    Ok(claims) => {
+                        let request = lockstep_sample::auth::with_claims(request, claims);
+                        self.fleet.serve(Function::Config, request).await
+                    }
+                    Err(refusal) => auth::LocalAuth::refuse(refusal),
+                }
+            }
             _ => self.fleet.serve(Function::Config, request).await,
         }
     }

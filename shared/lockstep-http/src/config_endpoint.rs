@@ -6,12 +6,14 @@
 //! turns true, if nothing changes) and `journeyOpensAt` (the same for clients that send the
 //! journey token back: rule 8), the journey token itself, the configuration version, the stamp,
 //! P, Q, the server time and the degraded reason. Only public flags appear; never internal flags,
-//! attributes or the journey key.
+//! attributes or the journey key. `GET /config/me` is the same body for the verified caller
+//! ([`handle_caller`]): flags defined by rules evaluated for their identity.
 
 use crate::problem::{json_response, ApiError};
 use chrono::{DateTime, Utc};
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
+use lockstep::targeted::Context;
 use lockstep::{journey, FlagCache, FlagStatus, FlagView, CATCH_UP_INTERVAL};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -72,10 +74,16 @@ pub struct ConfigBody {
     pub degraded: Option<&'static str>,
 }
 
-/// Builds the body from one read of the cache.
+/// Builds the body from one read of the cache, for an anonymous caller.
 pub fn body(view: &FlagView) -> ConfigBody {
+    body_for(view, lockstep::targeted::anonymous())
+}
+
+/// Builds the body from one read of the cache for the caller `context`: flags defined by rules
+/// are evaluated with it (design rule 10), and the backend verdict is over those values.
+pub fn body_for(view: &FlagView, context: &Context) -> ConfigBody {
     let flags: BTreeMap<String, FlagStatus> = view
-        .public_flags()
+        .public_flags_for(context)
         .map(|(name, status)| (name.to_owned(), status))
         .collect();
     let values = flags
@@ -83,7 +91,8 @@ pub fn body(view: &FlagView) -> ConfigBody {
         .filter(|(name, _)| !RESERVED.contains(&name.as_str()))
         .map(|(name, status)| (name.clone(), status.value))
         .collect();
-    let backend = view.backend();
+    let backend =
+        lockstep::consistency::backend(flags.values().copied(), view.degraded().is_some());
     ConfigBody {
         values,
         is_backend_consistent: backend.consistent,
@@ -99,6 +108,42 @@ pub fn body(view: &FlagView) -> ConfigBody {
         server_time: view.now(),
         degraded: view.degraded().map(|d| d.reason()),
     }
+}
+
+/// Serves `GET /config/me` (any other method: 405): `/config` for the verified caller, behind
+/// the JWT authorizer (design rule 10). A signed-in SPA reads its journeys here, so what it
+/// shows for a flag defined by rules is the evaluation the gate makes for the same identity and
+/// claims ([`crate::identity::verified_context`]), not a context the page chose. A request
+/// without a verified `sub` (a function deployed without the authorizer) is refused with 401,
+/// never answered for an anonymous caller.
+#[tracing::instrument(skip_all, fields(route = "/config/me"))]
+pub async fn handle_caller(
+    cache: &FlagCache,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
+    if request.method() != Method::GET {
+        return Err(ApiError::MethodNotAllowed { allowed: &["GET"] });
+    }
+    let context = crate::identity::verified_context(request.extensions());
+    if !context.contains_key(lockstep_targeting::TARGETING_KEY) {
+        tracing::info!(
+            status = 401,
+            path = "config_caller_unverified",
+            "refused: no verified subject claim"
+        );
+        return Err(ApiError::Unauthorized);
+    }
+    let view = cache.read().await;
+    let body = body_for(&view, &context);
+    tracing::info!(
+        version = %body.configuration_version,
+        consistent = body.is_backend_consistent,
+        degraded = body.degraded,
+        journey_token = body.journey_token.is_some(),
+        path = "config_served_for_caller",
+        "config served for the verified caller"
+    );
+    Ok(json_response(StatusCode::OK, &body))
 }
 
 /// Serves `GET /config` (any other method: 405).

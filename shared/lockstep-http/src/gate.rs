@@ -27,6 +27,7 @@
 //! # }
 //! ```
 
+use crate::identity;
 use crate::problem::ApiError;
 use http::{HeaderMap, Request, Response};
 use lockstep::{journey, FlagCache, FlagHandle, FlagView, Verdict};
@@ -70,8 +71,21 @@ impl GateLayer {
 
     /// The decision alone, for a request carrying `token` (the `Lockstep-Journey` header's
     /// value, if any): the read when the gate is open, else the 503 to answer.
+    ///
+    /// A flag defined by rules is decided for an anonymous caller here: a route with a verified
+    /// caller uses [`GateLayer::check_request`].
     pub async fn check(&self, token: Option<&str>) -> Result<FlagView, ApiError> {
-        let decision = self.cache.decide(self.flag, token).await;
+        self.check_for(token, lockstep::targeted::anonymous()).await
+    }
+
+    /// [`GateLayer::check`] for the caller `context` (design rule 10): the verified identity,
+    /// never a context the client chose.
+    pub async fn check_for(
+        &self,
+        token: Option<&str>,
+        context: &lockstep::targeted::Context,
+    ) -> Result<FlagView, ApiError> {
+        let decision = self.cache.decide_for(self.flag, token, context).await;
         let path = decision.path();
         match decision.verdict {
             Verdict::Open | Verdict::Draining { .. } => {
@@ -100,6 +114,21 @@ impl GateLayer {
     /// (after its own route and caller checks) instead of wrapping a service in the layer.
     pub async fn check_headers(&self, headers: &HeaderMap) -> Result<FlagView, ApiError> {
         self.check(journey_token(headers)).await
+    }
+
+    /// The decision for `request`: its journey token, and for a flag defined by rules its
+    /// verified caller ([`identity::verified_context`]: the JWT authorizer's claims, `sub` as the
+    /// targeting key). What the layer does before calling its service.
+    ///
+    /// The caller and the token are read before the decision is awaited, so the future does
+    /// not hold the request (whose body need not be `Sync`).
+    pub fn check_request<B>(
+        &self,
+        request: &Request<B>,
+    ) -> impl Future<Output = Result<FlagView, ApiError>> + Send + '_ {
+        let context = identity::verified_context(request.extensions());
+        let token = journey_token(request.headers()).map(str::to_owned);
+        async move { self.check_for(token.as_deref(), &context).await }
     }
 }
 
@@ -150,7 +179,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
         Box::pin(async move {
-            match layer.check_headers(request.headers()).await {
+            match layer.check_request(&request).await {
                 Ok(view) => {
                     request.extensions_mut().insert(Decided(view));
                     inner.call(request).await

@@ -6,6 +6,8 @@
 //!   repeats the body.
 //! - [`gate`]: a `tower` layer that answers 503 + `Retry-After` + problem+json while a flag is off,
 //!   for your own routes, from `lambda_http` or axum.
+//! - [`identity`]: the verified caller a gate evaluates a flag defined by rules for (the JWT
+//!   authorizer's claims, `sub` as the targeting key).
 //! - [`config_endpoint`]: `GET /config`, the SPA's view of the flags and of the backend's
 //!   consistency.
 //! - [`ofrep`]: the same decision over OFREP (`POST /ofrep/v1/evaluate/flags[/{key}]`) for
@@ -19,6 +21,7 @@ pub mod catch_panic;
 pub mod config_endpoint;
 pub mod config_routes;
 pub mod gate;
+pub mod identity;
 pub mod ofrep;
 pub mod problem;
 

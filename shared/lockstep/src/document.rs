@@ -62,13 +62,16 @@ pub use crate::flag_stamp::{format_flag_stamp, format_stamp_text};
 use crate::flag_stamp::{parse_flag_stamp, parse_stamp_text, parse_time};
 use crate::journey_key::JourneyKey;
 use chrono::{DateTime, Utc};
+use lockstep_targeting::{Definition, DefinitionError};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 
 /// Why a Freeform flag was refused.
-pub const FREEFORM_FLAG_TYPE: &str = "a Freeform flag must be true or false";
+pub const FREEFORM_FLAG_TYPE: &str =
+    "a Freeform flag must be true or false, or a definition {\"default\": …, \"rules\": …}";
 
 /// Which format a document was written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -83,7 +86,8 @@ pub enum Format {
 /// One flag as the document states it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DocFlag {
-    /// Its value.
+    /// Its value; for a flag defined by rules ([`Document::definitions`]), whether some caller
+    /// may be served `true` ([`Definition::may_serve_true`]: what switching it off means).
     pub enabled: bool,
     /// Its stamp: the per-flag stamp, else the profile stamp, else none.
     pub stamp: Option<Stamp>,
@@ -109,6 +113,9 @@ pub struct Document {
     /// The attributes of each feature flag that has any (every field but `enabled`), unvalidated;
     /// empty for Freeform documents. Never the metadata entry's.
     pub attributes: BTreeMap<String, Map<String, Value>>,
+    /// The flags defined by rules (Freeform only: a flag written as a Powertools feature,
+    /// `{"default": …, "rules": …}`), validated: design rule 10, `lockstep_targeting`.
+    pub definitions: BTreeMap<String, Arc<Definition>>,
 }
 
 /// Why content was rejected.
@@ -137,6 +144,9 @@ pub enum ContentError {
         /// The stamp.
         at: DateTime<Utc>,
     },
+    /// A flag definition (rules) that does not validate: names the flag and the rule.
+    #[error(transparent)]
+    BadDefinition(#[from] DefinitionError),
     /// A metadata field that is missing, of the wrong type or out of range.
     #[error("{METADATA_KEY}.{field}: {why}")]
     BadMetadata {
@@ -181,8 +191,22 @@ pub fn parse(bytes: &[u8]) -> Result<Document, ContentError> {
 
     let mut flags = BTreeMap::new();
     let mut attributes = BTreeMap::new();
+    let mut definitions = BTreeMap::new();
     for (name, value) in &object {
         check_flag_name(name)?;
+        if format == Format::Freeform && Definition::is_definition(value) {
+            let definition = Definition::parse(name, value)?;
+            flags.insert(
+                name.clone(),
+                DocFlag {
+                    enabled: definition.may_serve_true(),
+                    stamp: None,
+                    drain: None,
+                },
+            );
+            definitions.insert(name.clone(), Arc::new(definition));
+            continue;
+        }
         if let Value::Object(fields) = value {
             let kept: Map<String, Value> = fields
                 .iter()
@@ -271,6 +295,7 @@ pub fn parse(bytes: &[u8]) -> Result<Document, ContentError> {
         journey_keys,
         journey_key_stamp,
         attributes,
+        definitions,
     })
 }
 
@@ -283,8 +308,10 @@ fn detect_format(
         Value::Object(_) => Some(Format::Freeform),
         _ => None,
     });
+    // A flag written as a definition (`{"default": …}`) is Freeform; another object is a
+    // feature flag (`{"enabled": …}`).
     let from_flags = flags.values().next().map(|v| match v {
-        Value::Object(_) => Format::FeatureFlags,
+        Value::Object(_) if !Definition::is_definition(v) => Format::FeatureFlags,
         _ => Format::Freeform,
     });
     match (from_metadata, from_flags) {

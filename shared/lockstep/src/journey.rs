@@ -186,7 +186,10 @@ pub fn issue(snapshot: &Snapshot, now_ms: i64) -> Result<String, IssueError> {
             (
                 codec::reference(&f.name),
                 TokenFlag {
-                    value: f.value,
+                    // A flag defined by rules has no one value to carry: the token is shared by
+                    // every caller in its second, so it claims off (fail closed: no catch-up
+                    // and no drain on its claim; per-user claims are rule 10's next step).
+                    value: f.value && f.rules().is_none(),
                     stamp_ms,
                 },
             )

@@ -50,6 +50,7 @@ pub mod snapshot;
 pub mod source;
 pub mod stamp;
 pub mod target;
+pub mod targeted;
 
 pub use cache::{decision, token_policy, FlagCache, FlagView, PollCounts};
 pub use catalog::{FlagCatalog, FlagDecl, FlagHandle, Visibility};

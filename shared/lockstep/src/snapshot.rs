@@ -13,6 +13,7 @@ use crate::consistency::{self, FlagStatus, Stamp, Window};
 use crate::document::{Document, Format};
 use crate::journey_key::JourneyKey;
 use crate::overrides::Overrides;
+use lockstep_targeting::Definition;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -52,6 +53,9 @@ pub struct ResolvedFlag {
     pub journey_opens_at: Option<chrono::DateTime<chrono::Utc>>,
     /// `T + Δ + P + ε + drain` (rule 9), for an unforced flag with a drain time.
     pub drain_ends_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Its rules, for a flag defined by them (design rule 10): the value then depends on the
+    /// caller ([`crate::targeted`]); `value` is whether it may serve anyone `true`.
+    pub definition: Option<Arc<Definition>>,
     /// `consistent_at` in Unix milliseconds, the read path's form.
     consistent_at_ms: Option<i64>,
 }
@@ -68,6 +72,7 @@ impl ResolvedFlag {
             consistent_at: None,
             journey_opens_at: None,
             drain_ends_at: None,
+            definition: None,
             consistent_at_ms: None,
         }
     }
@@ -83,11 +88,21 @@ impl ResolvedFlag {
     }
 
     /// Its status at `now_ms` on an instance that is (or is not) degraded: the rule's per-read
-    /// half, [`consistency::is_consistent`].
+    /// half, [`consistency::is_consistent`]. A flag defined by rules is evaluated for an
+    /// anonymous caller (an empty context): [`ResolvedFlag::status_for`] for one caller.
     #[inline]
     pub fn status(&self, now_ms: i64, degraded: bool) -> FlagStatus {
+        match self.rules() {
+            None => self.status_with(self.value, now_ms, degraded),
+            Some(_) => self.status_for(crate::targeted::anonymous(), now_ms, degraded),
+        }
+    }
+
+    /// Its status with `value` as the value served.
+    #[inline]
+    pub(crate) fn status_with(&self, value: bool, now_ms: i64, degraded: bool) -> FlagStatus {
         FlagStatus {
-            value: self.value,
+            value,
             consistent: consistency::is_consistent(
                 self.consistent_at_ms,
                 self.forced,
@@ -184,7 +199,10 @@ impl Snapshot {
         let mut flags: Vec<ResolvedFlag> = doc
             .flags
             .iter()
-            .map(|(name, f)| ResolvedFlag::new(name, f.enabled, f.stamp, f.drain))
+            .map(|(name, f)| ResolvedFlag {
+                definition: doc.definitions.get(name).cloned(),
+                ..ResolvedFlag::new(name, f.enabled, f.stamp, f.drain)
+            })
             .collect();
         for decl in catalog.flags() {
             if !doc.flags.contains_key(&decl.name) {
@@ -256,6 +274,12 @@ impl Snapshot {
             }
             flag.consistent_at = consistency::consistent_at(flag.stamp, flag.forced, window);
             flag.journey_opens_at = consistency::journey_opens_at(flag.stamp, flag.forced, window);
+            if flag.rules().is_some() {
+                // A journey token claims a flag defined by rules off (`journey::issue`): it makes
+                // no instance catch up on it, so a journey on it opens only when every instance
+                // holds it, at consistentAt.
+                flag.journey_opens_at = flag.consistent_at;
+            }
             // A drain only ever applies to a flag that is off.
             flag.drain_ends_at = (!flag.value)
                 .then(|| consistency::drain_ends_at(flag.stamp, flag.forced, flag.drain, window))

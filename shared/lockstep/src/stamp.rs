@@ -19,6 +19,7 @@ use crate::consistency::{Stamp, MAX_DEPLOYMENT_DURATION};
 use crate::document::{self, format_flag_stamp, ContentError};
 use crate::journey_key::JourneyKey;
 use chrono::{DateTime, SecondsFormat, Utc};
+use lockstep_targeting::Definition;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -213,12 +214,21 @@ pub fn stamp_with(
         freeform_values(&root)?
     };
     let keys = choose_keys(previous.as_ref(), own.as_ref(), options, now, make_key)?;
+    let previous_definitions = previous
+        .as_ref()
+        .map(|doc| doc.definitions.clone())
+        .unwrap_or_default();
     let previous = previous.map(|doc| doc.flags).unwrap_or_default();
     let mut flags = BTreeMap::new();
     let mut drains = BTreeMap::new();
-    for (name, value) in &values {
+    for (name, flag) in &values {
+        let value = &flag.on;
+        // Unchanged: the same value, and for a flag defined by rules the same definition (a
+        // changed rule keeps no stamp, even if the flag may still serve true).
+        let same_definition =
+            previous_definitions.get(name).map(|d| &**d) == flag.definition.as_ref();
         let entry = match previous.get(name) {
-            Some(old) if old.enabled == *value && old.stamp.is_some() => {
+            Some(old) if old.enabled == *value && old.stamp.is_some() && same_definition => {
                 if let Some(drain) = old.drain.filter(|_| !*value) {
                     drains.insert(name.clone(), drain);
                 }
@@ -273,6 +283,13 @@ pub fn stamp_with(
         write_stored(&mut root, &written);
     } else {
         write_freeform(&mut root, &written);
+        // A document of Powertools features only stays readable by Powertools itself: the
+        // metadata entry reads as one more feature, always on (docs/targeting.md).
+        if !values.is_empty() && values.values().all(|v| v.definition.is_some()) {
+            if let Some(Value::Object(metadata)) = root.get_mut(METADATA_KEY) {
+                metadata.insert("default".into(), Value::Bool(true));
+            }
+        }
     }
     let content = serde_json::to_vec_pretty(&Value::Object(root)).expect("a JSON value serialises");
     // What we deploy must be what the flag library accepts.
@@ -377,7 +394,23 @@ impl Written<'_> {
     }
 }
 
-fn freeform_values(root: &Map<String, Value>) -> Result<BTreeMap<String, bool>, StampError> {
+/// A flag of the content being stamped: its value (for a definition, whether it may serve
+/// true) and, for a flag defined by rules, its definition.
+struct FlagValue {
+    on: bool,
+    definition: Option<Definition>,
+}
+
+impl From<bool> for FlagValue {
+    fn from(on: bool) -> Self {
+        Self {
+            on,
+            definition: None,
+        }
+    }
+}
+
+fn freeform_values(root: &Map<String, Value>) -> Result<BTreeMap<String, FlagValue>, StampError> {
     let mut values = BTreeMap::new();
     for (name, value) in root {
         if name == METADATA_KEY {
@@ -385,7 +418,18 @@ fn freeform_values(root: &Map<String, Value>) -> Result<BTreeMap<String, bool>, 
         }
         check_flag_name(name)?;
         match value {
-            Value::Bool(b) => values.insert(name.clone(), *b),
+            Value::Bool(b) => values.insert(name.clone(), FlagValue::from(*b)),
+            _ if Definition::is_definition(value) => {
+                let definition = Definition::parse(name, value)
+                    .map_err(|e| StampError::Invalid(ContentError::BadDefinition(e)))?;
+                values.insert(
+                    name.clone(),
+                    FlagValue {
+                        on: definition.may_serve_true(),
+                        definition: Some(definition),
+                    },
+                )
+            }
             _ => {
                 return Err(StampError::Invalid(ContentError::BadFlag {
                     flag: name.clone(),
@@ -397,7 +441,7 @@ fn freeform_values(root: &Map<String, Value>) -> Result<BTreeMap<String, bool>, 
     Ok(values)
 }
 
-fn stored_values(root: &Map<String, Value>) -> Result<BTreeMap<String, bool>, StampError> {
+fn stored_values(root: &Map<String, Value>) -> Result<BTreeMap<String, FlagValue>, StampError> {
     let bad = |why: String| StampError::FeatureFlags(why);
     if root.get("version") != Some(&json!("1")) {
         return Err(bad("\"version\" must be \"1\"".into()));
@@ -425,7 +469,7 @@ fn stored_values(root: &Map<String, Value>) -> Result<BTreeMap<String, bool>, St
             Some(Some(Value::Bool(b))) => *b,
             Some(Some(_)) => return Err(bad(format!("values.{name}.enabled must be a boolean"))),
         };
-        out.insert(name.clone(), enabled);
+        out.insert(name.clone(), FlagValue::from(enabled));
     }
     if let Some(undeclared) = values
         .keys()

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+mod context;
 mod value;
 
 pub use value::to_json;
@@ -8,6 +9,7 @@ pub use value::to_json;
 use lockstep::cache::Degraded;
 use lockstep::snapshot::{Origin, ResolvedFlag};
 use lockstep::source::FailureKind;
+use lockstep::targeted::{self, Context, Evaluation};
 use lockstep::{FlagCache, FlagView};
 use open_feature::provider::{
     FeatureProvider, ProviderMetadata, ProviderStatus, ResolutionDetails,
@@ -138,10 +140,11 @@ impl LockstepProvider {
     async fn resolve<T>(
         &self,
         key: &str,
+        context: &EvaluationContext,
         read: impl FnOnce(&Found<'_>) -> EvaluationResult<ResolutionDetails<T>>,
     ) -> EvaluationResult<ResolutionDetails<T>> {
         let result = match self.view().await {
-            Ok(view) => Found::in_view(&view, key).and_then(|found| read(&found)),
+            Ok(view) => Found::in_view(&view, key, context).and_then(|found| read(&found)),
             Err(e) => Err(e),
         };
         if let Err(e) = &result {
@@ -164,16 +167,23 @@ fn status_of(view: &FlagView) -> ProviderStatus {
     }
 }
 
-/// One flag of one read.
+/// One flag of one read, for one caller.
 struct Found<'a> {
     view: &'a FlagView,
     key: &'a str,
     flag: &'a ResolvedFlag,
     attributes: Option<&'a Map<String, Json>>,
+    /// For a flag defined by rules (and not forced): the caller's context and the evaluation of
+    /// the rules for it, which decides the value, reason and variant (design rule 10).
+    targeted: Option<(Context, Evaluation<'a>)>,
 }
 
 impl<'a> Found<'a> {
-    fn in_view(view: &'a FlagView, key: &'a str) -> EvaluationResult<Self> {
+    fn in_view(
+        view: &'a FlagView,
+        key: &'a str,
+        context: &EvaluationContext,
+    ) -> EvaluationResult<Self> {
         let snapshot = view.snapshot();
         match snapshot.flag(key) {
             Some(flag) => Ok(Self {
@@ -181,6 +191,12 @@ impl<'a> Found<'a> {
                 key,
                 flag,
                 attributes: snapshot.attributes(key),
+                // A plain or forced flag has one value for everyone: its context is not read.
+                targeted: flag.rules().and_then(|_| {
+                    let context = crate::context::to_context(context);
+                    let evaluation = view.evaluate(key, &context)?;
+                    Some((context, evaluation))
+                }),
             }),
             None if snapshot.origin == Origin::Defaults => Err(error(
                 EvaluationErrorCode::FlagNotFound,
@@ -205,6 +221,12 @@ impl<'a> Found<'a> {
     }
 
     fn boolean(&self) -> EvaluationResult<ResolutionDetails<bool>> {
+        if let Some((_, evaluation)) = &self.targeted {
+            return match evaluation.value {
+                Json::Bool(b) => Ok(self.evaluated(*b, evaluation)),
+                other => Err(self.mismatch("a boolean", value::kind(other))),
+            };
+        }
         if self.flag.forced {
             // FORCE_<FLAG> wins over every source, a `value` attribute included.
             return Ok(self.details(self.flag.value, true));
@@ -216,12 +238,16 @@ impl<'a> Found<'a> {
         }
     }
 
-    /// A typed value: the `value` attribute of an enabled flag, read by `convert`.
+    /// A typed value, read by `convert`: the evaluation's value for a flag defined by rules, else
+    /// the `value` attribute of an enabled flag.
     fn typed<T>(
         &self,
         wanted: &'static str,
         convert: impl FnOnce(&Json) -> Result<T, EvaluationError>,
     ) -> EvaluationResult<ResolutionDetails<T>> {
+        if let Some((_, evaluation)) = &self.targeted {
+            return convert(evaluation.value).map(|v| self.evaluated(v, evaluation));
+        }
         if !self.flag.value {
             return Err(error(
                 EvaluationErrorCode::General(DISABLED.into()),
@@ -290,15 +316,45 @@ impl<'a> Found<'a> {
         }
     }
 
+    /// The details of a value the rules decided: the evaluation's variant and reason.
+    fn evaluated<T>(&self, value: T, evaluation: &Evaluation<'_>) -> ResolutionDetails<T> {
+        ResolutionDetails {
+            value,
+            variant: Some(evaluation.variant.to_owned()),
+            reason: Some(self.evaluated_reason(evaluation.reason)),
+            flag_metadata: Some(self.metadata()),
+        }
+    }
+
+    /// The evaluation's reason on a healthy instance; on a degraded one the rules still decide
+    /// the value, from a configuration the instance cannot vouch for, so its reason is the
+    /// instance's, as for any other value.
+    fn evaluated_reason(&self, reason: targeted::Reason) -> EvaluationReason {
+        self.degraded_reason().unwrap_or(match reason {
+            targeted::Reason::TargetingMatch => EvaluationReason::TargetingMatch,
+            targeted::Reason::Split => EvaluationReason::Split,
+            targeted::Reason::Default => EvaluationReason::Default,
+            targeted::Reason::Static => EvaluationReason::Static,
+        })
+    }
+
     fn reason(&self, from_enabled: bool) -> EvaluationReason {
         if self.flag.forced && from_enabled {
             EvaluationReason::Static
-        } else if self.view.snapshot().origin == Origin::Defaults {
-            EvaluationReason::Default
-        } else if self.view.degraded().is_some() {
-            EvaluationReason::Other(STALE.into())
         } else {
-            EvaluationReason::Cached
+            self.degraded_reason().unwrap_or(EvaluationReason::Cached)
+        }
+    }
+
+    /// The reason of any configured value on a degraded instance: `DEFAULT` for the bundled
+    /// defaults, `STALE` for last-known-good; `None` on a healthy one.
+    fn degraded_reason(&self) -> Option<EvaluationReason> {
+        if self.view.snapshot().origin == Origin::Defaults {
+            Some(EvaluationReason::Default)
+        } else if self.view.degraded().is_some() {
+            Some(EvaluationReason::Other(STALE.into()))
+        } else {
+            None
         }
     }
 
@@ -316,9 +372,11 @@ impl<'a> Found<'a> {
             at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
         };
         let degraded = self.view.degraded();
-        let status = self
-            .flag
-            .status(self.view.now().timestamp_millis(), degraded.is_some());
+        let now_ms = self.view.now().timestamp_millis();
+        let status = match &self.targeted {
+            Some((context, _)) => self.flag.status_for(context, now_ms, degraded.is_some()),
+            None => self.flag.status(now_ms, degraded.is_some()),
+        };
         out.add_value(metadata::CONSISTENT, status.consistent);
         out.add_value(metadata::FORCED, status.forced);
         if let Some(at) = status.consistent_at {
@@ -384,43 +442,51 @@ impl FeatureProvider for LockstepProvider {
     async fn resolve_bool_value(
         &self,
         flag_key: &str,
-        _evaluation_context: &EvaluationContext,
+        evaluation_context: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<bool>> {
-        self.resolve(flag_key, |f| f.boolean()).await
+        self.resolve(flag_key, evaluation_context, |f| f.boolean())
+            .await
     }
 
     async fn resolve_int_value(
         &self,
         flag_key: &str,
-        _evaluation_context: &EvaluationContext,
+        evaluation_context: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<i64>> {
-        self.resolve(flag_key, |f| f.scalar("an integer", value::to_int))
-            .await
+        self.resolve(flag_key, evaluation_context, |f| {
+            f.scalar("an integer", value::to_int)
+        })
+        .await
     }
 
     async fn resolve_float_value(
         &self,
         flag_key: &str,
-        _evaluation_context: &EvaluationContext,
+        evaluation_context: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<f64>> {
-        self.resolve(flag_key, |f| f.scalar("a number", value::to_float))
-            .await
+        self.resolve(flag_key, evaluation_context, |f| {
+            f.scalar("a number", value::to_float)
+        })
+        .await
     }
 
     async fn resolve_string_value(
         &self,
         flag_key: &str,
-        _evaluation_context: &EvaluationContext,
+        evaluation_context: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<String>> {
-        self.resolve(flag_key, |f| f.scalar("a string", value::to_string))
-            .await
+        self.resolve(flag_key, evaluation_context, |f| {
+            f.scalar("a string", value::to_string)
+        })
+        .await
     }
 
     async fn resolve_struct_value(
         &self,
         flag_key: &str,
-        _evaluation_context: &EvaluationContext,
+        evaluation_context: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<StructValue>> {
-        self.resolve(flag_key, |f| f.object()).await
+        self.resolve(flag_key, evaluation_context, |f| f.object())
+            .await
     }
 }

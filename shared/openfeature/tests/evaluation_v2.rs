@@ -1,14 +1,25 @@
 //! The OpenFeature specification's Gherkin suite, `tests/features/evaluation_v2.feature`
 //! (vendored: `tests/features/SOURCE.md`), run with `cucumber` against [`LockstepProvider`] over
-//! an in-memory source holding the suite's flags (`tests/fixtures/evaluation-flags.json`).
+//! in-memory sources holding the suite's flags.
+//!
+//! The flags are in two documents, as a service would keep them in two AppConfig configuration
+//! profiles, since neither format holds them all: the typed flags with their variants and
+//! metadata as an AppConfig feature-flag document (`tests/fixtures/evaluation-flags.json`, typed
+//! values in attributes), and the six flags with targeting as a Freeform document of Lockstep
+//! rules (`tests/fixtures/evaluation-targeting.json`: the suite's CEL `contextEvaluator`s as
+//! Powertools conditions; only Freeform documents hold definitions). Each profile has its own
+//! cache and provider: the first is the API's default provider, the second is bound to the
+//! domain [`TARGETING_DOMAIN`], and a flag step asks the client of the domain whose document
+//! holds the flag, so targeting runs through the real SDK, the provider and the evaluator.
 //!
 //! Scenarios go through the real SDK: an `OpenFeature` API object per scenario (the singleton's
 //! type; one each, so that concurrent scenarios do not replace each other's provider), its
-//! `set_provider` and a client. Where the Rust SDK 0.3 differs from the specification's client
-//! (no default-value parameter, no status accessor, `initialize` before registration), the steps
-//! adapt as the crate README says. The scenarios in [`EXCLUDED`] are not run, each with its
-//! reason (also in the README); the process fails when a scenario that runs fails, when a step
-//! has no definition, or when an exclusion matches no scenario any more.
+//! `set_provider`/`set_named_provider` and a client. Where the Rust SDK 0.3 differs from the
+//! specification's client (no default-value parameter, no status accessor, `initialize` before
+//! registration, no null context value), the steps adapt as the crate README says. The scenarios
+//! in [`EXCLUDED`] are not run, each with its reason (also in the README); the process fails when
+//! a scenario that runs fails, when a step has no definition, or when an exclusion matches no
+//! scenario any more.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use cucumber::gherkin::{Scenario, Step};
@@ -20,18 +31,37 @@ use lockstep::{FlagCache, FlagCatalog, ManualClock, Overrides, Settings};
 use lockstep_openfeature::{to_json, LockstepProvider};
 use open_feature::provider::{FeatureProvider, ProviderStatus};
 use open_feature::{
-    async_trait, Client, EvaluationContext, EvaluationDetails, EvaluationError, EvaluationOptions,
-    EvaluationReason, EvaluationResult, FlagMetadata, FlagMetadataValue, Hook, HookContext,
-    HookHints, OpenFeature, StructValue, Value,
+    async_trait, Client, EvaluationContext, EvaluationContextFieldValue, EvaluationDetails,
+    EvaluationError, EvaluationOptions, EvaluationReason, EvaluationResult, FlagMetadata,
+    FlagMetadataValue, Hook, HookContext, HookHints, OpenFeature, StructValue, Value,
 };
 use serde_json::Value as Json;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 /// The vendored suite, byte for byte.
 const FEATURE: &str = include_str!("features/evaluation_v2.feature");
+/// The suite's typed flags: an AppConfig feature-flag document.
 const FLAGS: &str = include_str!("fixtures/evaluation-flags.json");
+/// The suite's flags with targeting: a Freeform document of Lockstep rules.
+const TARGETING_FLAGS: &str = include_str!("fixtures/evaluation-targeting.json");
+/// The domain of the provider over [`TARGETING_FLAGS`].
+const TARGETING_DOMAIN: &str = "targeting";
+
+/// Whether `key` is a flag of [`TARGETING_FLAGS`] (the metadata entry is none).
+fn is_targeted(key: &str) -> bool {
+    static KEYS: LazyLock<Vec<String>> = LazyLock::new(|| {
+        let document: serde_json::Map<String, Json> =
+            serde_json::from_str(TARGETING_FLAGS).expect("the targeting fixture is JSON");
+        document
+            .into_iter()
+            .map(|(key, _)| key)
+            .filter(|key| key != "lockstepMetadata")
+            .collect()
+    });
+    KEYS.iter().any(|k| k == key)
+}
 
 /// A scenario not run: its name, the value in its example row when only some rows are excluded,
 /// and why.
@@ -57,20 +87,14 @@ const fn exclude(
 
 const STATIC_REASON: &str =
     "expects reason STATIC; Lockstep answers CACHED for a value from its poll cache (STATIC is for FORCE_ overrides)";
-const TARGETING: &str = "targeting (a CEL contextEvaluator on the evaluation context): Lockstep has no targeting, every caller gets the same value";
 const FATAL: &str =
     "the Rust SDK 0.3 has no FATAL status and no PROVIDER_FATAL code (and Lockstep no irrecoverable state)";
 
 /// Every scenario of the suite that is not run, with the reason (the crate README lists them too).
-static EXCLUDED: [Exclusion; 12] = [
+static EXCLUDED: [Exclusion; 7] = [
     exclude("Resolves zero value", None, STATIC_REASON),
     exclude("Complete evaluation details structure", None, STATIC_REASON),
     exclude("Structure flag evaluation", None, STATIC_REASON),
-    exclude("Resolves zero value with targeting", None, TARGETING),
-    exclude("Resolves zero value with targeting using default", None, TARGETING),
-    exclude("Empty evaluation context", None, TARGETING),
-    exclude("Null context values", None, TARGETING),
-    exclude("Multiple context attributes targeting", None, TARGETING),
     exclude(
         "DISABLED reason",
         None,
@@ -187,28 +211,30 @@ fn details<T>(d: EvaluationDetails<T>, value: impl FnOnce(T) -> Json) -> Evaluat
 async fn through_client(
     client: &Client,
     case: &Case,
+    context: &EvaluationContext,
     options: Option<&EvaluationOptions>,
 ) -> Outcome {
     let key = case.key.as_str();
+    let ctx = Some(context);
     let result = match case.kind {
         Kind::Boolean => client
-            .get_bool_details(key, None, options)
+            .get_bool_details(key, ctx, options)
             .await
             .map(|d| details(d, Json::Bool)),
         Kind::String => client
-            .get_string_details(key, None, options)
+            .get_string_details(key, ctx, options)
             .await
             .map(|d| details(d, Json::String)),
         Kind::Integer => client
-            .get_int_details(key, None, options)
+            .get_int_details(key, ctx, options)
             .await
             .map(|d| details(d, Json::from)),
         Kind::Float => client
-            .get_float_details(key, None, options)
+            .get_float_details(key, ctx, options)
             .await
             .map(|d| details(d, Json::from)),
         Kind::Object => client
-            .get_struct_details::<StructValue>(key, None, options)
+            .get_struct_details::<StructValue>(key, ctx, options)
             .await
             .map(|d| details(d, |s| to_json(&Value::Struct(s)))),
     };
@@ -217,9 +243,12 @@ async fn through_client(
 
 /// One evaluation of a provider that is not registered (the SDK registers a provider only after
 /// `initialize`, so a NOT_READY provider can only be asked directly).
-async fn through_provider(provider: &LockstepProvider, case: &Case) -> Outcome {
+async fn through_provider(
+    provider: &LockstepProvider,
+    case: &Case,
+    ctx: &EvaluationContext,
+) -> Outcome {
     let key = case.key.as_str();
-    let ctx = EvaluationContext::default();
     let wrap = |value: Json,
                 reason: Option<EvaluationReason>,
                 variant: Option<String>,
@@ -232,22 +261,22 @@ async fn through_provider(provider: &LockstepProvider, case: &Case) -> Outcome {
     };
     let result: Result<_, EvaluationError> = match case.kind {
         Kind::Boolean => provider
-            .resolve_bool_value(key, &ctx)
+            .resolve_bool_value(key, ctx)
             .await
             .map(|d| wrap(Json::Bool(d.value), d.reason, d.variant, d.flag_metadata)),
         Kind::String => provider
-            .resolve_string_value(key, &ctx)
+            .resolve_string_value(key, ctx)
             .await
             .map(|d| wrap(Json::String(d.value), d.reason, d.variant, d.flag_metadata)),
         Kind::Integer => provider
-            .resolve_int_value(key, &ctx)
+            .resolve_int_value(key, ctx)
             .await
             .map(|d| wrap(Json::from(d.value), d.reason, d.variant, d.flag_metadata)),
         Kind::Float => provider
-            .resolve_float_value(key, &ctx)
+            .resolve_float_value(key, ctx)
             .await
             .map(|d| wrap(Json::from(d.value), d.reason, d.variant, d.flag_metadata)),
-        Kind::Object => provider.resolve_struct_value(key, &ctx).await.map(|d| {
+        Kind::Object => provider.resolve_struct_value(key, ctx).await.map(|d| {
             wrap(
                 to_json(&Value::Struct(d.value)),
                 d.reason,
@@ -318,10 +347,16 @@ impl Hook for Recorder {
 #[world(init = Self::new)]
 struct SpecWorld {
     api: OpenFeature,
+    /// The provider over the typed flags (the API's default provider).
     provider: Option<LockstepProvider>,
+    /// The provider over the flags with targeting (bound to [`TARGETING_DOMAIN`]), in the same
+    /// state as `provider`.
+    targeting: Option<LockstepProvider>,
     /// Whether `provider` is the API's provider (false for a NOT_READY one).
     registered: bool,
     case: Option<Case>,
+    /// The evaluation context the context steps build (empty unless one does).
+    context: EvaluationContext,
     outcome: Option<Outcome>,
     options: Option<EvaluationOptions>,
     hook_log: Arc<Mutex<Vec<String>>>,
@@ -333,8 +368,10 @@ impl std::fmt::Debug for SpecWorld {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SpecWorld")
             .field("provider", &self.provider)
+            .field("targeting", &self.targeting)
             .field("registered", &self.registered)
             .field("case", &self.case)
+            .field("context", &self.context)
             .field("outcome", &self.outcome)
             .field("hook_log", &self.hook_log)
             .field("completed", &self.completed)
@@ -347,8 +384,10 @@ impl SpecWorld {
         Self {
             api: OpenFeature::default(),
             provider: None,
+            targeting: None,
             registered: false,
             case: None,
+            context: EvaluationContext::default(),
             outcome: None,
             options: None,
             hook_log: Arc::new(Mutex::new(Vec::new())),
@@ -364,11 +403,27 @@ impl SpecWorld {
         self.outcome.as_ref().expect("the flag was evaluated")
     }
 
+    /// A client of the domain whose document holds the flag.
+    fn client(&self, case: &Case) -> Client {
+        if is_targeted(&case.key) {
+            self.api.create_named_client(TARGETING_DOMAIN)
+        } else {
+            self.api.create_client()
+        }
+    }
+
     async fn evaluate(&self, options: Option<&EvaluationOptions>) -> Outcome {
         let case = self.case();
-        match (&self.provider, self.registered) {
-            (Some(_), true) => through_client(&self.api.create_client(), &case, options).await,
-            (Some(provider), false) => through_provider(provider, &case).await,
+        let provider = if is_targeted(&case.key) {
+            &self.targeting
+        } else {
+            &self.provider
+        };
+        match (provider, self.registered) {
+            (Some(_), true) => {
+                through_client(&self.client(&case), &case, &self.context, options).await
+            }
+            (Some(provider), false) => through_provider(provider, &case, &self.context).await,
             (None, _) => panic!("no provider"),
         }
     }
@@ -378,12 +433,12 @@ fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
-#[given(regex = r"^a (stable|not ready|error|stale) provider$")]
-async fn a_provider(world: &mut SpecWorld, state: String) {
+/// A provider in `state` over one configuration profile holding `content`.
+async fn provider_in(state: &str, content: &str) -> LockstepProvider {
     let clock = ManualClock::new(t("2026-01-01T01:00:00Z"));
     let (source, handle) = MemorySource::new();
     if state != "error" {
-        handle.publish("v1", FLAGS);
+        handle.publish("v1", content);
     }
     let options = CacheOptions {
         catalog: FlagCatalog::new(vec![]).expect("an empty catalog"),
@@ -403,11 +458,23 @@ async fn a_provider(world: &mut SpecWorld, state: String) {
         clock.advance(TimeDelta::seconds(46));
         provider.cache().expect("built").read().await;
     }
+    provider
+}
+
+#[given(regex = r"^a (stable|not ready|error|stale) provider$")]
+async fn a_provider(world: &mut SpecWorld, state: String) {
+    let provider = provider_in(&state, FLAGS).await;
+    let targeting = provider_in(&state, TARGETING_FLAGS).await;
     world.registered = state != "not ready";
     if world.registered {
         world.api.set_provider(provider.clone()).await;
+        world
+            .api
+            .set_named_provider(TARGETING_DOMAIN, targeting.clone())
+            .await;
     }
     world.provider = Some(provider);
+    world.targeting = Some(targeting);
 }
 
 #[given(
@@ -420,6 +487,28 @@ fn a_flag(world: &mut SpecWorld, kind: String, key: String, fallback: String) {
         key,
         fallback: kind.value(&fallback),
     });
+}
+
+#[given(
+    regex = r#"^a context containing a key "([^"]*)", with type "(String|Integer|Float|Boolean)" and with value "(.*)"$"#
+)]
+fn a_context_field(world: &mut SpecWorld, key: String, kind: String, value: String) {
+    let field = match kind.as_str() {
+        "String" => EvaluationContextFieldValue::String(value),
+        "Integer" => EvaluationContextFieldValue::Int(value.parse().expect("an integer")),
+        "Float" => EvaluationContextFieldValue::Float(value.parse().expect("a number")),
+        _ => EvaluationContextFieldValue::Bool(value.parse().expect("true or false")),
+    };
+    world.context.add_custom_field(key, field);
+}
+
+/// The Rust SDK's context fields have no null: a struct holding JSON `null` is the one way to
+/// hand a provider a null, and Lockstep's provider reads it as `null` (`src/context.rs`).
+#[given(regex = r#"^a context containing a key "([^"]*)" with null value$"#)]
+fn a_null_context_field(world: &mut SpecWorld, key: String) {
+    world
+        .context
+        .add_custom_field(key, EvaluationContextFieldValue::new_struct(Json::Null));
 }
 
 #[given("evaluation options containing specific hooks")]
@@ -455,9 +544,10 @@ async fn evaluated_with_options(world: &mut SpecWorld) {
 #[when("the flag was evaluated with details asynchronously")]
 async fn evaluated_asynchronously(world: &mut SpecWorld) {
     assert!(world.registered, "a registered provider");
-    let client = world.api.create_client();
     let case = world.case();
-    let task = tokio::spawn(async move { through_client(&client, &case, None).await });
+    let client = world.client(&case);
+    let context = world.context.clone();
+    let task = tokio::spawn(async move { through_client(&client, &case, &context, None).await });
     match tokio::time::timeout(Duration::from_secs(10), task).await {
         Ok(Ok(outcome)) => {
             world.outcome = Some(outcome);
@@ -540,13 +630,20 @@ fn metadata_contains(world: &mut SpecWorld, step: &Step) {
 
 #[then(regex = r#"^the provider status should be "(.*)"$"#)]
 fn status_is(world: &mut SpecWorld, expected: String) {
-    let status = match world.provider.as_ref().expect("a provider").status() {
-        ProviderStatus::NotReady => "NOT_READY",
-        ProviderStatus::Ready => "READY",
-        ProviderStatus::Error => "ERROR",
-        ProviderStatus::STALE => "STALE",
-    };
-    assert_eq!(status, expected);
+    let name =
+        |provider: &Option<LockstepProvider>| match provider.as_ref().expect("a provider").status()
+        {
+            ProviderStatus::NotReady => "NOT_READY",
+            ProviderStatus::Ready => "READY",
+            ProviderStatus::Error => "ERROR",
+            ProviderStatus::STALE => "STALE",
+        };
+    assert_eq!(name(&world.provider), expected);
+    assert_eq!(
+        name(&world.targeting),
+        expected,
+        "the targeting profile's provider"
+    );
 }
 
 #[then("the specified hooks should execute during evaluation")]

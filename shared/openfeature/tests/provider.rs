@@ -684,7 +684,7 @@ async fn the_fixture_is_the_specifications_test_flags_written_for_appconfig() {
             continue; // no default variant: nothing to resolve to
         };
         if flag.get("contextEvaluator").is_some() {
-            continue; // targeting: Lockstep has none (excluded from the suite)
+            continue; // targeting: written as rules in a Freeform fixture (tests/targeting.rs)
         }
         let expected = &flag["variants"][variant];
         let disabled = flag.get("disabled") == Some(&Json::Bool(true));

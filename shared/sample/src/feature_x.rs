@@ -1,5 +1,5 @@
 //! Feature X's endpoints, behind the gate on `isFeatureXEnabled` (design rule 4, called directly:
-//! [`lockstep_http::GateLayer::check_headers`]): the route is matched first (404, 405), then the
+//! [`lockstep_http::GateLayer::check_request`], with the verified caller): the route is matched first (404, 405), then the
 //! gate decides before the body is read; nothing is written when it is closed.
 //!
 //! - `POST /feature-x/submissions` — typed body; `Idempotency-Key` makes a retry return the
@@ -77,7 +77,7 @@ impl FeatureX {
             Ok(found) => found,
             Err(error) => return error.into_response(),
         };
-        let view = match self.gate.check_headers(request.headers()).await {
+        let view = match self.gate.check_request(&request).await {
             Ok(view) => view,
             Err(closed) => return closed.into_response(),
         };

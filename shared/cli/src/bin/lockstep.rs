@@ -4,6 +4,8 @@
 //! lockstep deploy --application APP --environment ENV --profile PROFILE --strategy STRATEGY
 //!                 (--set FLAG=true|false ... | --content FILE) [--allow-new-flags]
 //!                 [--description TEXT] [--wait] [--json]
+//! lockstep eval --content FILE --flag NAME [--context JSON] [--at RFC3339]
+//! lockstep validate --content FILE
 //! ```
 //!
 //! Works against AWS with the default credential chain, and against a local AppConfig with
@@ -13,10 +15,18 @@
 //! consistent), 2 when refused with nothing created (unknown names, undeclared flags, a
 //! deployment already in progress, content that does not validate), 1 when AppConfig failed or
 //! the deployment was rolled back.
+//!
+//! `eval` prints one JSON object, `{"value", "reason", "variant"}`, for the caller `--context`
+//! (`{"targetingKey": …, <attributes>…}`, default `{}`) at `--at` (default now); `validate`
+//! prints what the content holds. Both exit 0, or 2 with a message naming the flag and the rule
+//! when the content does not validate (nothing is deployed either way).
 
+use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
+use lockstep::targeted::Context;
 use lockstep::Settings;
 use lockstep_cli::deploy::{Changes, Deployer, Request, Target};
+use lockstep_cli::eval;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +43,43 @@ struct Cli {
 enum Command {
     /// Stamp and start an AppConfig deployment, with Δ from the strategy itself.
     Deploy(DeployArgs),
+    /// Evaluate one flag of a content file for one caller, as an instance would.
+    Eval(EvalArgs),
+    /// Check a content file as an instance would, without deploying it.
+    Validate(ValidateArgs),
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// The content: a Lockstep document (either format) or a Powertools feature document.
+    #[arg(long, value_name = "FILE")]
+    content: PathBuf,
+    /// The flag to evaluate.
+    #[arg(long)]
+    flag: String,
+    /// The caller: a JSON object {"targetingKey": …, <attributes>…}.
+    #[arg(long, value_name = "JSON", value_parser = parse_context, default_value = "{}")]
+    context: Context,
+    /// The moment to evaluate at, for time-based rules (RFC 3339); default now.
+    #[arg(long, value_name = "RFC3339", value_parser = parse_at)]
+    at: Option<DateTime<Utc>>,
+}
+
+#[derive(Args)]
+struct ValidateArgs {
+    /// The content: a Lockstep document (either format) or a Powertools feature document.
+    #[arg(long, value_name = "FILE")]
+    content: PathBuf,
+}
+
+fn parse_context(value: &str) -> Result<Context, String> {
+    eval::parse_context(value).map_err(|e| e.to_string())
+}
+
+fn parse_at(value: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|e| format!("{value:?}: {e}"))
 }
 
 #[derive(Args)]
@@ -90,14 +137,41 @@ fn parse_set(value: &str) -> Result<(String, bool), String> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let Command::Deploy(args) = Cli::parse().command;
-    match deploy(args).await {
+    let (name, result) = match Cli::parse().command {
+        Command::Deploy(args) => ("deploy", deploy(args).await),
+        Command::Eval(args) => ("eval", run_eval(&args)),
+        Command::Validate(args) => ("validate", run_validate(&args)),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err((code, message)) => {
-            eprintln!("lockstep deploy: {message}");
+            eprintln!("lockstep {name}: {message}");
             ExitCode::from(code)
         }
     }
+}
+
+fn read(path: &std::path::Path) -> Result<Vec<u8>, (u8, String)> {
+    std::fs::read(path).map_err(|e| (2, format!("{}: {e}", path.display())))
+}
+
+fn refused(error: eval::EvalError) -> (u8, String) {
+    (2, lockstep::error_chain(&error))
+}
+
+fn run_eval(args: &EvalArgs) -> Result<(), (u8, String)> {
+    let content = read(&args.content)?;
+    let at = args.at.unwrap_or_else(Utc::now);
+    let answer = eval::evaluate(&content, &args.flag, &args.context, at).map_err(refused)?;
+    println!("{}", serde_json::to_string(&answer).expect("serialises"));
+    Ok(())
+}
+
+fn run_validate(args: &ValidateArgs) -> Result<(), (u8, String)> {
+    let content = read(&args.content)?;
+    let (_, verdict) = eval::validate(&content).map_err(refused)?;
+    println!("{}", serde_json::to_string(&verdict).expect("serialises"));
+    Ok(())
 }
 
 async fn deploy(args: DeployArgs) -> Result<(), (u8, String)> {

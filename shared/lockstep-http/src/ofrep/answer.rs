@@ -4,6 +4,7 @@
 use crate::config_endpoint::{self, ConfigBody};
 use chrono::{DateTime, SecondsFormat, Utc};
 use lockstep::cache::Degraded;
+use lockstep::targeted::{self, Context};
 use lockstep::token_policy;
 use lockstep::FlagView;
 use serde::Serialize;
@@ -16,6 +17,10 @@ pub enum Reason {
     Static,
     /// The value of the configuration this instance polled, on a healthy instance.
     Cached,
+    /// A rule of the flag's definition matched the request's context (design rule 10).
+    TargetingMatch,
+    /// A rule split the request's context into a weighted bucket (design rule 10).
+    Split,
     /// Nothing was ever fetched: the bundled safe default (rule 5), on a degraded instance.
     Default,
     /// Last-known-good on a degraded instance (a failed or timed-out refresh, rejected content,
@@ -44,8 +49,9 @@ pub struct Evaluation {
     pub value: bool,
     /// Why the value is what it is.
     pub reason: Reason,
-    /// `on` or `off`, as `value`.
-    pub variant: &'static str,
+    /// `on` or `off`, as `value`; for a flag defined by rules, the rule's name, the split
+    /// bucket's variant or `default` (and `off` while the journey rule holds a `true` back).
+    pub variant: String,
     /// What the value was decided from (strings, numbers and booleans only, per the protocol).
     pub metadata: FlagMetadata,
 }
@@ -127,12 +133,12 @@ fn rfc3339(at: DateTime<Utc>) -> String {
 
 /// The OFREP answer for every public flag of one read, for a client that opens journeys by
 /// `rule`. Built on [`config_endpoint::body`]: the same flags, statuses and token as `/config`.
-pub fn answer(view: &FlagView, rule: OpenRule) -> BulkAnswer {
-    let config = config_endpoint::body(view);
+pub fn answer(view: &FlagView, rule: OpenRule, context: &Context) -> BulkAnswer {
+    let config = config_endpoint::body_for(view, context);
     let flags = config
         .flags
         .keys()
-        .filter_map(|key| evaluation(&config, view.degraded(), key, rule))
+        .filter_map(|key| evaluation(&config, view, key, rule, context))
         .collect();
     BulkAnswer {
         flags,
@@ -149,14 +155,18 @@ pub fn answer(view: &FlagView, rule: OpenRule) -> BulkAnswer {
     }
 }
 
-/// One public flag's evaluation from `/config`'s body; `None` for a key that is not public.
+/// One public flag's evaluation from `/config`'s body for the caller `context` (the body must
+/// be [`config_endpoint::body_for`] that context); `None` for a key that is not public.
 pub(super) fn evaluation(
     config: &ConfigBody,
-    degraded: Option<&Degraded>,
+    view: &FlagView,
     key: &str,
     rule: OpenRule,
+    context: &Context,
 ) -> Option<Evaluation> {
+    let degraded = view.degraded();
     let status = config.flags.get(key)?;
+    let targeted = view.evaluate(key, context);
     let now = config.server_time;
     // Rule 8's own answer: may a journey open on this flag now, for this client?
     let opening = token_policy::journey_opening(
@@ -166,17 +176,28 @@ pub(super) fn evaluation(
         rule == OpenRule::JourneyOpensAt,
     );
     let (value, opens_at) = (opening.open, opening.opens_at);
-    let reason = match degraded {
+    let reason = match (degraded, &targeted) {
         _ if status.forced => Reason::Static,
-        Some(Degraded::NeverFetched { .. }) => Reason::Default,
-        Some(_) => Reason::Stale,
-        None => Reason::Cached,
+        (Some(Degraded::NeverFetched { .. }), _) => Reason::Default,
+        (Some(_), _) => Reason::Stale,
+        (None, None) => Reason::Cached,
+        (None, Some(t)) => match t.reason {
+            targeted::Reason::TargetingMatch => Reason::TargetingMatch,
+            targeted::Reason::Split => Reason::Split,
+            targeted::Reason::Default => Reason::Default,
+            targeted::Reason::Static => Reason::Static,
+        },
+    };
+    let variant = match &targeted {
+        // The variant names what the rules chose, unless the journey rule holds it back.
+        Some(t) if value == status.value => t.variant.to_owned(),
+        _ => if value { "on" } else { "off" }.to_owned(),
     };
     Some(Evaluation {
         key: key.to_owned(),
         value,
         reason,
-        variant: if value { "on" } else { "off" },
+        variant,
         metadata: FlagMetadata {
             raw_value: status.value,
             consistent: status.consistent,

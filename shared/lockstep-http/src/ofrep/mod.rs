@@ -15,7 +15,9 @@
 //! turns true if nothing changes), `forced`, the version, the degraded reason, the journey token
 //! and the server time are in the flag's `metadata`. Reasons: `STATIC` for a `FORCE_` value,
 //! `DEFAULT` for the bundled defaults (nothing fetched yet), `STALE` for last-known-good on a
-//! degraded instance, `CACHED` otherwise. `docs/openfeature.md` ("OFREP") is the full mapping.
+//! degraded instance; on a healthy instance, for a flag defined by rules the evaluation's
+//! (`TARGETING_MATCH`, `SPLIT`, `DEFAULT`; `STATIC` without rules), `CACHED` for any other. `docs/openfeature.md`
+//! ("OFREP") is the full mapping.
 //!
 //! The flags, their consistency and the journey token come from [`config_endpoint::body`], the
 //! same function `/config` answers with; the journey rule and the catch-up are the core's token
@@ -24,8 +26,10 @@
 //! session allows no call, or the poll fails) the answer is `429` with `Retry-After`, rather
 //! than a value older than what the client already holds.
 //!
-//! The request's evaluation context is accepted (and checked: an object, `targetingKey` a string
-//! when present) but changes nothing: Lockstep's flags are the same for every user. It is never
+//! The request's evaluation context (checked: an object, `targetingKey` a string when present) is
+//! what a flag defined by rules is evaluated for (design rule 10; the variant names the rule or
+//! split bucket); a plain or forced flag has one value for every user. It is the caller's own
+//! choice, so OFREP never opens the gate: the gate evaluates the verified identity. It is never
 //! logged, and neither is the journey token.
 
 mod answer;
@@ -174,14 +178,15 @@ pub async fn bulk(cache: &FlagCache, request: &Request) -> Result<Response<Body>
     if request.method() != Method::POST {
         return Err(ApiError::MethodNotAllowed { allowed: &["POST"] });
     }
-    if let Err(refusal) = check_request(request) {
-        return Ok(refused(refusal, None));
-    }
+    let context = match check_request(request) {
+        Ok(context) => context,
+        Err(refusal) => return Ok(refused(refusal, None)),
+    };
     let read = match read(cache, gate::journey_token(request.headers()), None).await {
         Ok(read) => read,
         Err(seconds) => return Ok(with_vary(rate_limited(None, seconds))),
     };
-    let answer = answer(&read.view, read.rule);
+    let answer = answer(&read.view, read.rule, &context);
     let tag = etag(&answer);
     let tag_value = HeaderValue::from_str(&tag).expect("a hex digest is a valid header");
     let precondition = precondition(request.headers(), &tag);
@@ -241,9 +246,10 @@ pub async fn flag(
         return Err(ApiError::MethodNotAllowed { allowed: &["POST"] });
     }
     let key = percent_decode(key);
-    if let Err(refusal) = check_request(request) {
-        return Ok(refused(refusal, Some(&key)));
-    }
+    let context = match check_request(request) {
+        Ok(context) => context,
+        Err(refusal) => return Ok(refused(refusal, Some(&key))),
+    };
     // Only a public flag can be behind a token (`token_policy::behind`), so only a public key
     // may catch up or be answered 429; any other key, private or unknown, is not found, and
     // nothing about it is told.
@@ -251,8 +257,8 @@ pub async fn flag(
         Ok(read) => read,
         Err(seconds) => return Ok(with_vary(rate_limited(Some(&key), seconds))),
     };
-    let config = config_endpoint::body(&read.view);
-    let Some(evaluated) = evaluation(&config, read.view.degraded(), &key, read.rule) else {
+    let config = config_endpoint::body_for(&read.view, &context);
+    let Some(evaluated) = evaluation(&config, &read.view, &key, read.rule, &context) else {
         tracing::info!(
             status = 404,
             error_code = "FLAG_NOT_FOUND",

@@ -3,6 +3,7 @@
 
 use crate::problem::MAX_BODY_BYTES;
 use lambda_http::{Body, Request};
+use lockstep::targeted::Context;
 use serde_json::Value;
 
 /// A request the protocol refuses with 400.
@@ -14,10 +15,12 @@ pub(super) enum Refusal {
     InvalidContext(String),
 }
 
-/// Checks the evaluation request: a JSON object whose `context`, when present, is an object
-/// whose `targetingKey`, when present, is a string. A missing `context` is an empty one (the
-/// OFREP JavaScript core sends `{}` when it has no context). The content type is not checked.
-pub(super) fn check_request(request: &Request) -> Result<(), Refusal> {
+/// Checks the evaluation request and returns its context: a JSON object whose `context`, when
+/// present, is an object whose `targetingKey`, when present, is a string. A missing `context` is
+/// an empty one (the OFREP JavaScript core sends `{}` when it has no context). The content type
+/// is not checked. The context is the caller's own choice: it selects what OFREP evaluates
+/// (design rule 10), never what a feature endpoint's gate decides.
+pub(super) fn check_request(request: &Request) -> Result<Context, Refusal> {
     let bytes: &[u8] = match request.body() {
         Body::Text(text) => text.as_bytes(),
         Body::Binary(bytes) => bytes,
@@ -35,15 +38,15 @@ pub(super) fn check_request(request: &Request) -> Result<(), Refusal> {
     }
     let body: Value = serde_json::from_slice(bytes)
         .map_err(|_| Refusal::Parse("The body is not valid JSON.".into()))?;
-    let Value::Object(body) = body else {
+    let Value::Object(mut body) = body else {
         return Err(Refusal::Parse(
             "The body must be a JSON object: {\"context\": {...}}.".into(),
         ));
     };
-    match body.get("context") {
-        None => Ok(()),
+    match body.remove("context") {
+        None => Ok(Context::new()),
         Some(Value::Object(context)) => match context.get("targetingKey") {
-            None | Some(Value::String(_)) => Ok(()),
+            None | Some(Value::String(_)) => Ok(context),
             Some(_) => Err(Refusal::InvalidContext(
                 "The context's targetingKey must be a string.".into(),
             )),
@@ -74,7 +77,7 @@ mod tests {
             r#"{"context": {"targetingKey": "u1", "plan": "basic"}}"#,
             r#"{}"#,
         ] {
-            assert_eq!(check_request(&request(ok)), Ok(()), "{ok}");
+            assert!(check_request(&request(ok)).is_ok(), "{ok}");
         }
         for parse in ["", "{not json", "[]", "5", r#""context""#] {
             assert!(

@@ -6,6 +6,7 @@ pub use crate::cache::token_policy::CatchUp;
 use crate::cache::token_policy::{self, TokenRead};
 use crate::cache::view::FlagView;
 use crate::catalog::FlagHandle;
+use crate::targeted::Context;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
@@ -89,8 +90,11 @@ impl Decision {
 /// A missing or malformed token is no token; a token never changes a value, only asks for a
 /// poll (made before this, by the cache), and only a verified one opens a drain. A forced flag
 /// ignores tokens.
-pub fn decide(read: TokenRead<'_>, handle: FlagHandle) -> Decision {
-    let verdict = verdict(&read, handle);
+///
+/// A flag defined by rules (design rule 10) is on or off for the caller `context`: the gate's is
+/// the verified identity, never one the client chose; without one, the empty context.
+pub fn decide(read: TokenRead<'_>, handle: FlagHandle, context: &Context) -> Decision {
+    let verdict = verdict(&read, handle, context);
     Decision {
         view: read.view,
         verdict,
@@ -98,7 +102,7 @@ pub fn decide(read: TokenRead<'_>, handle: FlagHandle) -> Decision {
     }
 }
 
-fn verdict(read: &TokenRead<'_>, handle: FlagHandle) -> Verdict {
+fn verdict(read: &TokenRead<'_>, handle: FlagHandle, context: &Context) -> Verdict {
     let view = &read.view;
     let poll_interval = view.window().poll_interval;
     let closed = |reason, retry_after| Verdict::Closed {
@@ -108,7 +112,8 @@ fn verdict(read: &TokenRead<'_>, handle: FlagHandle) -> Verdict {
     let Some(flag) = view.snapshot().flag_by_handle(handle) else {
         return closed(ClosedReason::Disabled, poll_interval);
     };
-    if flag.value {
+    let degraded = view.degraded().is_some();
+    if flag.status_for(context, view.now_ms(), degraded).value {
         return Verdict::Open;
     }
     let Some(token) = &read.token else {

@@ -231,9 +231,23 @@ impl FlagCache {
     /// any catch-up the token asks for ([`FlagCache::read_with_token`]), then
     /// [`decision::decide`].
     pub async fn decide(&self, handle: FlagHandle, token: Option<&str>) -> Decision {
+        self.decide_for(handle, token, crate::targeted::anonymous())
+            .await
+    }
+
+    /// [`FlagCache::decide`] for one caller: a flag defined by rules (design rule 10) is
+    /// evaluated with `context`, which must be the verified identity (the JWT's `sub` as
+    /// `targetingKey`, its claims as attributes), never a context the client chose.
+    pub async fn decide_for(
+        &self,
+        handle: FlagHandle,
+        token: Option<&str>,
+        context: &crate::targeted::Context,
+    ) -> Decision {
         decision::decide(
             self.read_with_token(token, Scope::Flag(handle)).await,
             handle,
+            context,
         )
     }
 

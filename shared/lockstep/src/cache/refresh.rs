@@ -208,7 +208,9 @@ fn log_accepted(old: &Snapshot, new: &Snapshot) {
     let changed: Vec<&str> = new
         .flags()
         .iter()
-        .filter(|f| old.flag(&f.name).map(|o| o.value) != Some(f.value))
+        .filter(|f| {
+            old.flag(&f.name).map(|o| (o.value, &o.definition)) != Some((f.value, &f.definition))
+        })
         .map(|f| f.name.as_str())
         .collect();
     tracing::info!(

@@ -8,6 +8,7 @@ use crate::catalog::{FlagHandle, Visibility};
 use crate::consistency::{self, Backend, FlagStatus, Window};
 use crate::snapshot::Snapshot;
 use crate::source::FailureKind;
+use crate::targeted::{self, Context, Evaluation};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
@@ -163,20 +164,44 @@ impl FlagView {
         Some(flag.status(self.now_ms, self.state.degraded.is_some()))
     }
 
-    /// A flag's value by name; an unknown flag is disabled.
+    /// A flag's value by name (for an anonymous caller); an unknown flag is disabled.
     pub fn is_enabled(&self, name: &str) -> bool {
-        self.state.snapshot.flag(name).is_some_and(|f| f.value)
+        self.status(name).is_some_and(|f| f.value)
     }
 
-    /// The public flags with their status, sorted by name.
+    /// The public flags with their status, sorted by name (for an anonymous caller: flags
+    /// defined by rules are evaluated with the empty context).
     pub fn public_flags(&self) -> impl Iterator<Item = (&str, FlagStatus)> + '_ {
+        self.public_flags_for(targeted::anonymous())
+    }
+
+    /// The public flags with their status for the caller `context` (design rule 10), sorted by
+    /// name.
+    pub fn public_flags_for<'a>(
+        &'a self,
+        context: &'a Context,
+    ) -> impl Iterator<Item = (&'a str, FlagStatus)> + 'a {
         let degraded = self.state.degraded.is_some();
         self.state
             .snapshot
             .flags()
             .iter()
             .filter(|f| f.visibility == Visibility::Public)
-            .map(move |f| (f.name.as_str(), f.status(self.now_ms, degraded)))
+            .map(move |f| {
+                (
+                    f.name.as_str(),
+                    f.status_for(context, self.now_ms, degraded),
+                )
+            })
+    }
+
+    /// The evaluation of a flag's rules for the caller `context` at this read; `None` for a
+    /// flag that is unknown, plain or forced (one value for everyone).
+    pub fn evaluate(&self, name: &str, context: &Context) -> Option<Evaluation<'_>> {
+        self.state
+            .snapshot
+            .flag(name)?
+            .evaluate(context, self.now_ms)
     }
 
     /// The backend-level verdict over the public flags (`isBackendConsistent` and its
