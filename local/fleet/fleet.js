@@ -86,10 +86,14 @@
       ...Object.entries(deployed.flags).map(([name, flag]) =>
         el("tr", {}, [
           el("td", { textContent: name }),
-          el("td", { textContent: String(flag.value), className: flag.value ? "on" : "off" }),
+          flag.definition
+            ? el("td", { textContent: "per user", className: "muted" })
+            : el("td", { textContent: String(flag.value), className: flag.value ? "on" : "off" }),
           el("td", { textContent: time(flag.lastModifiedTimestamp) }),
           el("td", { textContent: flag.deploymentDurationSeconds == null ? "–" : `${flag.deploymentDurationSeconds} s` }),
-          el("td", { textContent: time(opensAt(flag.consistentAt, fleet)) }),
+          // A flag defined by rules opens journeys at consistentAt (its token claim makes no
+          // instance catch up: docs/targeting.md).
+          el("td", { textContent: time(flag.definition ? flag.consistentAt : opensAt(flag.consistentAt, fleet)) }),
           el("td", { textContent: time(flag.consistentAt) }),
           el("td", { textContent: until(flag.consistentAt, now) }),
           el("td", { className: "rules" }, describeRules(flag.definition)),
