@@ -1,25 +1,11 @@
-//! Lockstep's flag evaluator (design rule 10): ordered rules and weighted splits over a caller's
-//! context, as a pure function of (definition, context, now).
+#![doc = include_str!("../README.md")]
 //!
-//! A flag definition is written in AWS Lambda Powertools' feature-flag schema (`default`,
-//! `boolean_type`, ordered `rules` of `when_match` and `conditions`, all 21 condition actions),
-//! so a Powertools user's document works unchanged, plus one Lockstep extension: a rule may
-//! `split` the users it matches into weighted variants, bucketed exactly as OpenFeature flagd's
-//! `fractional` operator (v2) does, so any flagd-compatible tool computes the same cohorts.
-//!
-//! Reading order:
-//! - [`definition`]: the schema, parsed and validated once per fetched version
-//!   ([`Definition::parse`]); an invalid definition is a [`DefinitionError`] naming the flag and
-//!   the rule.
-//! - [`actions`]: the one table of condition actions, each a small function.
-//! - [`compare`]: what "equal" and "greater" mean between JSON values (the choices where
-//!   Powertools' Python behaviour is accidental).
-//! - [`schedule`]: the time-based actions' operands (IANA time zones, wall-clock ranges).
-//! - [`split`]: flagd's fractional bucketing.
-//! - [`evaluate`](mod@evaluate): the evaluation itself, its [`Reason`] and variant.
-//!
-//! Nothing here reads a clock, the environment or the network: `now` is an argument, so every
-//! instance evaluating the same definition and context at the same instant gets the same answer.
+//! Reading order: [`definition`] (the schema, parsed and validated once per fetched version;
+//! an invalid definition is a [`DefinitionError`] naming the flag and the rule), [`actions`] (the
+//! one table of condition actions, each a small function), [`compare`] (what "equal" and
+//! "greater" mean between JSON values), [`schedule`] (the time-based actions' operands),
+//! [`split`] (flagd's fractional bucketing), [`evaluate`](mod@evaluate) (the evaluation, its
+//! [`Reason`] and variant).
 #![warn(missing_docs)]
 
 pub mod actions;
