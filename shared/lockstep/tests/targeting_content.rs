@@ -30,7 +30,10 @@ fn pro_only() -> Value {
 }
 
 fn caller(plan: &str) -> Context {
-    json!({"targetingKey": "u1", "plan": plan}).as_object().cloned().unwrap()
+    json!({"targetingKey": "u1", "plan": plan})
+        .as_object()
+        .cloned()
+        .unwrap()
 }
 
 async fn cache(overrides: Overrides) -> (FlagCache, lockstep::memory::MemoryHandle, ManualClock) {
@@ -43,7 +46,11 @@ async fn cache(overrides: Overrides) -> (FlagCache, lockstep::memory::MemoryHand
         settings: Settings::default(),
         clock: Arc::new(clock.clone()),
     };
-    (FlagCache::new(Box::new(source), options).await, handle, clock)
+    (
+        FlagCache::new(Box::new(source), options).await,
+        handle,
+        clock,
+    )
 }
 
 #[tokio::test]
@@ -55,19 +62,33 @@ async fn an_invalid_definition_keeps_the_last_good_version_and_names_the_flag_an
     source.publish("v2", content(bad, "2026-11-21T10:06:00Z"));
     clock.advance(TimeDelta::seconds(120));
     let view = cache.read().await;
-    assert_eq!(view.snapshot().version, "v1", "the last-known-good version stays");
+    assert_eq!(
+        view.snapshot().version,
+        "v1",
+        "the last-known-good version stays"
+    );
     match view.degraded() {
         Some(Degraded::InvalidContent { version, reason }) => {
             assert_eq!(version, "v2");
-            assert!(reason.contains(r#"flag "isFeatureXEnabled", rule "pro plan""#), "{reason}");
+            assert!(
+                reason.contains(r#"flag "isFeatureXEnabled", rule "pro plan""#),
+                "{reason}"
+            );
             assert!(reason.contains("EQUALZ"), "{reason}");
         }
         other => panic!("expected invalid_content, got {other:?}"),
     }
     // v1's rules still answer per caller.
     let flag = view.snapshot().flag(X).unwrap();
-    assert!(flag.status_for(&caller("pro"), view.now().timestamp_millis(), true).value);
-    assert!(!flag.status_for(&caller("basic"), view.now().timestamp_millis(), true).value);
+    assert!(
+        flag.status_for(&caller("pro"), view.now().timestamp_millis(), true)
+            .value
+    );
+    assert!(
+        !flag
+            .status_for(&caller("basic"), view.now().timestamp_millis(), true)
+            .value
+    );
 }
 
 #[tokio::test]
@@ -82,15 +103,27 @@ async fn a_definition_answers_each_caller_and_the_anonymous_read_gets_the_defaul
     assert!(view.evaluate(X, anonymous()).is_some());
     let decided = cache.decide_for(handle, None, &caller("pro")).await;
     assert!(decided.is_open());
-    assert!(!cache.decide_for(handle, None, &caller("basic")).await.is_open());
-    assert!(!cache.decide(handle, None).await.is_open(), "no caller: closed");
+    assert!(!cache
+        .decide_for(handle, None, &caller("basic"))
+        .await
+        .is_open());
+    assert!(
+        !cache.decide(handle, None).await.is_open(),
+        "no caller: closed"
+    );
 }
 
 #[tokio::test]
 async fn a_force_override_wins_over_the_rules() {
     let (cache, _, _) = cache(Overrides::none().force(X, false)).await;
     let view = cache.read().await;
-    assert!(view.evaluate(X, &caller("pro")).is_none(), "a forced flag is not evaluated");
+    assert!(
+        view.evaluate(X, &caller("pro")).is_none(),
+        "a forced flag is not evaluated"
+    );
     let handle = cache.handle(X).unwrap();
-    assert!(!cache.decide_for(handle, None, &caller("pro")).await.is_open());
+    assert!(!cache
+        .decide_for(handle, None, &caller("pro"))
+        .await
+        .is_open());
 }
