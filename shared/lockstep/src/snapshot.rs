@@ -13,6 +13,8 @@ use crate::consistency::{self, FlagStatus, Stamp, Window};
 use crate::document::{Document, Format};
 use crate::journey_key::JourneyKey;
 use crate::overrides::Overrides;
+use crate::targeted::{anonymous, Context, Evaluation};
+use chrono::DateTime;
 use lockstep_targeting::Definition;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -94,7 +96,7 @@ impl ResolvedFlag {
     pub fn status(&self, now_ms: i64, degraded: bool) -> FlagStatus {
         match self.rules() {
             None => self.status_with(self.value, now_ms, degraded),
-            Some(_) => self.status_for(crate::targeted::anonymous(), now_ms, degraded),
+            Some(_) => self.status_for(anonymous(), now_ms, degraded),
         }
     }
 
@@ -113,6 +115,33 @@ impl ResolvedFlag {
             journey_opens_at: self.journey_opens_at,
             forced: self.forced,
         }
+    }
+}
+
+/// A flag defined by rules, for one caller (design rule 10, [`crate::targeted`]).
+impl ResolvedFlag {
+    /// Whether this flag's value depends on the caller: defined by rules and not forced.
+    #[inline]
+    pub fn rules(&self) -> Option<&lockstep_targeting::Definition> {
+        self.definition.as_deref().filter(|_| !self.forced)
+    }
+
+    /// The evaluation of its rules for `context` at `now_ms`; `None` for a plain or forced flag
+    /// (its one value is [`ResolvedFlag::value`]).
+    pub fn evaluate(&self, context: &Context, now_ms: i64) -> Option<Evaluation<'_>> {
+        let definition = self.rules()?;
+        let now = DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
+        Some(lockstep_targeting::evaluate(definition, context, now))
+    }
+
+    /// Its status for the caller `context` at `now_ms` (for a flag defined by rules, the value
+    /// is its evaluation: `true` only when it serves the boolean `true`).
+    pub fn status_for(&self, context: &Context, now_ms: i64, degraded: bool) -> FlagStatus {
+        let value = match self.evaluate(context, now_ms) {
+            Some(evaluation) => evaluation.value.as_bool() == Some(true),
+            None => self.value,
+        };
+        self.status_with(value, now_ms, degraded)
     }
 }
 

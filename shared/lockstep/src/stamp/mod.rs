@@ -14,56 +14,21 @@
 //! `flags` with its attributes and enabled in `values`, so AppConfig's own validation still
 //! passes. The previous content may be in either the stored or the retrieval form.
 
-use crate::catalog::{check_flag_name, BadFlagName, METADATA_KEY};
+mod error;
+mod read;
+
+pub use error::StampError;
+pub use read::retrieval_form;
+
+use crate::catalog::METADATA_KEY;
 use crate::consistency::{Stamp, MAX_DEPLOYMENT_DURATION};
-use crate::document::{self, format_flag_stamp, ContentError};
+use crate::document::{self, format_flag_stamp};
 use crate::journey_key::JourneyKey;
 use chrono::{DateTime, SecondsFormat, Utc};
-use lockstep_targeting::Definition;
+use read::{freeform_values, previous_document, stored_values};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
-use thiserror::Error;
-
-/// Why content cannot be stamped (the extension blocks the deployment with this message, and
-/// its sources: see [`crate::error_chain`]).
-#[derive(Debug, Error)]
-pub enum StampError {
-    /// Not JSON.
-    #[error("the configuration is not JSON")]
-    NotJson(#[source] serde_json::Error),
-    /// JSON, but not an object.
-    #[error("the configuration must be a JSON object")]
-    NotObject,
-    /// A flag key AppConfig would refuse.
-    #[error(transparent)]
-    BadFlagName(#[from] BadFlagName),
-    /// Stored feature-flag content that AppConfig would refuse or Lockstep cannot read.
-    #[error("invalid feature-flag document: {0}")]
-    FeatureFlags(String),
-    /// Content that does not validate (before or after stamping).
-    #[error("invalid configuration")]
-    Invalid(#[source] ContentError),
-    /// The previously deployed content cannot be read.
-    #[error("the previously deployed content cannot be read")]
-    Previous(#[source] Box<StampError>),
-    /// A deployment duration over AppConfig's 24 hours.
-    #[error("the deployment duration must be at most 24 hours")]
-    Duration,
-    /// A drain time over 24 hours.
-    #[error("the drain time must be at most 24 hours")]
-    Drain,
-    /// A drain time for a deployment that switches no flag off.
-    #[error("a drain time was given, but this deployment switches no flag from on to off")]
-    DrainWithoutSwitchOff,
-    /// The operating system's random source failed while making a journey key.
-    #[error("cannot make a journey key: {0}")]
-    KeyGeneration(String),
-    /// The deployed content could not be read and the new content carries no journey keys: a
-    /// new key would refuse every token and cursor in flight, so nothing is stamped.
-    #[error("the deployed content could not be read and this content carries no journeyKeys, so the deployed keys cannot be kept (a new key would refuse every journey token and cursor in flight); retry once the deployed content can be read, or deploy content that carries its keys (stamped by `lockstep deploy` or `lockstep-stamp`)")]
-    KeysUnknown,
-}
 
 /// What happened to one flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -394,94 +359,6 @@ impl Written<'_> {
     }
 }
 
-/// A flag of the content being stamped: its value (for a definition, whether it may serve
-/// true) and, for a flag defined by rules, its definition.
-struct FlagValue {
-    on: bool,
-    definition: Option<Definition>,
-}
-
-impl From<bool> for FlagValue {
-    fn from(on: bool) -> Self {
-        Self {
-            on,
-            definition: None,
-        }
-    }
-}
-
-fn freeform_values(root: &Map<String, Value>) -> Result<BTreeMap<String, FlagValue>, StampError> {
-    let mut values = BTreeMap::new();
-    for (name, value) in root {
-        if name == METADATA_KEY {
-            continue;
-        }
-        check_flag_name(name)?;
-        match value {
-            Value::Bool(b) => values.insert(name.clone(), FlagValue::from(*b)),
-            _ if Definition::is_definition(value) => {
-                let definition = Definition::parse(name, value)
-                    .map_err(|e| StampError::Invalid(ContentError::BadDefinition(e)))?;
-                values.insert(
-                    name.clone(),
-                    FlagValue {
-                        on: definition.may_serve_true(),
-                        definition: Some(definition),
-                    },
-                )
-            }
-            _ => {
-                return Err(StampError::Invalid(ContentError::BadFlag {
-                    flag: name.clone(),
-                    why: document::FREEFORM_FLAG_TYPE,
-                }))
-            }
-        };
-    }
-    Ok(values)
-}
-
-fn stored_values(root: &Map<String, Value>) -> Result<BTreeMap<String, FlagValue>, StampError> {
-    let bad = |why: String| StampError::FeatureFlags(why);
-    if root.get("version") != Some(&json!("1")) {
-        return Err(bad("\"version\" must be \"1\"".into()));
-    }
-    let flags = root
-        .get("flags")
-        .and_then(Value::as_object)
-        .ok_or_else(|| bad("\"flags\" must be an object".into()))?;
-    let values = match root.get("values") {
-        None => Map::new(),
-        Some(Value::Object(v)) => v.clone(),
-        Some(_) => return Err(bad("\"values\" must be an object".into())),
-    };
-    let mut out = BTreeMap::new();
-    for (name, declaration) in flags {
-        if name == METADATA_KEY {
-            continue;
-        }
-        check_flag_name(name)?;
-        if !declaration.is_object() {
-            return Err(bad(format!("flags.{name} must be an object")));
-        }
-        let enabled = match values.get(name).map(|v| v.get("enabled")) {
-            None | Some(None) => false,
-            Some(Some(Value::Bool(b))) => *b,
-            Some(Some(_)) => return Err(bad(format!("values.{name}.enabled must be a boolean"))),
-        };
-        out.insert(name.clone(), FlagValue::from(enabled));
-    }
-    if let Some(undeclared) = values
-        .keys()
-        .find(|k| *k != METADATA_KEY && !flags.contains_key(*k))
-    {
-        return Err(bad(format!(
-            "values.{undeclared} has no declaration in flags"
-        )));
-    }
-    Ok(out)
-}
-
 fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
@@ -559,44 +436,6 @@ fn write_stored(root: &mut Map<String, Value>, written: &Written<'_>) {
         }
         values.insert(METADATA_KEY.into(), metadata);
     }
-}
-
-/// The retrieval form of stored feature-flag content: `{flag: {enabled, ...attributes}}`.
-pub fn retrieval_form(stored: &[u8]) -> Result<Vec<u8>, StampError> {
-    let root: Value = serde_json::from_slice(stored).map_err(StampError::NotJson)?;
-    let flags = root
-        .get("flags")
-        .and_then(Value::as_object)
-        .ok_or_else(|| StampError::FeatureFlags("\"flags\" must be an object".into()))?;
-    let values = root
-        .get("values")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    let mut out = Map::new();
-    for name in flags.keys() {
-        let mut value = values
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| json!({"enabled": false}));
-        if value.get("enabled").is_none() {
-            value["enabled"] = json!(false);
-        }
-        out.insert(name.clone(), value);
-    }
-    Ok(serde_json::to_vec(&Value::Object(out)).expect("serialises"))
-}
-
-/// Previously deployed content, parsed, in any of the three forms.
-fn previous_document(bytes: &[u8]) -> Result<document::Document, StampError> {
-    let root: Value = serde_json::from_slice(bytes).map_err(StampError::NotJson)?;
-    let is_stored = root.get("version").is_some() && root.get("flags").is_some();
-    let retrieval = if is_stored {
-        retrieval_form(bytes)?
-    } else {
-        bytes.to_vec()
-    };
-    document::parse(&retrieval).map_err(StampError::Invalid)
 }
 
 #[cfg(test)]
