@@ -21,7 +21,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
-import { OUT, api, availability, claims, fleetRunner, secondsSince, sleep } from "./support.mjs";
+import { OUT, api, availability, bearer, claims, fleetRunner, secondsSince, signIn, sleep } from "./support.mjs";
 
 const P = 45; // seconds, the poll interval
 const Q = 15; // seconds, AppConfigData's minimum poll interval: the catch-up interval (rule 8)
@@ -36,20 +36,7 @@ const JOURNEY_HEADER = "lockstep-journey";
 
 const hhmmss = (ms) => new Date(ms).toISOString().slice(11, 19); // the page runs in UTC
 
-// `Authorization: Bearer …` for `user`, from the runner's dev sign-in (its local issuer).
-async function bearer(base, user) {
-  const signed = await api(base, "POST", "/local/auth/sign-in", { user });
-  assert.equal(signed.status, 200, `sign-in: ${JSON.stringify(signed.body)}`);
-  return { authorization: `Bearer ${signed.body.accessToken}` };
-}
 
-// Signs `page` in as `user` through its sign-in form (every later page of the context shares it).
-async function signIn(page, user) {
-  await page.fill("#signin-user", user);
-  await page.click("#signin");
-  await page.waitForSelector("#signed-in", { state: "visible" });
-  assert.equal(await page.textContent("#signed-in-as"), user);
-}
 
 // Resolves once `condition()` holds, or after `ms` (the caller asserts).
 async function waitFor(condition, ms) {

@@ -231,3 +231,18 @@ export async function availability(page) {
   await page.waitForFunction(() => document.getElementById("app").dataset.availability !== "loading");
   return page.getAttribute("#app", "data-availability");
 }
+
+// `Authorization: Bearer …` for `user`, from the runner's dev sign-in (its local issuer).
+export async function bearer(base, user) {
+  const signed = await api(base, "POST", "/local/auth/sign-in", { user });
+  assert.equal(signed.status, 200, `sign-in: ${JSON.stringify(signed.body)}`);
+  return { authorization: `Bearer ${signed.body.accessToken}` };
+}
+
+// Signs `page` in as `user` through its sign-in form (every later page of the context shares it).
+export async function signIn(page, user) {
+  await page.fill("#signin-user", user);
+  await page.click("#signin");
+  await page.waitForSelector("#signed-in", { state: "visible" });
+  assert.equal(await page.textContent("#signed-in-as"), user);
+}

@@ -12,7 +12,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { OUT, ROOT, api, availability, fleetRunner, sleep } from "./support.mjs";
+import { OUT, ROOT, api, availability, bearer, fleetRunner, signIn, sleep } from "./support.mjs";
 
 const P = 15; // seconds: the poll interval (the smallest the catch-up interval Q allows)
 const EPSILON = 2;
@@ -91,18 +91,7 @@ function checkAgainstTestbed() {
 
 const inRollout = (user) => bucketIndex(FLAG + user, [IN_WEIGHT, 10_000 - IN_WEIGHT]) === 0;
 
-async function bearer(base, user) {
-  const signed = await api(base, "POST", "/local/auth/sign-in", { user });
-  assert.equal(signed.status, 200, `sign-in: ${JSON.stringify(signed.body)}`);
-  return { authorization: `Bearer ${signed.body.accessToken}` };
-}
 
-async function signIn(page, user) {
-  await page.fill("#signin-user", user);
-  await page.click("#signin");
-  await page.waitForSelector("#signed-in", { state: "visible" });
-  assert.equal(await page.textContent("#signed-in-as"), user);
-}
 
 test("two signed-in users on either side of a 25 % split: one offered journey X, one not", { timeout: 240_000 }, async (t) => {
   const vectors = checkAgainstTestbed();

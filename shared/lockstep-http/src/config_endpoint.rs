@@ -133,17 +133,7 @@ pub async fn handle_caller(
         );
         return Err(ApiError::Unauthorized);
     }
-    let view = cache.read().await;
-    let body = body_for(&view, &context);
-    tracing::info!(
-        version = %body.configuration_version,
-        consistent = body.is_backend_consistent,
-        degraded = body.degraded,
-        journey_token = body.journey_token.is_some(),
-        path = "config_served_for_caller",
-        "config served for the verified caller"
-    );
-    Ok(json_response(StatusCode::OK, &body))
+    serve(cache, &context, "config_served_for_caller").await
 }
 
 /// Serves `GET /config` (any other method: 405).
@@ -152,14 +142,24 @@ pub async fn handle(cache: &FlagCache, request: &Request) -> Result<Response<Bod
     if request.method() != Method::GET {
         return Err(ApiError::MethodNotAllowed { allowed: &["GET"] });
     }
+    serve(cache, lockstep::targeted::anonymous(), "config_served").await
+}
+
+/// One read (refreshing first when due), the body for `context`, its log line (`path`) and the
+/// 200.
+async fn serve(
+    cache: &FlagCache,
+    context: &Context,
+    path: &'static str,
+) -> Result<Response<Body>, ApiError> {
     let view = cache.read().await;
-    let body = body(&view);
+    let body = body_for(&view, context);
     tracing::info!(
         version = %body.configuration_version,
         consistent = body.is_backend_consistent,
         degraded = body.degraded,
         journey_token = body.journey_token.is_some(),
-        path = "config_served",
+        path,
         "config served"
     );
     Ok(json_response(StatusCode::OK, &body))
