@@ -21,30 +21,29 @@
 //! - `DAYS` holds day names only: Powertools' list also admits `"DAYS"` ([`DAY_NAMES`]).
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Timelike, Utc, Weekday};
-use chrono_tz::Tz;
 use serde_json::{Map, Value};
 
 /// `SCHEDULE_BETWEEN_TIME_RANGE`'s operand: minutes since midnight, and the zone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimeRange {
     start: u16,
     end: u16,
-    zone: Tz,
+    zone: Zone,
 }
 
 /// `SCHEDULE_BETWEEN_DATETIME_RANGE`'s operand: two wall-clock instants, and the zone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DateTimeRange {
     start: NaiveDateTime,
     end: NaiveDateTime,
-    zone: Tz,
+    zone: Zone,
 }
 
 /// `SCHEDULE_BETWEEN_DAYS_OF_WEEK`'s operand: one bit per weekday (Sunday = bit 0), and the zone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Days {
     mask: u8,
-    zone: Tz,
+    zone: Zone,
 }
 
 /// The day names `DAYS` may hold, Sunday first. *Choice*: Powertools' own list also admits
@@ -58,6 +57,57 @@ pub const DAY_NAMES: [&str; 7] = [
     "FRIDAY",
     "SATURDAY",
 ];
+
+/// An IANA time zone, from the time zone database compiled in (`jiff`'s bundled copy: a
+/// Lambda's runtime image does not promise /usr/share/zoneinfo). Its name is matched exactly, as
+/// the database spells it (`Europe/Berlin`, not `europe/berlin`; links such as `US/Eastern`
+/// included).
+#[derive(Debug, Clone)]
+pub struct Zone {
+    zone: jiff::tz::TimeZone,
+}
+
+impl PartialEq for Zone {
+    fn eq(&self, other: &Self) -> bool {
+        self.zone.iana_name() == other.zone.iana_name()
+    }
+}
+
+impl Eq for Zone {}
+
+impl Zone {
+    fn utc() -> Self {
+        Self {
+            zone: jiff::tz::TimeZone::UTC,
+        }
+    }
+
+    fn named(name: &str) -> Option<Self> {
+        let zone = jiff::tz::TimeZone::get(name).ok()?;
+        (zone.iana_name() == Some(name)).then_some(Self { zone })
+    }
+
+    /// `now` on this zone's wall clock.
+    pub fn local(&self, now: DateTime<Utc>) -> NaiveDateTime {
+        let instant = jiff::Timestamp::new(now.timestamp(), now.timestamp_subsec_nanos() as i32)
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        let civil = self.zone.to_datetime(instant);
+        NaiveDate::from_ymd_opt(
+            i32::from(civil.year()),
+            civil.month() as u32,
+            civil.day() as u32,
+        )
+        .and_then(|date| {
+            date.and_hms_nano_opt(
+                civil.hour() as u32,
+                civil.minute() as u32,
+                civil.second() as u32,
+                civil.subsec_nanosecond() as u32,
+            )
+        })
+        .unwrap_or_default()
+    }
+}
 
 impl TimeRange {
     /// Parses `{"START": "HH:MM", "END": "HH:MM", "TIMEZONE"?}`.
@@ -81,7 +131,7 @@ impl TimeRange {
 
     /// Whether `now`, on this zone's wall clock, is within the range.
     pub fn contains(&self, now: DateTime<Utc>) -> bool {
-        let local = now.with_timezone(&self.zone);
+        let local = self.zone.local(now);
         let minute = (local.hour() * 60 + local.minute()) as u16;
         if self.end < self.start {
             // Crossing midnight: either side of it.
@@ -111,7 +161,7 @@ impl DateTimeRange {
 
     /// Whether `now`, on this zone's wall clock, is within the range.
     pub fn contains(&self, now: DateTime<Utc>) -> bool {
-        let local = now.with_timezone(&self.zone).naive_local();
+        let local = self.zone.local(now);
         self.start <= local && local <= self.end
     }
 }
@@ -142,7 +192,7 @@ impl Days {
 
     /// Whether `now`'s weekday, in this zone, is one of the days.
     pub fn contains(&self, now: DateTime<Utc>) -> bool {
-        let weekday: Weekday = now.with_timezone(&self.zone).weekday();
+        let weekday: Weekday = self.zone.local(now).weekday();
         self.mask & (1 << weekday.num_days_from_sunday()) != 0
     }
 }
@@ -155,13 +205,13 @@ fn object<'v>(value: &'v Value, shape: &str) -> Result<&'v Map<String, Value>, S
 
 /// `TIMEZONE`: an IANA name; absent, null or empty means UTC (*Choice*: Powertools reads the
 /// process's zone, UTC on Lambda; see the module doc).
-fn zone(fields: &Map<String, Value>) -> Result<Tz, String> {
+fn zone(fields: &Map<String, Value>) -> Result<Zone, String> {
     match fields.get("TIMEZONE") {
-        None | Some(Value::Null) => Ok(Tz::UTC),
-        Some(Value::String(name)) if name.is_empty() => Ok(Tz::UTC),
-        Some(Value::String(name)) => name
-            .parse::<Tz>()
-            .map_err(|_| format!("'TIMEZONE' {name:?} is not an IANA time zone")),
+        None | Some(Value::Null) => Ok(Zone::utc()),
+        Some(Value::String(name)) if name.is_empty() => Ok(Zone::utc()),
+        Some(Value::String(name)) => {
+            Zone::named(name).ok_or_else(|| format!("'TIMEZONE' {name:?} is not an IANA time zone"))
+        }
         Some(_) => Err("'TIMEZONE' must be a string".to_owned()),
     }
 }
