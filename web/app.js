@@ -226,7 +226,7 @@ function newerOrDue(answer, now) {
 
 // Whose view `config` is: the signed-in user's (GET /config/me, behind the JWT authorizer, so a
 // flag defined by rules is evaluated for the same identity and claims as the gate evaluates it),
-// or nobody's (GET /config, the anonymous caller's). A new identity never keeps another's view.
+// or nobody's (GET /config, the anonymous caller's). Another identity's view never decides.
 let configFor = undefined;
 
 async function readConfig() {
@@ -234,9 +234,10 @@ async function readConfig() {
   const user = auth.Authorization ? signedInUser() : null;
   if (user) {
     const mine = await call("GET", "/config/me", undefined, auth);
-    // An expired or refused sign-in reads the anonymous view (and the page says signed out).
     if (mine.status !== 401) return { result: mine, user };
-    if (!AUTH) saveSession(null);
+    // A sign-in the authorizer refuses (expired, or from another issuer) reads the anonymous
+    // view; the session stays until a feature call is refused the same way, and the journey
+    // then asks to sign in again (journey.js), as it always has.
   }
   return { result: await call("GET", "/config"), user: null };
 }
@@ -249,12 +250,6 @@ async function checkConfig() {
     ({ result, user } = await readConfig());
   } catch (_) {
     result = null;
-  }
-  if (result && result.ok && user !== configFor) {
-    // Another caller's view is no evidence about this one's: start over.
-    config = null;
-    setAside = null;
-    configFor = user;
   }
   if (!result || !result.ok || !result.data || typeof result.data !== "object") {
     unreachableChecks += 1;
@@ -272,11 +267,15 @@ async function checkConfig() {
   const now = serverNow();
   if (newerOrDue(result.data, now)) {
     config = { ...result.data, instance: result.instance, receivedAt: now };
+    configFor = user;
     setAside = null;
   } else {
     setAside = { instance: result.instance, version: result.data.configurationVersion };
   }
-  decision = decide(config, now);
+  // The answer held decides only for the caller it was evaluated for: just signed in (or out)
+  // and given an older version by an instance that has not polled yet, the page holds the newer
+  // version's stamp but not this caller's values, so it checks again shortly.
+  decision = configFor === user ? decide(config, now) : { availability: "unconfirmed" };
   availability = decision.availability;
   let delay;
   if (decision.availability === "waiting") {

@@ -135,7 +135,8 @@ test("journeys open at journeyOpensAt with tokens, drain and kill switch, in a r
           token: response.request().headers()[JOURNEY_HEADER],
           body: response.json().catch(() => null),
         });
-      } else if (url.pathname === "/config") {
+      } else if (url.pathname === "/config" || url.pathname === "/config/me") {
+        // (a signed-in page reads its own evaluation, /config/me)
         // (null when the page navigated away before the body was read)
         configs.push({ page: name, at: Date.now(), body: response.json().catch(() => null) });
       }
