@@ -96,8 +96,16 @@ impl ResolvedFlag {
     pub fn status(&self, now_ms: i64, degraded: bool) -> FlagStatus {
         match self.rules() {
             None => self.status_with(self.value, now_ms, degraded),
-            Some(_) => self.status_for(anonymous(), now_ms, degraded),
+            Some(_) => self.anonymous_status(now_ms, degraded),
         }
+    }
+
+    /// [`ResolvedFlag::status`] of a flag defined by rules: out of line, so the plain read's
+    /// path stays small.
+    #[cold]
+    #[inline(never)]
+    fn anonymous_status(&self, now_ms: i64, degraded: bool) -> FlagStatus {
+        self.status_for(anonymous(), now_ms, degraded)
     }
 
     /// Its status with `value` as the value served.
