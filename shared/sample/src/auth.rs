@@ -19,7 +19,7 @@ use lockstep_http::problem::ApiError;
 use std::collections::HashMap;
 
 /// The claim naming the user.
-pub const SUBJECT_CLAIM: &str = "sub";
+pub use lockstep_http::identity::SUBJECT_CLAIM;
 
 /// The verified claims of the request's bearer token, as the JWT authorizer passed them; none
 /// when the request did not come through one.

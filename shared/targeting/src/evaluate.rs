@@ -98,7 +98,9 @@ pub fn evaluate<'d>(
     }
 }
 
-fn matches(condition: &Condition, context: &Context, now: DateTime<Utc>) -> bool {
+/// Whether one condition matches `context` at `now`: a time-based action reads the clock, any
+/// other the context key it names.
+pub fn matches(condition: &Condition, context: &Context, now: DateTime<Utc>) -> bool {
     let action = condition.action;
     if action.clock_key.is_some() {
         return (action.test)(&Value::Null, &condition.operand, now);

@@ -607,15 +607,7 @@ fn datetime_range(now: DateTime<Utc>) -> BoxedStrategy<Value> {
         .boxed()
 }
 
-const DAY_NAMES: [&str; 7] = [
-    "SUNDAY",
-    "MONDAY",
-    "TUESDAY",
-    "WEDNESDAY",
-    "THURSDAY",
-    "FRIDAY",
-    "SATURDAY",
-];
+use lockstep_targeting::schedule::DAY_NAMES;
 
 /// `SCHEDULE_BETWEEN_DAYS_OF_WEEK`'s value, holding `now`'s day (on its zone's clock) half the
 /// time.
@@ -1041,13 +1033,7 @@ fn powertools(cases: &[Case], file: &Path) -> Vec<Value> {
 
 /// A condition's verdict, as `evaluate` reaches it (a missing key matches nothing).
 fn verdict(condition: &Condition, context: &Context, now: DateTime<Utc>) -> bool {
-    let action = condition.action;
-    if action.clock_key.is_some() {
-        return (action.test)(&Value::Null, &condition.operand, now);
-    }
-    context
-        .get(&condition.key)
-        .is_some_and(|value| (action.test)(value, &condition.operand, now))
+    lockstep_targeting::evaluate::matches(condition, context, now)
 }
 
 /// The value the first rule whose verdicts are all true serves, else the default.
