@@ -60,6 +60,10 @@ pub struct ResolvedFlag {
     pub definition: Option<Arc<Definition>>,
     /// `consistent_at` in Unix milliseconds, the read path's form.
     consistent_at_ms: Option<i64>,
+    /// The value [`ResolvedFlag::status`] serves, fixed per version (an anonymous caller's).
+    fixed_value: bool,
+    /// Whether its rules read the clock, so that its anonymous value is evaluated per read.
+    reads_clock: bool,
 }
 
 impl ResolvedFlag {
@@ -76,6 +80,8 @@ impl ResolvedFlag {
             drain_ends_at: None,
             definition: None,
             consistent_at_ms: None,
+            fixed_value: value,
+            reads_clock: false,
         }
     }
 
@@ -94,18 +100,35 @@ impl ResolvedFlag {
     /// anonymous caller (an empty context): [`ResolvedFlag::status_for`] for one caller.
     #[inline]
     pub fn status(&self, now_ms: i64, degraded: bool) -> FlagStatus {
-        match self.rules() {
-            None => self.status_with(self.value, now_ms, degraded),
-            Some(_) => self.anonymous_status(now_ms, degraded),
+        match self.fixed_status(now_ms, degraded) {
+            Some(status) => status,
+            None => self.status_for(anonymous(), now_ms, degraded),
         }
     }
 
-    /// [`ResolvedFlag::status`] of a flag defined by rules: out of line, so the plain read's
-    /// path stays small.
-    #[cold]
-    #[inline(never)]
-    fn anonymous_status(&self, now_ms: i64, degraded: bool) -> FlagStatus {
-        self.status_for(anonymous(), now_ms, degraded)
+    /// [`ResolvedFlag::status`] from the value fixed when the version was resolved, or `None`
+    /// for a flag whose rules read the clock (its anonymous value may change without a
+    /// deployment). The plain read's path: no evaluation, no call.
+    #[inline]
+    pub(crate) fn fixed_status(&self, now_ms: i64, degraded: bool) -> Option<FlagStatus> {
+        (!self.reads_clock).then(|| self.status_with(self.fixed_value, now_ms, degraded))
+    }
+
+    /// Fixes the anonymous value once per version: the flag's value, or, for a flag defined by
+    /// rules that do not read the clock, their evaluation for the empty context (the same at
+    /// every instant).
+    fn fix_anonymous_value(&mut self) {
+        let (fixed_value, reads_clock) = match self.rules() {
+            None => (self.value, false),
+            Some(definition) if definition.reads_clock() => (false, true),
+            Some(definition) => {
+                let evaluation =
+                    lockstep_targeting::evaluate(definition, anonymous(), DateTime::UNIX_EPOCH);
+                (evaluation.value.as_bool() == Some(true), false)
+            }
+        };
+        self.fixed_value = fixed_value;
+        self.reads_clock = reads_clock;
     }
 
     /// Its status with `value` as the value served.
@@ -322,6 +345,7 @@ impl Snapshot {
                 .then(|| consistency::drain_ends_at(flag.stamp, flag.forced, flag.drain, window))
                 .flatten();
             flag.consistent_at_ms = flag.consistent_at.map(|at| at.timestamp_millis());
+            flag.fix_anonymous_value();
         }
         flags.sort_by(|a, b| a.name.cmp(&b.name));
         // Every declared flag is present: the document's, or its default added above.

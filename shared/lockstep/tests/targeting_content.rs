@@ -127,3 +127,50 @@ async fn a_force_override_wins_over_the_rules() {
         .await
         .is_open());
 }
+
+/// The plain read (`FlagCache::flag`, a handle resolved at init) of a flag defined by rules is
+/// the anonymous caller's value: fixed per version when no rule reads the clock, evaluated per
+/// read when one does (the schedule changes it without a deployment).
+#[tokio::test]
+async fn the_plain_read_of_a_flag_defined_by_rules_is_the_anonymous_callers_value() {
+    let (cache, source, clock) = cache(Overrides::none()).await;
+    let handle = cache.handle(X).unwrap();
+    let everyone_but_basic = json!({"default": true, "rules": {"basic plan": {
+        "when_match": false,
+        "conditions": [{"action": "EQUALS", "key": "plan", "value": "basic"}]
+    }}});
+    source.publish("v2", content(everyone_but_basic, "2026-11-21T10:06:00Z"));
+    clock.advance(TimeDelta::seconds(120));
+    let status = cache.flag(handle).await.unwrap();
+    assert!(status.value, "the anonymous caller gets the default, true");
+    let view = cache.read().await;
+    let now_ms = view.now().timestamp_millis();
+    let x = view.snapshot().flag(X).unwrap();
+    assert!(!x.status_for(&caller("basic"), now_ms, false).value);
+    assert_eq!(
+        x.status(now_ms, false),
+        x.status_for(anonymous(), now_ms, false)
+    );
+
+    let office_hours = json!({"default": false, "rules": {"office hours": {
+        "when_match": true,
+        "conditions": [{"action": "SCHEDULE_BETWEEN_TIME_RANGE", "key": "CURRENT_TIME",
+            "value": {"START": "10:00", "END": "10:59", "TIMEZONE": "UTC"}}]
+    }}});
+    source.publish("v3", content(office_hours, "2026-11-21T10:08:00Z"));
+    clock.set(t("2026-11-21T10:10:00Z"));
+    assert!(cache.flag(handle).await.unwrap().value, "10:10: inside");
+    clock.set(t("2026-11-21T10:59:59Z"));
+    let view = cache.read().await;
+    assert_eq!(view.snapshot().version, "v3");
+    assert!(view.is_enabled(X), "by name too");
+    assert!(cache.flag(handle).await.unwrap().value, "10:59:59: inside");
+    // Less than P later: the same version, evaluated again for the new instant (Powertools'
+    // range takes in the END minute whole: its times keep the clock's seconds).
+    clock.advance(TimeDelta::seconds(2));
+    assert!(
+        !cache.flag(handle).await.unwrap().value,
+        "11:00:01: outside"
+    );
+    assert_eq!(cache.read().await.snapshot().version, "v3");
+}

@@ -179,14 +179,17 @@ impl FlagCache {
     /// (rule 1); `None` for a handle of another catalog. The hot path of a decision.
     pub async fn flag(&self, handle: FlagHandle) -> Option<FlagStatus> {
         let now_ms = self.clock.now_millis();
-        if let Some(status) = self
-            .state
-            .pinned(|state| state.fresh_at(now_ms).then(|| state.status(handle, now_ms)))
-        {
+        if let Some(status) = self.state.pinned(|state| {
+            state
+                .fresh_at(now_ms)
+                .then(|| state.fixed_status(handle, now_ms))
+                .flatten()
+        }) {
             return status;
         }
-        // Boxed, so that the fresh path's future stays small.
-        let view = Box::pin(self.refresh_if_due()).await;
+        // Due for a refresh, or a flag whose rules read the clock (evaluated per read). Boxed,
+        // so that the fresh path's future stays small.
+        let view = Box::pin(self.read()).await;
         view.flag(handle)
     }
 

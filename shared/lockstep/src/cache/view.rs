@@ -117,6 +117,20 @@ impl CacheState {
         let flag = self.snapshot.flag_by_handle(handle)?;
         Some(flag.status(now_ms, self.degraded.is_some()))
     }
+
+    /// [`CacheState::status`] without an evaluation: `None` for a flag whose rules read the
+    /// clock ([`crate::snapshot::ResolvedFlag::fixed_status`]), `Some(None)` for a handle of another catalog.
+    #[inline]
+    pub(crate) fn fixed_status(
+        &self,
+        handle: FlagHandle,
+        now_ms: i64,
+    ) -> Option<Option<FlagStatus>> {
+        match self.snapshot.flag_by_handle(handle) {
+            None => Some(None),
+            Some(flag) => flag.fixed_status(now_ms, self.degraded.is_some()).map(Some),
+        }
+    }
 }
 
 /// One read of the cache: a consistent picture of one snapshot at one moment.
