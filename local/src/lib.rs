@@ -14,10 +14,13 @@
 //!   issuer to sign in with.
 //! - [`start`]: a local run from start to stop (the binary's `main` parses the command line and
 //!   calls it).
+//! - [`alarms`]: the template's own deployment alarms (read from `template.yaml`), evaluated on
+//!   the EMF documents the instances emit.
 //! - `control`: the local-only control endpoints under `/local/` (never deployed):
 //!   `GET /local/fleet`, `POST /local/instances/{name}/freeze|thaw`, `POST /local/deployments`,
 //!   `POST /local/deployments/stop`, `POST /local/auth/sign-in`, `GET /local/auth/jwks.json`.
 
+pub mod alarms;
 pub mod appconfig;
 pub mod assets;
 pub mod auth;
