@@ -7,7 +7,7 @@
 //! covers DynamoDB Local). A missing ministack venv fails the tests loudly.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use lockstep::{ManualClock, Overrides, Settings};
+use lockstep::{Clock, ManualClock, Overrides, Settings};
 use lockstep_local::fleet::{FleetOptions, INSTANCE_HEADER};
 use lockstep_local::Runner;
 use lockstep_testkit::ministack::TestAppConfig;
@@ -486,4 +486,62 @@ async fn only_the_listed_web_files_are_served() {
         assert_eq!(reply.status, 404, "{path}");
         assert_eq!(reply.headers["content-type"], "application/problem+json");
     }
+}
+
+#[tokio::test]
+async fn every_invocation_writes_one_metrics_document_per_function_read_back_at_local_metrics() {
+    let e = env(DISABLED, fleet(2)).await;
+    let before = e.clock.now_millis();
+    e.clock.advance(TimeDelta::seconds(1));
+    for _ in 0..2 {
+        assert_eq!(e.get("/config").await.status, 200);
+    }
+    let closed = e
+        .send(
+            "POST",
+            "/feature-x/submissions",
+            &[
+                ("authorization", &support::bearer(&e.runner, "u1")),
+                ("content-type", "application/json"),
+            ],
+            r#"{"userId":"u1","journeyId":"j1","plan":"basic","quantity":1}"#,
+        )
+        .await;
+    assert_eq!(closed.status, 503);
+
+    let reply = e.get(&format!("/local/metrics?after={before}")).await;
+    assert_eq!(reply.status, 200);
+    let documents = reply.json();
+    let documents = documents.as_array().unwrap();
+    assert_eq!(documents.len(), 3, "one per invocation: {documents:?}");
+    for document in documents {
+        let text = document.to_string();
+        lockstep_testkit::emf_spec::check(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        assert!(!text.contains("\"u1\""), "no user id: {text}");
+    }
+    let config: Vec<&Value> = documents
+        .iter()
+        .filter(|d| d["function_name"] == "config")
+        .collect();
+    assert_eq!(config.len(), 2);
+    assert!(
+        config.iter().all(|d| d["ColdStart"] == 1),
+        "two instances, each its cold start in its first document"
+    );
+    let feature_x = documents
+        .iter()
+        .find(|d| d["function_name"] == "feature-x")
+        .unwrap();
+    assert_eq!(feature_x["GateDisabled"], 1);
+    assert_eq!(feature_x["Http5xx"], 1);
+
+    assert_eq!(
+        e.get("/local/metrics?after=soon").await.status,
+        400,
+        "a timestamp that is not a number is refused"
+    );
+    let none = e
+        .get(&format!("/local/metrics?after={}", e.clock.now_millis()))
+        .await;
+    assert_eq!(none.json(), json!([]));
 }

@@ -5,6 +5,7 @@
 //! | path | method | handler |
 //! | --- | --- | --- |
 //! | `/local/fleet` | GET | [`fleet`]: the instances, what is deployed, the strategies |
+//! | `/local/metrics?after={ms}` | GET | [`metrics`]: the EMF documents the instances wrote after a timestamp |
 //! | `/local/instances/{name}/freeze`, `…/thaw` | POST | [`freeze`] |
 //! | `/local/deployments` | POST | [`deploy`]: a deployment through `lockstep deploy`'s code (`flags` to set, or a whole `content`) |
 //! | `/local/deployments/stop` | POST | [`stop`]: rolls the deployment in progress back |
@@ -16,7 +17,7 @@ use crate::{appconfig, auth, fleet, Runner};
 use appconfig::Deployed;
 use chrono::{DateTime, Utc};
 use http::{Method, StatusCode};
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 use lockstep_cli::deploy::{Changes, DeployError, Strategy};
 use lockstep_http::problem::{json_response, parse_json_body, path_segments, ApiError};
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,7 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Endpoint<'a> {
     Fleet,
+    Metrics,
     Freeze { instance: &'a str, frozen: bool },
     Deploy,
     Stop,
@@ -39,6 +41,7 @@ impl<'a> Endpoint<'a> {
     fn parse(segments: &[&'a str]) -> Option<Self> {
         Some(match segments {
             ["local", "fleet"] => Endpoint::Fleet,
+            ["local", "metrics"] => Endpoint::Metrics,
             ["local", "instances", instance, action @ ("freeze" | "thaw")] => Endpoint::Freeze {
                 instance,
                 frozen: *action == "freeze",
@@ -55,7 +58,7 @@ impl<'a> Endpoint<'a> {
     /// Reads answer GET; everything that changes state (or signs a token) answers POST, and
     /// only to the runner's own pages.
     fn reads(self) -> bool {
-        matches!(self, Endpoint::Fleet | Endpoint::Jwks)
+        matches!(self, Endpoint::Fleet | Endpoint::Metrics | Endpoint::Jwks)
     }
 }
 
@@ -80,6 +83,7 @@ pub(crate) async fn serve(runner: &Runner, request: &Request) -> Result<Response
     }
     match endpoint {
         Endpoint::Fleet => fleet(runner).await,
+        Endpoint::Metrics => metrics(runner, request),
         Endpoint::Freeze { instance, frozen } => freeze(runner, instance, frozen),
         Endpoint::Deploy => deploy(runner, request).await,
         Endpoint::Stop => stop(runner).await,
@@ -114,6 +118,24 @@ async fn fleet(runner: &Runner) -> Result<Response<Body>, ApiError> {
         strategies: runner.appconfig.strategies().await,
     };
     Ok(json_response(StatusCode::OK, &body))
+}
+
+/// `GET /local/metrics?after={ms}`: the EMF documents the instances wrote after `after` (Unix
+/// milliseconds; all kept ones without it), oldest first.
+fn metrics(runner: &Runner, request: &Request) -> Result<Response<Body>, ApiError> {
+    let after = match request
+        .query_string_parameters_ref()
+        .and_then(|q| q.first("after"))
+    {
+        None => i64::MIN,
+        Some(value) => value.parse().map_err(|_| {
+            ApiError::BadRequest("after must be a whole number of Unix milliseconds.".into())
+        })?,
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &runner.fleet.metrics().since(after),
+    ))
 }
 
 /// `POST /local/instances/{name}/freeze|thaw`.
@@ -286,6 +308,7 @@ mod tests {
     #[test]
     fn every_control_path_names_its_endpoint_and_nothing_else_does() {
         assert_eq!(parse("/local/fleet"), Some(Endpoint::Fleet));
+        assert_eq!(parse("/local/metrics"), Some(Endpoint::Metrics));
         assert_eq!(
             parse("/local/instances/config-2/freeze"),
             Some(Endpoint::Freeze {
@@ -316,9 +339,10 @@ mod tests {
     }
 
     #[test]
-    fn only_the_fleet_and_the_keys_are_reads() {
+    fn only_the_fleet_the_metrics_and_the_keys_are_reads() {
         let reads: Vec<_> = [
             "/local/fleet",
+            "/local/metrics",
             "/local/auth/jwks.json",
             "/local/instances/a/freeze",
             "/local/deployments",
@@ -329,6 +353,9 @@ mod tests {
         .filter(|path| parse(path).unwrap().reads())
         .collect();
 
-        assert_eq!(reads, ["/local/fleet", "/local/auth/jwks.json"]);
+        assert_eq!(
+            reads,
+            ["/local/fleet", "/local/metrics", "/local/auth/jwks.json"]
+        );
     }
 }

@@ -16,12 +16,16 @@
 //!   shows each instance's calls to AppConfigData ([`FlagCache::poll_counts`]): regular polls
 //!   and the catch-ups journey tokens asked for (rule 8).
 
+use crate::metrics_log::MetricsLog;
 use chrono::{DateTime, TimeDelta, Utc};
 use lambda_http::{Body, Request, Response};
 use lockstep::appconfig::AppConfigSource;
 use lockstep::cache::{CacheOptions, FlagCache, FlagView};
 use lockstep::durable::SnapshotStore;
+use lockstep::metrics::emf::{DEFAULT_NAMESPACE, DEFAULT_SERVICE};
+use lockstep::metrics::Emf;
 use lockstep::{Clock, FlagCatalog, FlagStatus, Overrides, PollCounts, Settings};
+use lockstep_http::metered;
 use lockstep_http::problem::ApiError;
 use lockstep_sample::submissions::SubmissionStore;
 use lockstep_sample::FeatureX;
@@ -232,6 +236,10 @@ pub struct Fleet {
     clock: Arc<dyn Clock>,
     catalog: FlagCatalog,
     cold_starts: Vec<tokio::task::JoinHandle<()>>,
+    /// Each function's metrics namespace and dimensions, as its Lambda sets them.
+    emf: [Emf; 2],
+    /// The documents every invocation wrote.
+    metrics: MetricsLog,
 }
 
 impl Fleet {
@@ -271,6 +279,14 @@ impl Fleet {
             clock: builder.clock.clone(),
             catalog: builder.catalog.clone(),
             cold_starts,
+            emf: Function::ALL.map(|function| {
+                Emf::from_env(function.name()).unwrap_or_else(|error| {
+                    tracing::warn!(error = %error, path = "metrics_defaults", "metrics settings refused; using the defaults");
+                    Emf::new(DEFAULT_NAMESPACE, DEFAULT_SERVICE, function.name())
+                        .expect("the defaults are valid")
+                })
+            }),
+            metrics: MetricsLog::default(),
         }
     }
 
@@ -303,11 +319,24 @@ impl Fleet {
             .last_invoked_ms
             .store(self.clock.now_millis(), Ordering::Relaxed);
         tracing::debug!(instance = %instance.name, path = "round_robin", "request routed");
+        let route = metered::route_key(request.extensions());
         let mut response = handler.serve(request).await;
+        // The invocation's metrics, as the function's `metered` stack writes them in Lambda.
+        let cache = handler.cache();
+        metered::count_status(cache.metrics(), response.status());
+        if let Some(document) = cache.end_invocation(&self.emf[function.index()], route.as_deref())
+        {
+            self.metrics.push(&document);
+        }
         if let Ok(value) = http::HeaderValue::from_str(&instance.name) {
             response.headers_mut().insert(INSTANCE_HEADER, value);
         }
         response
+    }
+
+    /// The metrics documents the instances wrote.
+    pub fn metrics(&self) -> &MetricsLog {
+        &self.metrics
     }
 
     /// The instance called `name`.

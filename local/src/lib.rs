@@ -9,6 +9,7 @@
 //! - [`assets`]: the SPA (`web/`) at `/` and the fleet view at `/fleet`.
 //! - [`gateway`]: the HTTP API's payload 2.0 as the runner plays it (what reaches a function,
 //!   what reaches the client).
+//! - [`metrics_log`]: the EMF documents the instances write, one per invocation (rule 11).
 //! - [`auth`]: the HTTP API's JWT authorizer as the runner plays it (every feature-x route needs
 //!   a bearer token; its claims reach the function as API Gateway passes them), and a local
 //!   issuer to sign in with.
@@ -17,7 +18,8 @@
 //! - [`alarms`]: the template's own deployment alarms (read from `template.yaml`), evaluated on
 //!   the EMF documents the instances emit.
 //! - `control`: the local-only control endpoints under `/local/` (never deployed):
-//!   `GET /local/fleet`, `POST /local/instances/{name}/freeze|thaw`, `POST /local/deployments`,
+//!   `GET /local/fleet`, `GET /local/metrics`, `POST /local/instances/{name}/freeze|thaw`,
+//!   `POST /local/deployments`,
 //!   `POST /local/deployments/stop`, `POST /local/auth/sign-in`, `GET /local/auth/jwks.json`.
 
 pub mod alarms;
@@ -27,6 +29,7 @@ pub mod auth;
 mod control;
 pub mod fleet;
 pub mod gateway;
+pub mod metrics_log;
 mod probe;
 pub mod start;
 

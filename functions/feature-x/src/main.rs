@@ -1,6 +1,8 @@
 use lambda_http::{run, service_fn, Error};
+use lockstep::metrics::Emf;
 use lockstep::SystemClock;
 use lockstep_http::catch_panic::{catch_panics, install_quiet_hook};
+use lockstep_http::metered::{self, metered};
 use lockstep_sample::{dynamo::DynamoStore, product, FeatureX};
 use std::sync::Arc;
 
@@ -20,10 +22,21 @@ async fn main() -> Result<(), Error> {
     // The GSI's status is described at most once per P, like the flags are fetched.
     let store = DynamoStore::new(lockstep_sample::dynamo::client(&aws), table)
         .with_index_refresh(flags.window().poll_interval, Arc::new(SystemClock));
-    let feature_x = FeatureX::new(Arc::new(flags), Arc::new(store), Arc::new(SystemClock))?;
-    let feature_x = &feature_x;
-    run(catch_panics(service_fn(move |request| async move {
-        Ok::<_, Error>(feature_x.serve(request).await)
-    })))
+    let flags = Arc::new(flags);
+    let emf = Emf::from_env("feature-x")?;
+    let feature_x = Arc::new(FeatureX::new(
+        flags.clone(),
+        Arc::new(store),
+        Arc::new(SystemClock),
+    )?);
+    run(metered(
+        flags,
+        emf,
+        metered::stdout(),
+        catch_panics(service_fn(move |request| {
+            let feature_x = feature_x.clone();
+            async move { Ok::<_, Error>(feature_x.serve(request).await) }
+        })),
+    ))
     .await
 }

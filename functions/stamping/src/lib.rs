@@ -35,6 +35,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::Utc;
 use lockstep::appconfig::{AppConfigSource, Target};
+use lockstep::metrics::Count;
 use lockstep::source::{BoxFuture, ConfigSource, SourceError};
 use lockstep::stamp::{StampError, StampOptions};
 use lockstep::Clock;
@@ -277,6 +278,16 @@ impl DeploymentDuration for AppConfigDeployment {
             })? * 60;
             Ok(Duration::from_secs(seconds))
         })
+    }
+}
+
+/// The metric an invocation counts (design rule 11), from its event and its answer.
+pub fn outcome_count(event: &Event, answer: &Value) -> Option<Count> {
+    match event.kind.as_str() {
+        "PreStartDeployment" if answer.get("Content").is_some() => Some(Count::DeploymentStamped),
+        "PreStartDeployment" => Some(Count::DeploymentBlocked),
+        "OnDeploymentRolledBack" => Some(Count::DeploymentRolledBack),
+        _ => None,
     }
 }
 

@@ -1,7 +1,8 @@
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use lockstep::metrics::{Count, Emf, Metrics};
 use lockstep::SystemClock;
 use serde_json::Value;
-use stamping::{handle, AppConfigDeployed, AppConfigDeployment, Event};
+use stamping::{handle, outcome_count, AppConfigDeployed, AppConfigDeployment, Event};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -16,8 +17,19 @@ async fn main() -> Result<(), Error> {
         client: lockstep::appconfig::client(&aws),
     };
     let (deployment, deployed) = (&deployment, &deployed);
+    let metrics = &Metrics::new();
+    metrics.count(Count::ColdStart);
+    let emf = &Emf::from_env("stamping")?;
     run(service_fn(move |event: LambdaEvent<Event>| async move {
-        Ok::<Value, Error>(handle(&event.payload, deployment, deployed, &SystemClock).await)
+        let answer = handle(&event.payload, deployment, deployed, &SystemClock).await;
+        if let Some(count) = outcome_count(&event.payload, &answer) {
+            metrics.count(count);
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        if let Some(document) = emf.render(&metrics.take(), None, now) {
+            println!("{document}");
+        }
+        Ok::<Value, Error>(answer)
     }))
     .await
 }

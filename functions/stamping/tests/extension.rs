@@ -21,9 +21,9 @@ use lockstep::ManualClock;
 use lockstep_testkit::logs::Logs;
 use serde_json::Value;
 use stamping::{
-    handle, AppConfigDeployed, AppConfigDeployment, DeployedContent, DeploymentDuration,
-    DeploymentReadError, Event, ALLOW_FALLBACK_PARAMETER, DEPRECATED_DURATION_PARAMETER,
-    MAX_DURATION_PARAMETER,
+    handle, outcome_count, AppConfigDeployed, AppConfigDeployment, DeployedContent,
+    DeploymentDuration, DeploymentReadError, Event, ALLOW_FALLBACK_PARAMETER,
+    DEPRECATED_DURATION_PARAMETER, MAX_DURATION_PARAMETER,
 };
 use std::time::Duration;
 
@@ -720,5 +720,33 @@ async fn the_deployed_content_is_read_through_appconfigdata_and_absent_when_noth
             failing.num_calls()
         ),
         (1, 1, 1, 1)
+    );
+}
+
+#[tokio::test]
+async fn each_invocation_counts_what_it_did_stamped_blocked_or_rolled_back() {
+    use lockstep::metrics::Count;
+    let stamped = event(FREEFORM);
+    let answer = handle(&stamped, &deployment(60), &deployed(None), &clock()).await;
+    assert_eq!(
+        outcome_count(&stamped, &answer),
+        Some(Count::DeploymentStamped)
+    );
+
+    let invalid = event(include_str!(
+        "../../../events/stamping-pre-start-invalid.json"
+    ));
+    let answer = handle(&invalid, &deployment(60), &deployed(None), &clock()).await;
+    message(&answer);
+    assert_eq!(
+        outcome_count(&invalid, &answer),
+        Some(Count::DeploymentBlocked)
+    );
+
+    let rolled_back = event(include_str!("../../../events/stamping-rolled-back.json"));
+    let answer = handle(&rolled_back, &deployment(60), &deployed(None), &clock()).await;
+    assert_eq!(
+        outcome_count(&rolled_back, &answer),
+        Some(Count::DeploymentRolledBack)
     );
 }

@@ -6,10 +6,16 @@
 //! - "feature gate decision": a `POST /feature-x/submissions` event (events/feature-x-create.json)
 //!   through the [`GateLayer`] with the flag off, refused (503) before the route is called: the
 //!   route panics if it is.
+//! - "config function without metrics" and "config function with metrics": the same handler as
+//!   a service (the request cloned per call on both sides), alone and inside
+//!   [`lockstep_http::metered`]: the difference is what one invocation's metrics cost (the
+//!   status counted, the instance's state read, the EMF document rendered; the sink drops it).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use lambda_http::{Body, Request, Response};
+use lockstep::metrics::Emf;
 use lockstep::{CoarseClock, FlagCache, FlagCatalog, FlagDecl};
+use lockstep_http::metered::{metered, Sink};
 use lockstep_http::GateLayer;
 use lockstep_testkit::fixtures::{fresh_cache, ready};
 use std::convert::Infallible;
@@ -61,6 +67,29 @@ fn bench(c: &mut Criterion) {
                 &on,
                 black_box(&config_get),
             ));
+            black_box(body_bytes(response.into_body()))
+        })
+    });
+
+    let handler = on.clone();
+    let mut plain = service_fn(move |request: Request| {
+        let cache = handler.clone();
+        async move { Ok::<_, Infallible>(lockstep_http::config_routes::serve(&cache, &request).await) }
+    });
+    c.bench_function("config function without metrics", |b| {
+        b.iter(|| {
+            let response = ready(plain.call(black_box(config_get.clone()))).unwrap();
+            black_box(body_bytes(response.into_body()))
+        })
+    });
+    let sink: Sink = Arc::new(|document: String| {
+        black_box(document.len());
+    });
+    let emf = Emf::new("Lockstep", "lockstep", "config").unwrap();
+    let mut with_metrics = metered(on.clone(), emf, sink, plain.clone());
+    c.bench_function("config function with metrics", |b| {
+        b.iter(|| {
+            let response = ready(with_metrics.call(black_box(config_get.clone()))).unwrap();
             black_box(body_bytes(response.into_body()))
         })
     });

@@ -86,6 +86,7 @@ impl GateLayer {
         context: &lockstep::targeted::Context,
     ) -> Result<FlagView, ApiError> {
         let decision = self.cache.decide_for(self.flag, token, context).await;
+        self.cache.metrics().count(decision.metric());
         let path = decision.path();
         match decision.verdict {
             Verdict::Open | Verdict::Draining { .. } => {

@@ -14,6 +14,7 @@
 //!   standard OpenFeature clients, with journey-safe values.
 //! - [`config_routes`]: the config function's router, `/config` and OFREP (404 otherwise).
 //! - [`catch_panic`]: the last resort, a panic answered 500 problem+json without echoing input.
+//! - [`metered`]: the HTTP answer counted and one EMF document written per invocation.
 #![warn(missing_docs)]
 
 pub mod body;
@@ -22,6 +23,7 @@ pub mod config_endpoint;
 pub mod config_routes;
 pub mod gate;
 pub mod identity;
+pub mod metered;
 pub mod ofrep;
 pub mod problem;
 

@@ -20,6 +20,7 @@
 //!   ([`token_policy`], rule 8) and the gate's decision with catch-up and drain ([`decision`],
 //!   asked through [`FlagCache::decide`]).
 //! - [`journey`]: journey tokens (rules 8 and 9).
+//! - [`metrics`]: what an instance counts, and the one EMF document per invocation (rule 11).
 //! - [`rfc3339`]: timestamps in serialised bodies, as chrono writes them, without its `fmt` path.
 //! - [`durable`]: the durable last-known-good snapshot (port; DynamoDB adapter behind `dynamodb`).
 //! - [`stamp`]: deploy-time stamping, behind the AppConfig extension and the pipeline command.
@@ -43,6 +44,7 @@ pub mod journey_key;
 pub mod local;
 #[cfg(any(test, feature = "test-util"))]
 pub mod memory;
+pub mod metrics;
 pub mod overrides;
 pub mod rfc3339;
 pub mod settings;

@@ -597,7 +597,7 @@ impl NaiveInstance {
 }
 
 enum Instance {
-    Lockstep(FlagCache),
+    Lockstep(Box<FlagCache>),
     Naive(NaiveInstance),
 }
 
@@ -732,7 +732,7 @@ impl Fleet {
                     },
                     clock: Arc::new(SkewedClock::new(true_clock, skew)),
                 };
-                Instance::Lockstep(FlagCache::new(Box::new(source), options).await)
+                Instance::Lockstep(Box::new(FlagCache::new(Box::new(source), options).await))
             }
             Model::Naive => {
                 let mut naive = NaiveInstance {

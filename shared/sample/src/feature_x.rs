@@ -23,6 +23,7 @@ use crate::submissions::{
 };
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
+use lockstep::metrics::Count;
 use lockstep::{Clock, FlagCache, FlagHandle, FlagView};
 use lockstep_http::gate::{GateLayer, UndeclaredFlag};
 use lockstep_http::problem::{
@@ -81,7 +82,13 @@ impl FeatureX {
             Ok(view) => view,
             Err(closed) => return closed.into_response(),
         };
-        respond(self.dispatch(route, &caller, &request, &view).await)
+        let result = self.dispatch(route, &caller, &request, &view).await;
+        if let Err(error) = &result {
+            if let Some(count) = storage_count(error) {
+                self.flags.metrics().count(count);
+            }
+        }
+        respond(result)
     }
 
     async fn dispatch(
@@ -295,6 +302,15 @@ fn create_failed(error: StoreError, with_key: bool) -> Result<Response<Body>, Ap
             })
         }
         other => Err(store_error(other)),
+    }
+}
+
+/// The metric a storage failure counts (design rule 11): the alarms on feature X watch them.
+fn storage_count(error: &ApiError) -> Option<Count> {
+    match error {
+        ApiError::StorageUnavailable(_) => Some(Count::StorageError),
+        ApiError::StorageOutcomeUnknown { .. } => Some(Count::StorageUnknownOutcome),
+        _ => None,
     }
 }
 

@@ -6,6 +6,7 @@ pub use crate::cache::token_policy::CatchUp;
 use crate::cache::token_policy::{self, TokenRead};
 use crate::cache::view::FlagView;
 use crate::catalog::FlagHandle;
+use crate::metrics::Count;
 use crate::targeted::Context;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -60,6 +61,19 @@ impl Decision {
     /// Whether the request is served.
     pub fn is_open(&self) -> bool {
         !matches!(self.verdict, Verdict::Closed { .. })
+    }
+
+    /// Its count in the metrics ([`crate::metrics::catalogue`]).
+    pub fn metric(&self) -> Count {
+        match self.verdict {
+            Verdict::Open => Count::GateOpen,
+            Verdict::Draining { .. } => Count::GateDraining,
+            Verdict::Closed { reason, .. } => match reason {
+                ClosedReason::Disabled => Count::GateDisabled,
+                ClosedReason::DrainEnded => Count::GateDrainEnded,
+                ClosedReason::Behind => Count::GateBehind,
+            },
+        }
     }
 
     /// A short, stable name of the path the decision took, for logs.

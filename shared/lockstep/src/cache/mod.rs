@@ -49,6 +49,7 @@ use crate::catalog::{FlagCatalog, FlagHandle};
 use crate::clock::Clock;
 use crate::consistency::{FlagStatus, Window};
 use crate::durable::{SnapshotStore, StoredConfig};
+use crate::metrics::{Count, Emf, Metrics, Millis};
 use crate::overrides::Overrides;
 use crate::settings::Settings;
 use crate::snapshot::{Origin, Snapshot};
@@ -89,6 +90,8 @@ pub struct FlagCache {
     catch_ups: AtomicU64,
     /// When the last catch-up call started (Unix milliseconds; written under the refresh lock).
     last_catch_up_ms: AtomicI64,
+    /// What this instance counted since its last invocation ended (design rule 11).
+    metrics: Metrics,
 }
 
 /// How many times a cache called its source.
@@ -160,9 +163,39 @@ impl FlagCache {
             polls: AtomicU64::new(0),
             catch_ups: AtomicU64::new(0),
             last_catch_up_ms: AtomicI64::new(i64::MIN),
+            metrics: Metrics::new(),
         };
-        cache.refresh_if_due().await;
+        let view = cache.refresh_if_due().await;
+        cache.metrics.count(Count::ColdStart);
+        if view.snapshot().origin != Origin::Source {
+            cache.metrics.count(Count::ColdStartWithoutAppConfig);
+        }
         cache
+    }
+
+    /// What this instance counted since its last invocation ended: the cache counts its
+    /// refreshes, catch-ups and cold start; the gate, the HTTP layer and the storage code add
+    /// theirs.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Ends one invocation: counts whether a degraded instance served it and records the age of
+    /// the configuration it was served from, then takes everything counted since the last
+    /// invocation ended and renders it as one EMF document (`None` when nothing was counted).
+    /// `route` is the API Gateway route key of an HTTP invocation.
+    pub fn end_invocation(&self, emf: &Emf, route: Option<&str>) -> Option<String> {
+        let state = self.state.load_full();
+        let now = self.clock.now();
+        if let Some(degraded) = &state.degraded {
+            self.metrics.count(Count::Degraded);
+            self.metrics.count(degraded.metric());
+        }
+        if let Some(fetched_at) = state.fetched_at {
+            let age = (now - fetched_at).num_milliseconds().max(0);
+            self.metrics.record(Millis::ConfigAge, age as f64);
+        }
+        emf.render(&self.metrics.take(), route, now.timestamp_millis())
     }
 
     /// The handle of a declared flag (resolve once, at init), or `None` for an undeclared name.
@@ -314,6 +347,7 @@ impl FlagCache {
                     path = "catch_up_shared",
                     "caught up by a concurrent request"
                 );
+                self.metrics.count(Count::CatchUpShared);
                 (view, None, CatchUp::Shared)
             } else if now_ms < next_at {
                 tracing::info!(
@@ -325,6 +359,7 @@ impl FlagCache {
             } else {
                 self.last_catch_up_ms.store(now_ms, Ordering::Release);
                 self.catch_ups.fetch_add(1, Ordering::Relaxed);
+                self.metrics.count(Count::CatchUpPolled);
                 let (view, to_save) = self.poll_locked(&mut refresher, current, now).await;
                 let caught_up = !token_policy::still_behind(&view, behind);
                 tracing::info!(
@@ -371,6 +406,7 @@ impl FlagCache {
             overrides: &self.overrides,
             window: self.window,
             keep_for_durable: self.durable.is_some(),
+            metrics: &self.metrics,
         }
     }
 

@@ -23,6 +23,7 @@ use crate::catalog::FlagCatalog;
 use crate::consistency::{Window, CATCH_UP_INTERVAL};
 use crate::document;
 use crate::durable::StoredConfig;
+use crate::metrics::{Count, Metrics, Millis};
 use crate::overrides::Overrides;
 use crate::snapshot::{Origin, Snapshot};
 use crate::source::{ConfigSource, FailureKind, Fetched};
@@ -40,6 +41,8 @@ pub(crate) struct Resolve<'a> {
     pub(crate) window: Window,
     /// Whether a newly accepted version is kept for the durable store.
     pub(crate) keep_for_durable: bool,
+    /// Where the refresh's outcome is counted.
+    pub(crate) metrics: &'a Metrics,
 }
 
 /// The source and what the refresh remembers between calls.
@@ -75,6 +78,7 @@ impl Refresher {
         let (state, to_save) = match result {
             Ok(Ok(fetched)) => self.on_success(current, fetched, start, end, resolve),
             Ok(Err(error)) => {
+                resolve.metrics.count(Count::RefreshFailed);
                 tracing::warn!(error = %error, kind = %error.kind(), version = %current.snapshot.version, path = "refresh_failed", "refresh failed; keeping last-known-good");
                 (
                     self.on_failure(current, error.kind(), end, resolve.window),
@@ -82,6 +86,7 @@ impl Refresher {
                 )
             }
             Err(_elapsed) => {
+                resolve.metrics.count(Count::RefreshTimedOut);
                 tracing::warn!(timeout_ms = timeout.as_millis() as u64, version = %current.snapshot.version, path = "refresh_timeout", "refresh timed out; keeping last-known-good");
                 (
                     self.on_failure(current, FailureKind::Timeout, end, resolve.window),
@@ -117,6 +122,8 @@ impl Refresher {
                         window,
                     );
                     log_accepted(&current.snapshot, &next);
+                    resolve.metrics.count(Count::RefreshNewVersion);
+                    record_lag(resolve.metrics, current, &next, end);
                     if resolve.keep_for_durable {
                         to_save = Some(StoredConfig {
                             version: content.version,
@@ -129,11 +136,13 @@ impl Refresher {
                     self.rejected = None;
                 }
                 Err(error) => {
+                    resolve.metrics.count(Count::RefreshContentRejected);
                     tracing::error!(version = %content.version, reason = %error, kept_version = %current.snapshot.version, path = "content_rejected", "configuration rejected; keeping last-known-good");
                     self.rejected = Some((content.version, error.to_string()));
                 }
             },
             None => {
+                resolve.metrics.count(Count::RefreshUnchanged);
                 tracing::debug!(version = %snapshot.version, path = "refreshed_unchanged", "configuration unchanged");
             }
         }
@@ -221,6 +230,20 @@ fn log_accepted(old: &Snapshot, new: &Snapshot) {
         path = "refreshed_new_version",
         "configuration accepted"
     );
+}
+
+/// Records how long after its deployment's stamp `T` this instance first serves `next`
+/// ([`Millis::DeploymentLag`]): only for an instance that already served a version (a cold start
+/// is not a deployment reaching it) and a stamped document; a clock behind the stamper's counts
+/// as no lag.
+fn record_lag(metrics: &Metrics, current: &CacheState, next: &Snapshot, served_at: DateTime<Utc>) {
+    if current.fetched_at.is_none() {
+        return;
+    }
+    if let Some(stamp) = next.profile_stamp {
+        let lag = (served_at - stamp.at).num_milliseconds().max(0);
+        metrics.record(Millis::DeploymentLag, lag as f64);
+    }
 }
 
 fn delta(d: Duration) -> TimeDelta {

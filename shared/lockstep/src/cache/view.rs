@@ -6,6 +6,7 @@
 
 use crate::catalog::{FlagHandle, Visibility};
 use crate::consistency::{self, Backend, FlagStatus, Window};
+use crate::metrics::Count;
 use crate::snapshot::Snapshot;
 use crate::source::FailureKind;
 use crate::targeted::{self, Context, Evaluation};
@@ -47,6 +48,18 @@ pub enum Degraded {
 }
 
 impl Degraded {
+    /// Its count in the metrics ([`crate::metrics::catalogue`]).
+    pub fn metric(&self) -> Count {
+        match self {
+            Degraded::NeverFetched { .. } => Count::DegradedNeverFetched,
+            Degraded::FetchFailed { .. } => Count::DegradedFetchFailed,
+            Degraded::Timeout => Count::DegradedTimeout,
+            Degraded::InvalidContent { .. } => Count::DegradedInvalidContent,
+            Degraded::PollIntervalTooLong { .. } => Count::DegradedPollIntervalTooLong,
+            Degraded::DurableSnapshot { .. } => Count::DegradedDurableSnapshot,
+        }
+    }
+
     /// A short, stable name for logs and `/config`.
     pub fn reason(&self) -> &'static str {
         match self {
