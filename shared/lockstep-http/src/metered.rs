@@ -60,13 +60,10 @@ impl<S> std::fmt::Debug for Metered<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Metered<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    S::Future: Send + 'static,
-    S::Error: 'static,
-    ResBody: 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<ResBody>, S::Error>> + Send>>;
+    type Future = MeteredFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -74,18 +71,53 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let route = route_key(request.extensions());
-        let future = self.inner.call(request);
-        let (cache, emf, sink) = (self.cache.clone(), self.emf.clone(), self.sink.clone());
-        Box::pin(async move {
-            let result = future.await;
+        MeteredFuture {
+            inner: self.inner.call(request),
+            end: Some(End {
+                cache: self.cache.clone(),
+                emf: self.emf.clone(),
+                sink: self.sink.clone(),
+                route,
+            }),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of a [`Metered`] call: the inner service's, then the invocation's end.
+    pub struct MeteredFuture<F> {
+        #[pin]
+        inner: F,
+        end: Option<End>,
+    }
+}
+
+/// What ends an invocation: its answer counted and its document written.
+struct End {
+    cache: Arc<FlagCache>,
+    emf: Arc<Emf>,
+    sink: Sink,
+    route: Option<String>,
+}
+
+impl<F, ResBody, E> Future for MeteredFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.inner.poll(cx));
+        if let Some(end) = this.end.take() {
             if let Ok(response) = &result {
-                count_status(cache.metrics(), response.status());
+                count_status(end.cache.metrics(), response.status());
             }
-            if let Some(document) = cache.end_invocation(&emf, route.as_deref()) {
-                sink(document);
+            if let Some(document) = end.cache.end_invocation(&end.emf, end.route.as_deref()) {
+                (end.sink)(document);
             }
-            result
-        })
+        }
+        Poll::Ready(result)
     }
 }
 

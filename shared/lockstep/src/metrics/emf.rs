@@ -8,7 +8,6 @@
 //! left out; an invocation that counted nothing writes nothing.
 
 use crate::metrics::{Count, Millis, Taken, MAX_VALUES};
-use serde_json::{json, Map, Value};
 use thiserror::Error;
 
 /// The namespace when `POWERTOOLS_METRICS_NAMESPACE` is not set.
@@ -37,12 +36,14 @@ pub enum EmfError {
 }
 
 /// Where an instance's documents go in CloudWatch: the namespace and the dimensions every
-/// document carries.
+/// document carries, kept as the JSON text each document repeats.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Emf {
-    namespace: String,
-    service: String,
     function_name: String,
+    /// `"Namespace":"…"`.
+    namespace_member: String,
+    /// `"service":"…","function_name":"…"`.
+    dimension_members: String,
 }
 
 impl Emf {
@@ -54,9 +55,13 @@ impl Emf {
         check_dimension("service", service)?;
         check_dimension("function_name", function_name)?;
         Ok(Self {
-            namespace: namespace.to_owned(),
-            service: service.to_owned(),
             function_name: function_name.to_owned(),
+            namespace_member: format!("\"Namespace\":{}", json_string(namespace)),
+            dimension_members: format!(
+                "\"service\":{},\"function_name\":{}",
+                json_string(service),
+                json_string(function_name)
+            ),
         })
     }
 
@@ -79,82 +84,128 @@ impl Emf {
 
     /// The document for `taken` at `timestamp_ms`, with the HTTP counts under `route` (an API
     /// Gateway route key) when given; `None` when nothing was counted.
+    ///
+    /// Written straight into one string (the names are the catalogue's, the namespace and
+    /// dimensions escaped once in [`Emf::new`]): it is on every invocation's path.
     pub fn render(&self, taken: &Taken, route: Option<&str>, timestamp_ms: i64) -> Option<String> {
         if taken.is_empty() {
             return None;
         }
         let route = route.filter(|r| check_dimension("route", r).is_ok());
-        let mut root = Map::new();
-        let mut instance = Vec::new();
-        let mut http = Vec::new();
-        for count in Count::ALL {
-            let n = taken.count(count);
-            if n == 0 {
-                continue;
-            }
-            let definition = json!({"Name": count.name(), "Unit": "Count"});
-            if count.per_route() {
-                http.push(definition);
-            } else {
-                instance.push(definition);
-            }
-            root.insert(count.name().into(), n.into());
+        let counted = |per_route: bool| {
+            Count::ALL
+                .into_iter()
+                .filter(move |c| c.per_route() == per_route && taken.count(*c) > 0)
+        };
+        let measured = || {
+            Millis::ALL
+                .into_iter()
+                .filter(|m| taken.values(*m).next().is_some())
+        };
+        let has_instance = counted(false).next().is_some() || measured().next().is_some();
+        let has_http = counted(true).next().is_some();
+        let mut numbers = itoa::Buffer::new();
+        let mut floats = ryu::Buffer::new();
+
+        let mut out = String::with_capacity(384 + self.dimension_members.len());
+        out.push_str("{\"_aws\":{\"Timestamp\":");
+        out.push_str(numbers.format(timestamp_ms));
+        out.push_str(",\"CloudWatchMetrics\":[");
+        if has_instance {
+            self.directive(&mut out, "[[\"service\",\"function_name\"]]");
+            let definitions = counted(false)
+                .map(|c| (c.name(), "Count"))
+                .chain(measured().map(|m| (m.name(), "Milliseconds")));
+            definitions_into(&mut out, definitions);
         }
-        for metric in Millis::ALL {
-            let mut values: Vec<f64> = taken.values(metric).collect();
-            if values.is_empty() {
-                continue;
+        if has_http {
+            if has_instance {
+                out.push(',');
             }
-            if values.len() > MAX_VALUES {
+            self.directive(
+                &mut out,
+                match route {
+                    Some(_) => "[[\"service\",\"function_name\"],[\"service\",\"function_name\",\"route\"]]",
+                    None => "[[\"service\",\"function_name\"]]",
+                },
+            );
+            definitions_into(&mut out, counted(true).map(|c| (c.name(), "Count")));
+        }
+        out.push_str("]},");
+        out.push_str(&self.dimension_members);
+        if let (Some(route), true) = (route, has_http) {
+            out.push_str(",\"route\":");
+            out.push_str(&json_string(route));
+        }
+        for count in counted(false).chain(counted(true)) {
+            member(&mut out, count.name());
+            out.push_str(numbers.format(taken.count(count)));
+        }
+        for metric in measured() {
+            let recorded = taken.values(metric).count();
+            if recorded > MAX_VALUES {
                 tracing::warn!(
                     metric = metric.name(),
-                    recorded = values.len(),
+                    recorded,
                     kept = MAX_VALUES,
                     path = "metric_values_dropped",
                     "more values than one document holds; the first are kept"
                 );
-                values.truncate(MAX_VALUES);
             }
-            instance.push(json!({"Name": metric.name(), "Unit": "Milliseconds"}));
-            let value = match values.as_slice() {
-                [one] => json!(one),
-                many => json!(many),
-            };
-            root.insert(metric.name().into(), value);
+            member(&mut out, metric.name());
+            let mut values = taken.values(metric).take(MAX_VALUES);
+            if recorded == 1 {
+                out.push_str(floats.format_finite(values.next().unwrap_or_default()));
+                continue;
+            }
+            out.push('[');
+            for (i, value) in values.enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(floats.format_finite(value));
+            }
+            out.push(']');
         }
-        let base = ["service", "function_name"];
-        let mut directives = Vec::new();
-        if !instance.is_empty() {
-            directives.push(json!({
-                "Namespace": self.namespace,
-                "Dimensions": [base],
-                "Metrics": instance,
-            }));
-        }
-        if !http.is_empty() {
-            let sets = match route {
-                Some(_) => json!([base, ["service", "function_name", "route"]]),
-                None => json!([base]),
-            };
-            directives.push(json!({
-                "Namespace": self.namespace,
-                "Dimensions": sets,
-                "Metrics": http,
-            }));
-        }
-        let mut document = Map::new();
-        document.insert(
-            "_aws".into(),
-            json!({"Timestamp": timestamp_ms, "CloudWatchMetrics": directives}),
-        );
-        document.insert("service".into(), self.service.clone().into());
-        document.insert("function_name".into(), self.function_name.clone().into());
-        if let (Some(route), false) = (route, http.is_empty()) {
-            document.insert("route".into(), route.into());
-        }
-        document.extend(root);
-        Some(Value::Object(document).to_string())
+        out.push('}');
+        Some(out)
     }
+
+    /// A directive's opening, up to its `Metrics` array's `[`.
+    fn directive(&self, out: &mut String, dimensions: &str) {
+        out.push('{');
+        out.push_str(&self.namespace_member);
+        out.push_str(",\"Dimensions\":");
+        out.push_str(dimensions);
+        out.push_str(",\"Metrics\":[");
+    }
+}
+
+/// The metric definitions `{"Name":…,"Unit":…}` of one directive, and its closing `]}`.
+fn definitions_into<'a>(out: &mut String, definitions: impl Iterator<Item = (&'a str, &'a str)>) {
+    for (i, (name, unit)) in definitions.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"Name\":\"");
+        out.push_str(name);
+        out.push_str("\",\"Unit\":\"");
+        out.push_str(unit);
+        out.push_str("\"}");
+    }
+    out.push_str("]}");
+}
+
+/// `,"name":` (a catalogue name: nothing to escape).
+fn member(out: &mut String, name: &str) {
+    out.push_str(",\"");
+    out.push_str(name);
+    out.push_str("\":");
+}
+
+/// `text` as a JSON string (quoted and escaped).
+fn json_string(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
 }
 
 fn check_dimension(name: &'static str, value: &str) -> Result<(), EmfError> {
@@ -174,6 +225,7 @@ fn check_dimension(name: &'static str, value: &str) -> Result<(), EmfError> {
 mod tests {
     use super::*;
     use crate::metrics::Metrics;
+    use serde_json::{json, Value};
 
     fn emf() -> Emf {
         Emf::new("Lockstep", "lockstep", "feature-x").unwrap()
@@ -248,6 +300,25 @@ mod tests {
         let values = doc["DeploymentLag"].as_array().unwrap();
         assert_eq!(values.len(), MAX_VALUES);
         assert_eq!(values[99], json!(99.0));
+    }
+
+    #[test]
+    fn names_and_values_with_json_syntax_are_escaped_and_non_finite_values_dropped() {
+        let emf = Emf::new("Name\"space", "svc\\1", "fn \"x\"").unwrap();
+        let metrics = Metrics::new();
+        metrics.count(Count::Requests);
+        metrics.record(Millis::ConfigAge, f64::NAN);
+        metrics.record(Millis::ConfigAge, 12.5);
+        let text = emf.render(&metrics.take(), Some("GET /a\"b"), 1).unwrap();
+        let doc: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "Name\"space"
+        );
+        assert_eq!(doc["service"], "svc\\1");
+        assert_eq!(doc["function_name"], "fn \"x\"");
+        assert_eq!(doc["route"], "GET /a\"b");
+        assert_eq!(doc["ConfigAge"], json!(12.5));
     }
 
     #[test]

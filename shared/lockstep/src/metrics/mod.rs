@@ -54,8 +54,12 @@ impl Metrics {
         self.counts[count.index()].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Records one value of `metric`, in milliseconds.
+    /// Records one value of `metric`, in milliseconds; a value that is not finite (no JSON
+    /// number can hold it) is dropped.
     pub fn record(&self, metric: Millis, millis: f64) {
+        if !millis.is_finite() {
+            return;
+        }
         self.values
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
