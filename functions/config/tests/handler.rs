@@ -219,3 +219,84 @@ async fn the_config_function_serves_ofrep_bulk_and_single_flag_evaluation() {
     assert_eq!(private.status(), 404);
     assert_eq!(json(&private)["errorCode"], "FLAG_NOT_FOUND");
 }
+
+/// A cache that served [`ENABLED`] (stamped 10:00:00) from 10:05:00, then fetched `next` at
+/// 10:05:45 (P = 45 s, ε = 5 s).
+async fn after_fetching(next: &str) -> FlagCache {
+    let (source, handle) = MemorySource::new();
+    handle.publish("7", ENABLED);
+    let clock = ManualClock::new(
+        DateTime::parse_from_rfc3339("2026-11-21T10:05:00Z")
+            .unwrap()
+            .with_timezone(&Utc),
+    );
+    let options = CacheOptions {
+        catalog: lockstep_sample::product::catalog(),
+        overrides: Overrides::none(),
+        settings: Settings::default(),
+        clock: Arc::new(clock.clone()),
+    };
+    let cache = FlagCache::new(Box::new(source), options).await;
+    handle.publish("8", next);
+    clock.advance(chrono::TimeDelta::seconds(45));
+    cache
+}
+
+#[tokio::test]
+async fn after_a_rollback_config_says_when_it_was_seen_and_waits_p_plus_epsilon_from_it() {
+    // The rollback restores the content before ENABLED: X off, stamped the day before.
+    let cache = after_fetching(
+        r#"{"isFeatureXEnabled": false, "useSubmissionsGsi": true,
+  "lockstepMetadata": {"lastModifiedTimestamp": "2026-11-20T10:00:00Z", "deploymentDurationSeconds": 0}}"#,
+    )
+    .await;
+
+    let body = json(
+        &config::handle(
+            &cache,
+            &event(include_str!("../../../events/config-get.json")),
+        )
+        .await,
+    );
+
+    assert_eq!(body["isFeatureXEnabled"], false);
+    assert_eq!(body["rolledBackAt"], "2026-11-21T10:05:45Z");
+    let x = &body["flags"]["isFeatureXEnabled"];
+    assert_eq!(x["rolledBackAt"], "2026-11-21T10:05:45Z");
+    // Not the old stamp's 2026-11-20T10:00:50Z: the fetch that saw the rollback + P + ε.
+    assert_eq!(x["consistentAt"], "2026-11-21T10:06:35Z");
+    assert_eq!(x["journeyOpensAt"], "2026-11-21T10:06:35Z");
+    assert_eq!(x["consistent"], false);
+    assert_eq!(body["isBackendConsistent"], false);
+    assert_eq!(body["consistentAt"], "2026-11-21T10:06:35Z");
+}
+
+#[tokio::test]
+async fn after_a_roll_forward_config_has_no_rolled_back_at() {
+    let cache = after_fetching(
+        r#"{"isFeatureXEnabled": false, "useSubmissionsGsi": true,
+  "lockstepMetadata": {"lastModifiedTimestamp": "2026-11-21T10:05:10Z", "deploymentDurationSeconds": 0}}"#,
+    )
+    .await;
+
+    let body = json(
+        &config::handle(
+            &cache,
+            &event(include_str!("../../../events/config-get.json")),
+        )
+        .await,
+    );
+
+    assert_eq!(body["isFeatureXEnabled"], false);
+    assert!(body.get("rolledBackAt").is_none(), "{body}");
+    assert!(
+        body["flags"]["isFeatureXEnabled"]
+            .get("rolledBackAt")
+            .is_none(),
+        "{body}"
+    );
+    assert_eq!(
+        body["flags"]["isFeatureXEnabled"]["consistentAt"],
+        "2026-11-21T10:06:00Z"
+    );
+}

@@ -1,7 +1,7 @@
 //! `lockstep deploy` against ministack, the local AppConfig: Δ from the strategy itself, kept
 //! stamps, `--wait` to consistency, and the refusals (a deployment in progress, undeclared
-//! flags, unknown names, a rollback). Each test starts its own ministack on 127.0.0.1; a missing
-//! venv fails the test loudly.
+//! flags, unknown names, a rollback by a user or by an alarm of the environment's monitors).
+//! Each test starts its own ministack on 127.0.0.1; a missing venv fails the test loudly.
 
 use aws_sdk_appconfig::Client;
 use chrono::{TimeDelta, Utc};
@@ -357,7 +357,10 @@ async fn deploy_wait_exits_1_naming_the_rollback_when_the_deployment_is_stopped(
     assert_eq!(stopped.state, "ROLLED_BACK");
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("was rolled back"), "{stderr}");
+    assert!(
+        stderr.contains("was rolled back by a user (StopDeployment)"),
+        "{stderr}"
+    );
     let deployed = deployer.deployed_content(&ids).await.unwrap().unwrap().1;
     let doc = lockstep::document::parse(&deployed).unwrap();
     assert!(
@@ -537,4 +540,169 @@ async fn a_planned_switch_off_carries_its_drain_and_the_journey_key_survives_dep
     );
     assert_eq!(before.journey_keys.len(), 1);
     assert_eq!(before.journey_keys, after.journey_keys);
+}
+
+/// The AWS CLI of the venv ministack runs from (`aws cloudwatch …` against `endpoint`): how a
+/// test makes and fires an alarm in ministack's CloudWatch without another SDK.
+fn aws(endpoint: &str, args: &[&str]) -> String {
+    let ministack = Ministack::find(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .expect("ministack must be installed (run ./scripts/venv ministack)");
+    let aws = ministack.with_file_name("aws");
+    let output = std::process::Command::new(&aws)
+        .args(args)
+        .args([
+            "--endpoint-url",
+            endpoint,
+            "--region",
+            "us-east-1",
+            "--output",
+            "json",
+        ])
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", aws.display()));
+    assert!(
+        output.status.success(),
+        "aws {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn deploy_wait_exits_1_naming_the_alarm_that_rolled_the_deployment_back() {
+    let (stack, client) = ministack().await;
+    let deployer = Deployer::new(client.clone(), WINDOW, None);
+    first_deployment(&deployer).await;
+    let ids = deployer.resolve(&target()).await.unwrap();
+    let endpoint = stack.endpoint.clone();
+    // An alarm in ministack's CloudWatch, watched by the environment...
+    let alarm = "feature-x-server-errors";
+    aws(
+        &endpoint,
+        &[
+            "cloudwatch",
+            "put-metric-alarm",
+            "--alarm-name",
+            alarm,
+            "--namespace",
+            "Lockstep",
+            "--metric-name",
+            "Http5xx",
+            "--statistic",
+            "Sum",
+            "--period",
+            "60",
+            "--evaluation-periods",
+            "1",
+            "--threshold",
+            "5",
+            "--comparison-operator",
+            "GreaterThanOrEqualToThreshold",
+            "--treat-missing-data",
+            "notBreaching",
+        ],
+    );
+    let described: serde_json::Value = serde_json::from_str(&aws(
+        &endpoint,
+        &["cloudwatch", "describe-alarms", "--alarm-names", alarm],
+    ))
+    .unwrap();
+    let alarm_arn = described["MetricAlarms"][0]["AlarmArn"]
+        .as_str()
+        .expect("the alarm's ARN")
+        .to_owned();
+    client
+        .update_environment()
+        .application_id(&ids.application)
+        .environment_id(&ids.environment)
+        .monitors(
+            aws_sdk_appconfig::types::Monitor::builder()
+                .alarm_arn(&alarm_arn)
+                .alarm_role_arn("arn:aws:iam::000000000000:role/appconfig-monitor")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // ... and a strategy whose bake time lets the monitors act after the rollout.
+    client
+        .create_deployment_strategy()
+        .name("all-at-once-bake-1min")
+        .deployment_duration_in_minutes(0)
+        .growth_type(aws_sdk_appconfig::types::GrowthType::Linear)
+        .growth_factor(100.0)
+        .final_bake_time_in_minutes(1)
+        .replicate_to(aws_sdk_appconfig::types::ReplicateTo::None)
+        .send()
+        .await
+        .unwrap();
+    let child = {
+        let endpoint = endpoint.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut args = vec!["deploy"];
+            args.extend(TARGET_ARGS);
+            args.extend([
+                "--strategy",
+                "all-at-once-bake-1min",
+                "--set",
+                "isFeatureXEnabled=true",
+                "--wait",
+                "--json",
+            ]);
+            lockstep(&endpoint, &args).output().unwrap()
+        })
+    };
+
+    // Once the deployment runs, the alarm fires.
+    loop {
+        if deployer.in_progress(&ids).await.unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    aws(
+        &endpoint,
+        &[
+            "cloudwatch",
+            "set-alarm-state",
+            "--alarm-name",
+            alarm,
+            "--state-value",
+            "ALARM",
+            "--state-reason",
+            "feature X fails",
+        ],
+    );
+    let output = child.await.unwrap();
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "was rolled back by alarm \"{alarm}\" ({alarm_arn})"
+        )),
+        "{stderr}"
+    );
+    // With --json, the started deployment, then the rollback as one JSON object.
+    let rollback_json = stdout
+        .rfind("\n{")
+        .map(|at| &stdout[at + 1..])
+        .expect("a JSON object after the started deployment's");
+    let rollback: serde_json::Value = serde_json::from_str(rollback_json).unwrap();
+    assert_eq!(rollback["state"], "ROLLED_BACK");
+    assert_eq!(rollback["triggeredBy"], "CLOUDWATCH_ALARM");
+    assert_eq!(rollback["rolledBackBy"]["kind"], "alarm");
+    assert_eq!(rollback["rolledBackBy"]["alarmName"], alarm);
+    assert_eq!(rollback["rolledBackBy"]["alarmArn"], alarm_arn.as_str());
+    let deployed = deployer.deployed_content(&ids).await.unwrap().unwrap().1;
+    let doc = lockstep::document::parse(&deployed).unwrap();
+    assert!(
+        !doc.flags["isFeatureXEnabled"].enabled,
+        "the previous content is what is deployed"
+    );
 }

@@ -5,7 +5,8 @@
 //! consistentAt, journeyOpensAt, forced), the top-level `consistentAt` (when `isBackendConsistent`
 //! turns true, if nothing changes) and `journeyOpensAt` (the same for clients that send the
 //! journey token back: rule 8), the journey token itself, the configuration version, the stamp,
-//! P, Q, the server time and the degraded reason. Only public flags appear; never internal flags,
+//! P, Q, the server time and the degraded reason; after this instance saw a rollback (a flag's
+//! stamp going backwards, rule 7), `rolledBackAt` at the top level and on the flags concerned. Only public flags appear; never internal flags,
 //! attributes or the journey key. `GET /config/me` is the same body for the verified caller
 //! ([`handle_caller`]): flags defined by rules evaluated for their identity.
 
@@ -19,9 +20,10 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// Response fields a public flag's top-level boolean may not shadow.
-const RESERVED: [&str; 11] = [
+const RESERVED: [&str; 12] = [
     "isBackendConsistent",
     "consistentAt",
+    "rolledBackAt",
     "journeyOpensAt",
     "journeyToken",
     "catchUpIntervalSeconds",
@@ -51,12 +53,22 @@ pub struct ConfigBody {
     /// `consistentAt` is none.
     #[serde(serialize_with = "lockstep::rfc3339::serialize_opt")]
     pub journey_opens_at: Option<DateTime<Utc>>,
+    /// When this instance last saw a public flag's stamp go backwards (a rollback happened no
+    /// later than this: design rule 7); left out when it never did, or when every flag it saw
+    /// roll back has since been deployed again. The flags concerned carry their own
+    /// `rolledBackAt`, and their `consistentAt` is no earlier than it + P + ε.
+    #[serde(
+        serialize_with = "lockstep::rfc3339::serialize_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub rolled_back_at: Option<DateTime<Utc>>,
     /// The journey token naming what this instance serves: send it back in the
     /// `Lockstep-Journey` header of every feature call of a journey opened with this answer.
     /// The same for every read of this version within one second (`journey::issue_reused`);
     /// `null` when none can be issued (logged as `journey_token_not_issued`).
     pub journey_token: Option<String>,
-    /// Public flags in detail (value, consistent, consistentAt, journeyOpensAt, forced).
+    /// Public flags in detail (value, consistent, consistentAt, journeyOpensAt, forced, and
+    /// `rolledBackAt` after a rollback).
     pub flags: BTreeMap<String, FlagStatus>,
     /// The configuration version served.
     pub configuration_version: String,
@@ -98,6 +110,7 @@ pub fn body_for(view: &FlagView, context: &Context) -> ConfigBody {
         is_backend_consistent: backend.consistent,
         consistent_at: backend.consistent_at,
         journey_opens_at: backend.journey_opens_at,
+        rolled_back_at: flags.values().filter_map(|f| f.rolled_back_at).max(),
         journey_token: journey::issue_reused(view.snapshot(), view.now().timestamp_millis())
             .map(|token| token.to_string()),
         flags,

@@ -75,6 +75,14 @@ pub struct FlagStatus {
     pub journey_opens_at: Option<DateTime<Utc>>,
     /// Whether a `FORCE_` variable set the value.
     pub forced: bool,
+    /// When this instance saw the flag's stamp go backwards: a rollback happened no later than
+    /// this (rule 7, [`crate::rollback`]); `consistentAt` is then no earlier than this + P + ε.
+    /// Left out of `/config` when none.
+    #[serde(
+        serialize_with = "crate::rfc3339::serialize_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub rolled_back_at: Option<DateTime<Utc>>,
 }
 
 /// The backend as one instance sees it: what `/config` reports at its top level.
@@ -327,6 +335,7 @@ mod tests {
             consistent_at: at.map(t),
             journey_opens_at: at.map(|at| t(at) - TimeDelta::seconds(30)),
             forced,
+            rolled_back_at: None,
         }
     }
 

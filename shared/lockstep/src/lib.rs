@@ -13,6 +13,8 @@
 //!   validation, done once per fetched version.
 //! - [`consistency`]: the rule `consistentAt = T + Δ + P + ε`, per flag and for the backend.
 //! - [`snapshot`]: a validated configuration version with every flag resolved.
+//! - [`rollback`]: a fetch that brings a flag back to an older stamp, and the bound it moves
+//!   (rule 7).
 //! - [`source`], [`appconfig`], [`local`]: where content comes from; [`target`]: which
 //!   application, environment and profile.
 //! - [`cache`]: refresh-on-access, single flight, last-known-good, degraded state, the read
@@ -47,6 +49,7 @@ pub mod memory;
 pub mod metrics;
 pub mod overrides;
 pub mod rfc3339;
+pub mod rollback;
 pub mod settings;
 pub mod snapshot;
 pub mod source;

@@ -58,6 +58,10 @@ pub struct ResolvedFlag {
     /// Its rules, for a flag defined by them (design rule 10): the value then depends on the
     /// caller ([`crate::targeted`]); `value` is whether it may serve anyone `true`.
     pub definition: Option<Arc<Definition>>,
+    /// When this instance saw the flag's stamp go backwards (a rollback happened no later than
+    /// that: design rule 7, [`crate::rollback`]); `consistent_at` and `journey_opens_at` are then
+    /// no earlier than this moment + P + ε.
+    pub rolled_back_at: Option<chrono::DateTime<chrono::Utc>>,
     /// `consistent_at` in Unix milliseconds, the read path's form.
     consistent_at_ms: Option<i64>,
     /// The value [`ResolvedFlag::status`] serves, fixed per version (an anonymous caller's).
@@ -79,6 +83,7 @@ impl ResolvedFlag {
             journey_opens_at: None,
             drain_ends_at: None,
             definition: None,
+            rolled_back_at: None,
             consistent_at_ms: None,
             fixed_value: value,
             reads_clock: false,
@@ -145,7 +150,28 @@ impl ResolvedFlag {
             consistent_at: self.consistent_at,
             journey_opens_at: self.journey_opens_at,
             forced: self.forced,
+            rolled_back_at: self.rolled_back_at,
         }
+    }
+
+    /// Records that this instance learned at `seen_at` that the flag was rolled back, and
+    /// moves its `consistentAt` (and `journeyOpensAt`: a journey token cannot make an instance
+    /// catch up on an older stamp) to no earlier than [`crate::rollback::consistent_after`].
+    /// A forced flag waits for nothing and keeps none.
+    pub(crate) fn bound_by_rollback(
+        &mut self,
+        seen_at: chrono::DateTime<chrono::Utc>,
+        window: Window,
+    ) {
+        self.rolled_back_at = Some(seen_at);
+        if self.forced {
+            return;
+        }
+        let bound = crate::rollback::consistent_after(seen_at, window);
+        let at = self.consistent_at.map_or(bound, |at| at.max(bound));
+        self.consistent_at = Some(at);
+        self.journey_opens_at = Some(at);
+        self.consistent_at_ms = Some(at.timestamp_millis());
     }
 }
 
@@ -434,6 +460,12 @@ impl Snapshot {
     /// Every flag, sorted by name.
     pub fn flags(&self) -> &[ResolvedFlag] {
         &self.flags
+    }
+
+    /// The resolved flags, to bound after a rollback ([`crate::rollback::apply`]): their order
+    /// and names must not change (handles index them).
+    pub(crate) fn flags_mut(&mut self) -> &mut [ResolvedFlag] {
+        &mut self.flags
     }
 }
 

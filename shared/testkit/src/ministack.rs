@@ -3,8 +3,9 @@
 //!
 //! It runs from the project's venv (`LOCKSTEP_MINISTACK_VENV`, default `.venv-ministack`;
 //! `./scripts/run` and `./scripts/test` create it with `scripts/venv ministack`, pinned), on a free port bound to 127.0.0.1
-//! (`GATEWAY_PORT`, `BIND_HOST`), with only the two services Lockstep needs
-//! (`SERVICES=appconfig,appconfigdata`). It is stopped when dropped. A missing venv or a
+//! (`GATEWAY_PORT`, `BIND_HOST`), with only the services Lockstep needs
+//! (`SERVICES=appconfig,appconfigdata,cloudwatch`: CloudWatch holds the template's alarms, the
+//! AppConfig environment's monitors). It is stopped when dropped. A missing venv or a
 //! ministack that does not answer is an error that says what to do, never a silent fallback.
 
 use crate::local_service::{free_port, local_config, wait_until_answering};
@@ -96,7 +97,7 @@ impl Ministack {
         let child = tokio::process::Command::new(executable)
             .env("GATEWAY_PORT", port.to_string())
             .env("BIND_HOST", "127.0.0.1")
-            .env("SERVICES", "appconfig,appconfigdata")
+            .env("SERVICES", "appconfig,appconfigdata,cloudwatch")
             .env("LOG_LEVEL", "WARNING")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -14,7 +14,10 @@
 //! the functions read them. Exit 0 when started (with `--wait`: when every changed flag is
 //! consistent), 2 when refused with nothing created (unknown names, undeclared flags, a
 //! deployment already in progress, content that does not validate), 1 when AppConfig failed or
-//! the deployment was rolled back.
+//! the deployment was rolled back. A rollback names who did it, from the deployment's event
+//! log: the alarm (its name, from the ARN) or a user's `StopDeployment`; with `--json` it is
+//! also printed as a JSON object (`deploymentNumber`, `state`, `rolledBackBy`: `{"kind":
+//! "alarm", "alarmName", "alarmArn"}` or `{"kind": "user"}`, ...).
 //!
 //! `eval` prints one JSON object, `{"value", "reason", "variant"}`, for the caller `--context`
 //! (`{"targetingKey": …, <attributes>…}`, default `{}`) at `--at` (default now); `validate`
@@ -25,7 +28,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use lockstep::targeted::Context;
 use lockstep::Settings;
-use lockstep_cli::deploy::{Changes, Deployer, Request, Target};
+use lockstep_cli::deploy::{Changes, DeployError, Deployer, Request, Target};
 use lockstep_cli::eval;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -201,7 +204,7 @@ async fn deploy(args: DeployArgs) -> Result<(), (u8, String)> {
         drain: args.drain,
         rotate_journey_key: args.rotate_journey_key,
     };
-    let failed = |e: lockstep_cli::deploy::DeployError| {
+    let failed = |e: DeployError| {
         (
             if e.is_refusal() { 2 } else { 1 },
             lockstep::error_chain(&e),
@@ -236,7 +239,15 @@ async fn deploy(args: DeployArgs) -> Result<(), (u8, String)> {
                 },
             )
             .await
-            .map_err(failed)?;
+            .map_err(|e| {
+                if let (true, DeployError::RolledBack { rollback, .. }) = (args.json, &e) {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(rollback).expect("serialises")
+                    );
+                }
+                failed(e)
+            })?;
         println!(
             "deployment {} {}: every changed flag is consistent",
             done.deployment_number, done.state

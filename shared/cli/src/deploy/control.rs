@@ -1,8 +1,10 @@
 //! Reading the AppConfig control plane for a deployment: names to ids, the strategy (Δ), the
 //! deployments of an environment and the content deployed now; and following a started
-//! deployment until it is complete or consistent (or rolled back), or stopping it.
+//! deployment until it is complete or consistent (or rolled back, saying by whom), or stopping
+//! it.
 
 use super::error::sdk;
+use super::rollback::{Event, Rollback};
 use super::{retrieval, DeployError, Deployer, Started, Target};
 use aws_sdk_appconfig::types::DeploymentState;
 use chrono::{DateTime, Utc};
@@ -318,8 +320,12 @@ impl Deployer {
                 .progress(&started.resolved, started.deployment_number)
                 .await?;
             if matches!(progress.state.as_str(), "ROLLED_BACK" | "REVERTED") {
+                let rollback = self
+                    .rollback(&started.resolved, started.deployment_number)
+                    .await?;
                 return Err(DeployError::RolledBack {
                     number: started.deployment_number,
+                    rollback: Box::new(rollback),
                 });
             }
             if done(&progress) {
@@ -327,6 +333,39 @@ impl Deployer {
             }
             tokio::time::sleep(every).await;
         }
+    }
+
+    /// Who rolled deployment `number` back, from its event log ([`Rollback::from_events`]).
+    pub async fn rollback(&self, ids: &Resolved, number: i32) -> Result<Rollback, DeployError> {
+        let got = self
+            .client
+            .get_deployment()
+            .application_id(&ids.application)
+            .environment_id(&ids.environment)
+            .deployment_number(number)
+            .send()
+            .await
+            .map_err(sdk("GetDeployment"))?;
+        let events: Vec<Event> = got
+            .event_log()
+            .iter()
+            .map(|e| Event {
+                event_type: e
+                    .event_type()
+                    .map(|t| t.as_str().to_owned())
+                    .unwrap_or_default(),
+                triggered_by: e
+                    .triggered_by()
+                    .map(|t| t.as_str().to_owned())
+                    .unwrap_or_default(),
+                description: e.description().unwrap_or_default().to_owned(),
+                occurred_at: e
+                    .occurred_at()
+                    .and_then(|at| DateTime::from_timestamp_millis(at.to_millis().ok()?)),
+            })
+            .collect();
+        let state = got.state().map(|s| s.as_str()).unwrap_or_default();
+        Ok(Rollback::from_events(number, state, &events))
     }
 
     /// Stops a deployment in progress (AppConfig rolls it back).

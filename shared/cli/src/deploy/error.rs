@@ -1,5 +1,6 @@
 //! Why a deployment was refused or failed, and the mapping of AppConfig SDK errors into it.
 
+use super::rollback::Rollback;
 use aws_sdk_appconfig::error::{ProvideErrorMetadata, SdkError};
 use lockstep::stamp::StampError;
 use thiserror::Error;
@@ -45,11 +46,14 @@ pub enum DeployError {
     /// The new content cannot be stamped.
     #[error("the content cannot be stamped")]
     Stamp(#[from] StampError),
-    /// The deployment was rolled back (stopped, or by an alarm).
-    #[error("deployment {number} was rolled back: the previous content is live again")]
+    /// The deployment was rolled back (by an alarm, or stopped), and who did it, from its
+    /// event log.
+    #[error("deployment {number} was rolled back {}: the previous content is live again", rollback.rolled_back_by)]
     RolledBack {
         /// The deployment.
         number: i32,
+        /// Who rolled it back, as its event log says.
+        rollback: Box<Rollback>,
     },
     /// AppConfig refused or failed a call.
     #[error("AppConfig {operation} failed ({code})")]
@@ -66,7 +70,7 @@ pub enum DeployError {
 
 impl DeployError {
     /// True when the deployment was refused before anything was created (exit 2), false when
-    /// AppConfig failed or the deployment was rolled back (exit 1).
+    /// AppConfig failed or the deployment was rolled back (exit 1, whoever rolled it back).
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,

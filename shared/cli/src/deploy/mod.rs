@@ -21,15 +21,18 @@
 //!    (`consistentAt`, `journeyOpensAt`, `drainEndsAt`, `--wait`) is earlier than the truth.
 //!
 //! [`Deployer::wait`] then follows the deployment (state, percentage, time to `consistentAt`)
-//! until every changed flag is consistent, and fails on `ROLLED_BACK`.
+//! until every changed flag is consistent, and fails on `ROLLED_BACK` (or `REVERTED`) with who
+//! rolled it back, read from the deployment's event log ([`Rollback`]: which alarm, or a user).
 
 mod control;
 mod error;
 mod report;
+mod rollback;
 
 pub use control::{Progress, Resolved, Strategy};
 pub use error::DeployError;
 pub use report::{FlagReport, Started};
+pub use rollback::{Cause, Event, Rollback};
 
 use aws_sdk_appconfig::error::ProvideErrorMetadata;
 use aws_sdk_appconfig::primitives::Blob;

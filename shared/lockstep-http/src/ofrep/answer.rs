@@ -74,6 +74,10 @@ pub struct FlagMetadata {
     /// flag is on, the journey not open yet and the moment known, on a healthy instance.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub opens_at: Option<String>,
+    /// When this instance saw the flag's stamp go backwards (a rollback, rule 7: `consistentAt`
+    /// is then no earlier than this + P + ε); absent when it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rolled_back_at: Option<String>,
     /// The moment that opens the journey for this client.
     pub open_rule: OpenRule,
     /// Whether a `FORCE_` variable set the value.
@@ -204,6 +208,7 @@ pub(super) fn evaluation(
             consistent_at: status.consistent_at.map(rfc3339),
             journey_opens_at: status.journey_opens_at.map(rfc3339),
             opens_at: opens_at.map(rfc3339),
+            rolled_back_at: status.rolled_back_at.map(rfc3339),
             open_rule: rule,
             forced: status.forced,
             configuration_version: config.configuration_version.clone(),

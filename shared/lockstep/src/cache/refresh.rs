@@ -25,6 +25,7 @@ use crate::document;
 use crate::durable::StoredConfig;
 use crate::metrics::{Count, Metrics, Millis};
 use crate::overrides::Overrides;
+use crate::rollback::{self, RolledBack};
 use crate::snapshot::{Origin, Snapshot};
 use crate::source::{ConfigSource, FailureKind, Fetched};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -114,7 +115,7 @@ impl Refresher {
                 document::check_not_future(&doc, start, window.epsilon).map(|()| doc)
             }) {
                 Ok(doc) => {
-                    let next = Snapshot::from_document(
+                    let mut next = Snapshot::from_document(
                         content.version.clone(),
                         &doc,
                         resolve.catalog,
@@ -123,7 +124,14 @@ impl Refresher {
                     );
                     log_accepted(&current.snapshot, &next);
                     resolve.metrics.count(Count::RefreshNewVersion);
-                    record_lag(resolve.metrics, current, &next, end);
+                    let rolled_back = rollback::apply(&current.snapshot, &mut next, end, window);
+                    if rolled_back.is_empty() {
+                        record_lag(resolve.metrics, current, &next, end);
+                    } else {
+                        // A reverted version's T is an old deployment's: no lag to measure.
+                        resolve.metrics.count(Count::RollbackSeen);
+                        log_rollback(&current.snapshot, &next, &rolled_back, end, window);
+                    }
                     if resolve.keep_for_durable {
                         to_save = Some(StoredConfig {
                             version: content.version,
@@ -229,6 +237,32 @@ fn log_accepted(old: &Snapshot, new: &Snapshot) {
         changed = ?changed,
         path = "refreshed_new_version",
         "configuration accepted"
+    );
+}
+
+/// The `rollback_seen` line: which flags went back, from which stamp to which, and from when
+/// this instance vouches for them again.
+fn log_rollback(
+    old: &Snapshot,
+    new: &Snapshot,
+    rolled_back: &[RolledBack],
+    seen: DateTime<Utc>,
+    window: Window,
+) {
+    let rfc3339 = |at: DateTime<Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let flags: Vec<&str> = rolled_back.iter().map(|r| r.flag.as_str()).collect();
+    let previous_stamps: Vec<String> = rolled_back.iter().map(|r| rfc3339(r.from)).collect();
+    let stamps: Vec<String> = rolled_back.iter().map(|r| rfc3339(r.to)).collect();
+    tracing::warn!(
+        version = %new.version,
+        previous_version = %old.version,
+        flags = ?flags,
+        previous_stamps = ?previous_stamps,
+        stamps = ?stamps,
+        seen_at = %rfc3339(seen),
+        consistent_at = %rfc3339(rollback::consistent_after(seen, window)),
+        path = "rollback_seen",
+        "a flag's stamp went backwards: rolled back no later than this fetch"
     );
 }
 

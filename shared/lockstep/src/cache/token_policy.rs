@@ -305,6 +305,7 @@ mod tests {
             consistent_at: Some(consistent_at),
             journey_opens_at: Some(t("2026-11-21T10:00:20Z")),
             forced: false,
+            rolled_back_at: None,
         }
     }
 

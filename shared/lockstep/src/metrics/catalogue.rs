@@ -15,6 +15,9 @@ pub enum Count {
     RefreshTimedOut,
     /// Fetched content did not validate; the last-known-good is kept.
     RefreshContentRejected,
+    /// A fetch brought a flag back to an older stamp: a rollback happened no later than that
+    /// fetch (design rule 7).
+    RollbackSeen,
     /// An invocation was served by a degraded instance.
     Degraded,
     /// Degraded: nothing was ever fetched (bundled defaults).
@@ -71,12 +74,13 @@ pub enum Count {
 
 impl Count {
     /// Every count, in the order documents list them.
-    pub const ALL: [Count; 31] = [
+    pub const ALL: [Count; 32] = [
         Count::RefreshNewVersion,
         Count::RefreshUnchanged,
         Count::RefreshFailed,
         Count::RefreshTimedOut,
         Count::RefreshContentRejected,
+        Count::RollbackSeen,
         Count::Degraded,
         Count::DegradedNeverFetched,
         Count::DegradedFetchFailed,
@@ -113,6 +117,7 @@ impl Count {
             Count::RefreshFailed => "RefreshFailed",
             Count::RefreshTimedOut => "RefreshTimedOut",
             Count::RefreshContentRejected => "RefreshContentRejected",
+            Count::RollbackSeen => "RollbackSeen",
             Count::Degraded => "Degraded",
             Count::DegradedNeverFetched => "DegradedNeverFetched",
             Count::DegradedFetchFailed => "DegradedFetchFailed",
