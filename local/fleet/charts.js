@@ -15,6 +15,7 @@ import { ALARM_LEVEL, CATCH_UPS, GATE, Timeline, WINDOW_MS } from "./timeline.js
 const METRICS_POLL_MS = 2000;
 const REREAD_SECONDS = 10; // re-read this much of the metrics on every poll
 const HEIGHT = 200;
+const AXIS_SIZE = 110; // px: the y axis, with its label
 
 const PALETTE = ["#0b6bcb", "#1a7f37", "#9a6700", "#8250df", "#cf222e", "#1b7c83", "#bf3989", "#57606a"];
 const COLOR = {
@@ -60,6 +61,8 @@ function marksPlugin(charts, labels) {
           const rows = []; // per row, where its last label ends
           ctx.save();
           ctx.font = `${11 * px}px system-ui, sans-serif`;
+          ctx.textAlign = "left"; // uPlot leaves its axes' alignment on the context
+          ctx.textBaseline = "alphabetic";
           for (const mark of charts.marks) {
             const x = Math.round(u.valToPos(mark.at / 1000, "x", true));
             if (x < left || x > left + width) continue;
@@ -159,7 +162,9 @@ export class Charts {
     const t = this.timeline;
     const range = t.range();
     this.range = [range[0] / 1000, range[1] / 1000];
-    this.marks = t.visibleMarks(range);
+    // Listed from the axis' start on, including marks beyond its end (one a rollback cancelled);
+    // drawn where they fall on it.
+    this.marks = t.visibleMarks([range[0], Infinity]);
     // The versions axis is read when drawn: a version seen later adds a rank to it.
     this.order = t.versionOrder();
     this.plot("versions", t.instances, t.versionData(), {
@@ -168,7 +173,6 @@ export class Charts {
       width: 2,
       axis: {
         label: "configuration version",
-        size: 110,
         splits: () => this.order.map((_, i) => i),
         values: (u, splits) =>
           splits.map((i) => (this.order[i] ? versionName(this.order[i], t.stamps.get(this.order[i])) : "")),
@@ -188,8 +192,7 @@ export class Charts {
         width: 2,
         axis: {
           label: "state",
-          size: 110,
-          splits: () => levels.map(([, level]) => level),
+            splits: () => levels.map(([, level]) => level),
           values: (u, splits) => splits.map((s) => (levels.find(([, l]) => l === s) || [""])[0]),
           range: () => [-0.25, 1.25],
         },
@@ -231,7 +234,7 @@ export class Charts {
           { values: (u, splits) => splits.map((s) => clock(s * 1000)) },
           {
             label: options.axis.label,
-            size: options.axis.size || 60,
+            size: AXIS_SIZE, // one width for every chart, so that their time axes line up
             ...(options.axis.splits ? { splits: options.axis.splits, values: options.axis.values } : {}),
           },
         ],

@@ -78,12 +78,18 @@ const readCharts = (page) =>
   page.evaluate(() => {
     const plots = {};
     for (const [name, u] of Object.entries(window.fleetCharts.plots)) {
-      plots[name] = { series: u.series.slice(1).map((s) => s.label), data: u.data, drawn: u.ctx.canvas.width > 0 };
+      plots[name] = {
+        series: u.series.slice(1).map((s) => s.label),
+        data: u.data,
+        drawn: u.ctx.canvas.width > 0,
+        x: [u.scales.x.min * 1000, u.scales.x.max * 1000],
+      };
     }
     const marks = [...document.querySelectorAll("#chart-marks li")].map((li) => ({
       kind: li.dataset.kind,
       at: Date.parse(li.dataset.at),
       text: li.textContent,
+      cancelled: li.classList.contains("cancelled"),
     }));
     return { plots, marks, order: window.fleetCharts.timeline.versionOrder() };
   });
@@ -138,14 +144,15 @@ test("the fleet view's charts show every instance through a deployment and its r
   assert.notEqual(newVersion, oldVersion);
 
   // Some instances pick the new version up (their sessions' buckets under the percentage), the
-  // deployment still in progress.
+  // deployment still in progress: two, or one once the deployment is at 75 %.
   const held = new Set();
   const midway = await fleetUntil(
     base,
     (f) => {
       for (const i of instancesOf(f)) if (i.configurationVersion === newVersion) held.add(i.name);
-      assert.equal(f.deployed.deployment.state, "DEPLOYING", "the deployment ended before any instance held it");
-      return held.size > 0;
+      const { state, percentageComplete } = f.deployed.deployment;
+      assert.equal(state, "DEPLOYING", "the deployment ended before enough instances held it");
+      return held.size >= 2 || (held.size >= 1 && percentageComplete >= 75);
     },
     Date.now() + 70_000,
     "no instance holds the new version",
@@ -153,6 +160,17 @@ test("the fleet view's charts show every instance through a deployment and its r
   console.log(`${held.size} instance(s) on the new version ${secondsSince(deployedAt)} s after the deployment, at ${midway.deployed.deployment.percentageComplete} %`);
   await sleep(2500); // a metrics poll and a few fleet reads
   await page.locator("#charts").screenshot({ path: path.join(OUT, "charts-deployment.png") });
+
+  // Mid-deployment, the time axis reaches the flag's journeyOpensAt and consistentAt (from the
+  // deployment's answer), still ahead, and marks them.
+  const flag = started.flags[FLAG];
+  const ahead = [["opens", Date.parse(flag.journeyOpensAt)], ["consistent", Date.parse(flag.consistentAt)]];
+  const during = await readCharts(page);
+  for (const [kind, at] of ahead) {
+    assert.ok(at > Date.now(), `${kind} is still ahead`);
+    assert.ok(during.marks.some((m) => m.kind === kind && m.at === at && !m.cancelled), `${kind} marked: ${JSON.stringify(during.marks)}`);
+    assert.ok(during.plots.versions.x[1] >= at, `the time axis reaches ${kind}`);
+  }
 
   // Stopped: AppConfig rolls it back; every instance returns to the old version at its next poll.
   await page.click("#stop");
@@ -198,13 +216,14 @@ test("the fleet view's charts show every instance through a deployment and its r
     }
   }
 
-  // The marks: the deployment's T, its steps, the flag's journeyOpensAt and consistentAt (from
-  // the deployment's answer), and the rollback, when it happened.
-  const marked = (kind, at) => charts.marks.some((m) => m.kind === kind && m.at === at);
-  const flag = started.flags[FLAG];
+  // The marks: the deployment's T, its steps, the rollback when it happened, and the flag's
+  // journeyOpensAt and consistentAt still listed, as not reached (rolled back).
+  const marked = (kind, at) => charts.marks.find((m) => m.kind === kind && m.at === at);
   assert.ok(marked("stamp", Date.parse(started.lastModifiedTimestamp)), `T marked: ${JSON.stringify(charts.marks)}`);
-  assert.ok(marked("opens", Date.parse(flag.journeyOpensAt)), "journeyOpensAt marked");
-  assert.ok(marked("consistent", Date.parse(flag.consistentAt)), "consistentAt marked");
+  for (const [kind, at] of ahead) {
+    const mark = marked(kind, at);
+    assert.ok(mark && mark.cancelled && /not reached: rolled back/.test(mark.text), `${kind}: ${JSON.stringify(mark)}`);
+  }
   const steps = charts.marks.filter((m) => m.kind === "step").map((m) => m.text);
   assert.ok(steps.some((s) => s.includes(`deployment ${started.deploymentNumber} DEPLOYING`)), `steps: ${steps}`);
   const rollbacks = charts.marks.filter((m) => m.kind === "rollback");
