@@ -5,9 +5,15 @@
 // (a strategy to choose, a drain time for a planned switch-off, a Stop button) that deploys to
 // the local AppConfig through `lockstep deploy`'s code (POST /local/deployments,
 // POST /local/deployments/stop), each deployed flag's rules and splits, and a probe that evaluates
-// one user (POST /local/probe) on the deployed content and on every instance. All text goes
+// one user (POST /local/probe) on the deployed content and on every instance. Each read of the
+// fleet and each deployment started here also goes to the charts (charts.js). All text goes
 // through textContent.
 "use strict";
+
+import { Charts } from "./charts.js";
+import { journeyOpensAt } from "./timeline.js";
+
+const charts = new Charts();
 
 (() => {
   const $ = (id) => document.getElementById(id);
@@ -50,14 +56,6 @@
     return data;
   }
 
-  // journeyOpensAt = T + Δ + Q + ε, from consistentAt = T + Δ + P + ε.
-  const opensAt = (consistentAt, fleet) => {
-    const at = Date.parse(consistentAt || "");
-    const q = fleet.catchUpIntervalSeconds;
-    if (!Number.isFinite(at) || q == null) return null;
-    return new Date(at - (fleet.pollIntervalSeconds - q) * 1000).toISOString();
-  };
-
   function renderDeployed(fleet) {
     const deployed = fleet.deployed;
     deployedVersion = deployed.configurationVersion;
@@ -91,9 +89,7 @@
             : el("td", { textContent: String(flag.value), className: flag.value ? "on" : "off" }),
           el("td", { textContent: time(flag.lastModifiedTimestamp) }),
           el("td", { textContent: flag.deploymentDurationSeconds == null ? "–" : `${flag.deploymentDurationSeconds} s` }),
-          // A flag defined by rules opens journeys at consistentAt (its token claim makes no
-          // instance catch up: docs/targeting.md).
-          el("td", { textContent: time(flag.definition ? flag.consistentAt : opensAt(flag.consistentAt, fleet)) }),
+          el("td", { textContent: time(journeyOpensAt(flag, fleet)) }),
           el("td", { textContent: time(flag.consistentAt) }),
           el("td", { textContent: until(flag.consistentAt, now) }),
           el("td", { className: "rules" }, describeRules(flag.definition)),
@@ -300,6 +296,7 @@
       renderDeployed(fleet);
       renderFunctions(fleet);
       showError("");
+      charts.fleet(fleet);
     } catch (error) {
       showError(`Can't read the fleet: ${error.message}`);
     }
@@ -341,6 +338,7 @@
       result.textContent =
         `Deployed at ${time(deployment.lastModifiedTimestamp)} with ${deployment.strategy.name}: ${changed.join(", ")}.`;
       result.dataset.deployedAt = deployment.lastModifiedTimestamp;
+      charts.deployed(deployment);
       $("drain").value = ""; // a drain time belongs to one deployment
       refresh();
     } catch (error) {

@@ -1,7 +1,8 @@
 //! The static files the runner serves: the SPA (`web/`, the same files a static deployment puts
 //! on S3), its OpenFeature edition (`web/openfeature.html`, with the OpenFeature web SDK and OFREP
 //! provider vendored in `web/vendor/` by `scripts/vendor-openfeature`), the journey module both
-//! import (`web/journey.js`) and the local-only fleet view (`local/fleet/`).
+//! import (`web/journey.js`) and the local-only fleet view (`local/fleet/`, its charts drawn with
+//! uPlot, vendored in `web/vendor/` by `scripts/vendor-uplot`).
 //!
 //! They are compiled in, and only the paths listed here exist: a request can never name a file
 //! on disk, so there is no path to traverse.
@@ -79,6 +80,16 @@ pub const ASSETS: &[Asset] = &[
         body: include_str!("../../web/vendor/openfeature.js"),
     },
     Asset {
+        path: "/vendor/uPlot.esm.js",
+        content_type: JS,
+        body: include_str!("../../web/vendor/uPlot.esm.js"),
+    },
+    Asset {
+        path: "/vendor/uPlot.min.css",
+        content_type: CSS,
+        body: include_str!("../../web/vendor/uPlot.min.css"),
+    },
+    Asset {
         path: "/fleet",
         content_type: HTML,
         body: include_str!("../fleet/index.html"),
@@ -87,6 +98,16 @@ pub const ASSETS: &[Asset] = &[
         path: "/fleet/fleet.js",
         content_type: JS,
         body: include_str!("../fleet/fleet.js"),
+    },
+    Asset {
+        path: "/fleet/charts.js",
+        content_type: JS,
+        body: include_str!("../fleet/charts.js"),
+    },
+    Asset {
+        path: "/fleet/timeline.js",
+        content_type: JS,
+        body: include_str!("../fleet/timeline.js"),
     },
     Asset {
         path: "/fleet/fleet.css",
@@ -155,6 +176,10 @@ mod tests {
         assert!(
             named.contains(&"/journey.js".to_owned()),
             "the pages import the shared journey module"
+        );
+        assert!(
+            named.contains(&"/vendor/uPlot.esm.js".to_owned()),
+            "the fleet view's charts import the vendored uPlot"
         );
         assert!(missing.is_empty(), "named but not served: {missing:?}");
     }
