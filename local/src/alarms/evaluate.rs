@@ -16,6 +16,8 @@
 //!   under `breaching`; under `missing` and `ignore` only present datapoints count, and none at
 //!   all is INSUFFICIENT_DATA (CloudWatch keeps the previous state under `ignore`: this evaluator
 //!   keeps no history).
+//!
+//! [`assess`] is the same with the datapoints it decided on, for a state's reason.
 
 use super::{Alarm, AlarmState, DimensionValue, MetricStat, MissingData, Query, Statistic};
 use serde_json::Value;

@@ -134,14 +134,13 @@ impl AlarmWatch {
                 tracing::warn!(alarm = %alarm.logical_id, error = %lockstep::error_chain(&error), path = "alarm_state_not_pushed", "the local CloudWatch refused an alarm's state; the next check retries");
                 continue;
             }
-            tracing::warn!(
-                alarm = %alarm.logical_id,
-                old_state = old.as_str(),
-                new_state = evaluation.state.as_str(),
-                reason = %reason,
-                path = "alarm_state_changed",
-                "alarm state changed"
-            );
+            // ALARM (and INSUFFICIENT_DATA, which AWS's AppConfig also rolls back on) is worth a
+            // warning; back to OK is news.
+            if evaluation.state == AlarmState::Ok {
+                tracing::info!(alarm = %alarm.logical_id, old_state = old.as_str(), new_state = evaluation.state.as_str(), reason = %reason, path = "alarm_state_changed", "alarm state changed");
+            } else {
+                tracing::warn!(alarm = %alarm.logical_id, old_state = old.as_str(), new_state = evaluation.state.as_str(), reason = %reason, path = "alarm_state_changed", "alarm state changed");
+            }
             self.statuses.lock().unwrap_or_else(PoisonError::into_inner)[index] = AlarmStatus {
                 name: alarm.logical_id.clone(),
                 state: evaluation.state,
