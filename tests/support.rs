@@ -59,5 +59,18 @@ pub fn local(
             settings.window(),
             Some(lockstep_sample::product::catalog()),
         ),
+        cloudwatch: cloudwatch(&appconfig.stack.endpoint),
     }
+}
+
+/// A CloudWatch client for ministack's CloudWatch (the template's alarms), dummy credentials.
+pub fn cloudwatch(endpoint: &str) -> aws_sdk_cloudwatch::Client {
+    use aws_sdk_cloudwatch::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_cloudwatch::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("local", "local", None, None, "tests"))
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_cloudwatch::Client::from_conf(config)
 }

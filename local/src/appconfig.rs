@@ -7,6 +7,8 @@
 //!   [`lockstep_cli::deploy::Deployer`]: stamped with the chosen strategy's own duration.
 //! - The fleet view shows what is deployed (the latest `COMPLETE` deployment's content) and the
 //!   deployment in progress, with its state and percentage.
+//! - The template's alarms live in the same emulator's CloudWatch, as the environment's monitors
+//!   ([`crate::alarms`]).
 
 use chrono::{DateTime, Utc};
 use lockstep::appconfig::Target;
@@ -27,6 +29,9 @@ pub struct LocalAppConfig {
     pub data: aws_sdk_appconfigdata::Client,
     /// Deployments through the control plane.
     pub deployer: Deployer,
+    /// The local CloudWatch: the template's alarms, the environment's monitors
+    /// ([`crate::alarms::cloudwatch`]).
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
 }
 
 /// One flag of the deployed content.

@@ -4,7 +4,7 @@
 //!
 //! | path | method | handler |
 //! | --- | --- | --- |
-//! | `/local/fleet` | GET | [`fleet`]: the instances, what is deployed, the strategies |
+//! | `/local/fleet` | GET | [`fleet`]: the instances, what is deployed, the strategies, the alarms |
 //! | `/local/metrics?after={ms}` | GET | [`metrics`]: the EMF documents the instances wrote after a timestamp |
 //! | `/local/instances/{name}/freeze`, `…/thaw` | POST | [`freeze`] |
 //! | `/local/deployments` | POST | [`deploy`]: a deployment through `lockstep deploy`'s code (`flags` to set, or a whole `content`) |
@@ -13,6 +13,7 @@
 //! | `/local/auth/sign-in` | POST | [`sign_in`]: a bearer token from the local issuer |
 //! | `/local/probe` | POST | [`crate::probe`]: what one flag answers one user, deployed and per instance |
 
+use crate::alarms::watch::AlarmStatus;
 use crate::{appconfig, auth, fleet, Runner};
 use appconfig::Deployed;
 use chrono::{DateTime, Utc};
@@ -105,6 +106,8 @@ struct FleetBody {
     functions: Vec<fleet::FunctionJson>,
     deployed: Deployed,
     strategies: Vec<Strategy>,
+    /// The template's alarms as the runner's alarm loop last set them.
+    alarms: Vec<AlarmStatus>,
 }
 
 async fn fleet(runner: &Runner) -> Result<Response<Body>, ApiError> {
@@ -116,6 +119,7 @@ async fn fleet(runner: &Runner) -> Result<Response<Body>, ApiError> {
         functions: runner.fleet.view(),
         deployed: runner.appconfig.deployed(runner.window).await,
         strategies: runner.appconfig.strategies().await,
+        alarms: runner.alarms.statuses(),
     };
     Ok(json_response(StatusCode::OK, &body))
 }

@@ -66,7 +66,16 @@ impl Function {
         }
     }
 
-    const ALL: [Function; 2] = [Function::Config, Function::FeatureX];
+    /// Its logical id in `template.yaml` (how the template's alarms name it).
+    pub fn logical_id(self) -> &'static str {
+        match self {
+            Function::Config => "ConfigFunction",
+            Function::FeatureX => "FeatureXFunction",
+        }
+    }
+
+    /// Every function the runner serves.
+    pub const ALL: [Function; 2] = [Function::Config, Function::FeatureX];
 
     fn index(self) -> usize {
         match self {

@@ -16,7 +16,8 @@
 //! - [`start`]: a local run from start to stop (the binary's `main` parses the command line and
 //!   calls it).
 //! - [`alarms`]: the template's own deployment alarms (read from `template.yaml`), evaluated on
-//!   the EMF documents the instances emit.
+//!   the EMF documents the instances emit ([`Runner::check_alarms`]), their states pushed to the
+//!   local CloudWatch, whose AppConfig monitors roll a deployment back.
 //! - `control`: the local-only control endpoints under `/local/` (never deployed):
 //!   `GET /local/fleet`, `GET /local/metrics`, `POST /local/instances/{name}/freeze|thaw`,
 //!   `POST /local/deployments`,
@@ -33,6 +34,7 @@ pub mod metrics_log;
 mod probe;
 pub mod start;
 
+use alarms::watch::{AlarmStatus, AlarmWatch};
 use appconfig::LocalAppConfig;
 use axum::body::{to_bytes, Body as AxumBody};
 use axum::extract::{Request as AxumRequest, State};
@@ -46,6 +48,7 @@ use lockstep_http::problem::MAX_BODY_BYTES;
 use lockstep_http::problem::{path_segments, respond, ApiError};
 use lockstep_sample::submissions::SubmissionStore;
 use std::sync::Arc;
+use thiserror::Error;
 
 /// The functions' instances and the local control state.
 pub struct Runner {
@@ -55,13 +58,33 @@ pub struct Runner {
     clock: Arc<dyn Clock>,
     deploying: tokio::sync::Mutex<()>,
     auth: auth::LocalAuth,
+    alarms: AlarmWatch,
+}
+
+/// Why a runner could not be built.
+#[derive(Debug, Error)]
+pub enum RunnerError {
+    /// `LOCKSTEP_PUBLIC_FLAGS` names an undeclared flag.
+    #[error("bad public flags")]
+    Catalog(#[from] CatalogError),
+    /// The template's alarms cannot be read (a test of `alarms` fails too).
+    #[error("cannot read the template's alarms")]
+    Template(#[from] alarms::TemplateError),
+    /// The local AppConfig does not have the runner's application and environment.
+    #[error("cannot find the local AppConfig environment")]
+    Environment(#[from] lockstep_cli::deploy::DeployError),
+    /// The alarms could not be created in the local CloudWatch or made monitors.
+    #[error("cannot install the template's alarms in the local CloudWatch")]
+    Alarms(#[from] alarms::cloudwatch::CloudWatchError),
 }
 
 impl Runner {
     /// Builds every function's instances over `appconfig` (each instance its own AppConfigData
     /// session) and `store` (instance 1 of each prefetched before this returns, the others on
     /// their staggered schedule), with a durable last-known-good snapshot when `durable` is
-    /// given; fails when `LOCKSTEP_PUBLIC_FLAGS` names an undeclared flag.
+    /// given, and installs the template's alarms in the local CloudWatch as the environment's
+    /// monitors; fails when `LOCKSTEP_PUBLIC_FLAGS` names an undeclared flag or the alarms
+    /// cannot be installed.
     #[allow(clippy::too_many_arguments)]
     pub async fn new(
         appconfig: LocalAppConfig,
@@ -71,13 +94,22 @@ impl Runner {
         store: Arc<dyn SubmissionStore>,
         durable: Option<Arc<dyn SnapshotStore>>,
         fleet: FleetOptions,
-    ) -> Result<Self, CatalogError> {
+    ) -> Result<Self, RunnerError> {
         let catalog = lockstep_sample::product::catalog();
         let catalog = match &settings.public_flags {
             Some(names) => catalog.with_public(names)?,
             None => catalog,
         };
         let window = settings.window();
+        let alarms = AlarmWatch::install(
+            alarms::template_alarms()?,
+            alarms::watch::runner_functions(),
+            appconfig.cloudwatch.clone(),
+            appconfig.deployer.client(),
+            &appconfig.resolved().await?,
+            clock.now(),
+        )
+        .await?;
         // A fresh key pair per run (tokens of an earlier run do not verify), made before the
         // fleet starts its staggered cold starts.
         let auth = auth::LocalAuth::generate().expect("AWS-LC generates an RSA key pair");
@@ -97,7 +129,23 @@ impl Runner {
             clock,
             deploying: tokio::sync::Mutex::new(()),
             auth,
+            alarms,
         })
+    }
+
+    /// The alarm loop's one step: evaluates every template alarm on the instances' metrics at
+    /// the runner's clock and pushes each change of state to the local CloudWatch (where an
+    /// `ALARM` rolls the deployment in progress back); returns every alarm's state. The real
+    /// runner calls it every few seconds; tests call it when they choose.
+    pub async fn check_alarms(&self) -> Vec<AlarmStatus> {
+        self.alarms
+            .check(self.fleet.metrics(), self.clock.now())
+            .await
+    }
+
+    /// The template's alarms in the local CloudWatch (ARNs, states as last pushed).
+    pub fn alarms(&self) -> &AlarmWatch {
+        &self.alarms
     }
 
     /// The instances.

@@ -16,6 +16,8 @@
 //!   under `breaching`; under `missing` and `ignore` only present datapoints count, and none at
 //!   all is INSUFFICIENT_DATA (CloudWatch keeps the previous state under `ignore`: this evaluator
 //!   keeps no history).
+//!
+//! [`assess`] is the same with the datapoints it decided on, for a state's reason.
 
 use super::{Alarm, AlarmState, DimensionValue, MetricStat, MissingData, Query, Statistic};
 use serde_json::Value;
@@ -189,6 +191,26 @@ fn values(value: Option<&Value>) -> Option<Vec<f64>> {
     }
 }
 
+/// One datapoint an alarm looked at: a complete period and its value there.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Datapoint {
+    /// The period's start, Unix milliseconds.
+    pub start_millis: i64,
+    /// The alarm's value in it; `None` when it had no data.
+    pub value: Option<f64>,
+}
+
+/// An alarm's state and the datapoints it was decided on (what a state's reason names).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// The state.
+    pub state: AlarmState,
+    /// The N latest complete periods, oldest first.
+    pub datapoints: Vec<Datapoint>,
+    /// How many of them breach (a missing one only under `breaching`).
+    pub breaching: usize,
+}
+
 /// `alarm`'s state at `now_millis` over `observations`; `functions` names the template's
 /// functions by logical id (`FeatureXFunction` → `feature-x` in the runner).
 pub fn evaluate(
@@ -197,6 +219,16 @@ pub fn evaluate(
     functions: &BTreeMap<String, String>,
     now_millis: i64,
 ) -> Result<AlarmState, EvaluateError> {
+    assess(alarm, observations, functions, now_millis).map(|evaluation| evaluation.state)
+}
+
+/// [`evaluate`], with the datapoints the state was decided on.
+pub fn assess(
+    alarm: &Alarm,
+    observations: &Observations,
+    functions: &BTreeMap<String, String>,
+    now_millis: i64,
+) -> Result<Evaluation, EvaluateError> {
     let key = |metric: &MetricStat| -> Result<SeriesKey, EvaluateError> {
         let mut dimensions = metric
             .dimensions
@@ -233,7 +265,8 @@ pub fn evaluate(
     };
     let period = i64::from(alarm.period_seconds) * 1000;
     let last_end = now_millis.div_euclid(period) * period;
-    let datapoints: Vec<Option<f64>> = (1..=alarm.evaluation_periods as i64)
+    let datapoints: Vec<Datapoint> = (1..=alarm.evaluation_periods as i64)
+        .rev()
         .map(|back| {
             let start = last_end - back * period;
             let context = Period {
@@ -243,17 +276,21 @@ pub fn evaluate(
                 start,
                 end: start + period,
             };
-            match &alarm.query {
+            let value = match &alarm.query {
                 Query::Metric(_) => context.value(""),
                 Query::Math(math) => context.value(&math.returned),
+            };
+            Datapoint {
+                start_millis: start,
+                value,
             }
         })
         .collect();
-    let present = datapoints.iter().flatten().count();
+    let present = datapoints.iter().filter(|d| d.value.is_some()).count();
     let breaching = datapoints
         .iter()
-        .filter(|datapoint| match datapoint {
-            Some(value) => alarm.comparison.breaches(*value, alarm.threshold),
+        .filter(|datapoint| match datapoint.value {
+            Some(value) => alarm.comparison.breaches(value, alarm.threshold),
             None => alarm.missing_data == MissingData::Breaching,
         })
         .count();
@@ -261,12 +298,17 @@ pub fn evaluate(
         alarm.missing_data,
         MissingData::Missing | MissingData::Ignore
     );
-    Ok(if counts_only_present && present == 0 {
+    let state = if counts_only_present && present == 0 {
         AlarmState::InsufficientData
     } else if breaching >= alarm.datapoints_to_alarm {
         AlarmState::Alarm
     } else {
         AlarmState::Ok
+    };
+    Ok(Evaluation {
+        state,
+        datapoints,
+        breaching,
     })
 }
 

@@ -8,17 +8,27 @@
 //! - [`expr`]: the metric-math expressions the alarms use (`FILL`, `IF`, arithmetic,
 //!   comparisons), parsed once and evaluated per period.
 //! - [`evaluate`]: EMF documents in, each alarm's state out, for a caller-given "now".
+//! - [`cloudwatch`]: the alarms in the local CloudWatch (ministack), made the AppConfig
+//!   environment's monitors, their state set by the runner.
+//! - [`watch`]: the runner's alarm loop: every alarm evaluated on the instances' documents at the
+//!   runner's clock, each change of state pushed to the local CloudWatch (whose monitors roll the
+//!   deployment back), the states kept for the fleet view.
 //!
 //! The types below are the alarms as the evaluator sees them: plain data, no YAML.
 
+pub mod cloudwatch;
 mod evaluate;
 mod expr;
 mod parse;
+pub mod watch;
 
-pub use evaluate::{evaluate, EmfError, EvaluateError, Observations};
+pub use evaluate::{
+    assess, evaluate, Datapoint, EmfError, EvaluateError, Evaluation, Observations,
+};
 pub use expr::{Expression, ExpressionError};
 pub use parse::{parse_alarms, template_alarms, TemplateError};
 
+use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// One `AWS::CloudWatch::Alarm` of the template.
@@ -123,6 +133,16 @@ pub enum Comparison {
 }
 
 impl Comparison {
+    /// CloudWatch's name of the operator (`ComparisonOperator`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Comparison::GreaterThanOrEqual => "GreaterThanOrEqualToThreshold",
+            Comparison::GreaterThan => "GreaterThanThreshold",
+            Comparison::LessThan => "LessThanThreshold",
+            Comparison::LessThanOrEqual => "LessThanOrEqualToThreshold",
+        }
+    }
+
     /// Whether `value` breaches `threshold`.
     pub fn breaches(self, value: f64, threshold: f64) -> bool {
         match self {
@@ -148,8 +168,34 @@ pub enum MissingData {
     Missing,
 }
 
-/// An alarm's state, as CloudWatch names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+impl MissingData {
+    /// CloudWatch's name of the treatment (`TreatMissingData`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MissingData::NotBreaching => "notBreaching",
+            MissingData::Breaching => "breaching",
+            MissingData::Ignore => "ignore",
+            MissingData::Missing => "missing",
+        }
+    }
+}
+
+impl Statistic {
+    /// CloudWatch's name of the statistic.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Statistic::Sum => "Sum",
+            Statistic::Average => "Average",
+            Statistic::Minimum => "Minimum",
+            Statistic::Maximum => "Maximum",
+            Statistic::SampleCount => "SampleCount",
+        }
+    }
+}
+
+/// An alarm's state, as CloudWatch names it (`OK`, `ALARM`, `INSUFFICIENT_DATA` in JSON too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AlarmState {
     /// `OK`.
     Ok,

@@ -33,4 +33,6 @@ pub fn point_sdk_at(services: &LocalServices) {
         "AWS_ENDPOINT_URL_APPCONFIGDATA",
         &services.appconfig.endpoint,
     );
+    // The template's alarms live in the same emulator (the environment's monitors).
+    std::env::set_var("AWS_ENDPOINT_URL_CLOUDWATCH", &services.appconfig.endpoint);
 }

@@ -58,9 +58,9 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
-    /// `LOCKSTEP_PUBLIC_FLAGS` names an undeclared flag.
-    #[error("bad public flags")]
-    Catalog(#[from] lockstep::catalog::CatalogError),
+    /// The runner (bad public flags, or the template's alarms not installed).
+    #[error("cannot build the runner")]
+    Runner(#[from] crate::RunnerError),
     /// The port.
     #[error("cannot listen on 127.0.0.1:{port}")]
     Bind {

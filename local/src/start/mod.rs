@@ -1,7 +1,7 @@
 //! A local run from start to stop, in order: the local services (DynamoDB Local and ministack),
 //! what they must hold (tables, the AppConfig layout, the first deployment), the [`Runner`] over
-//! them and the HTTP server, until Ctrl-C or SIGTERM; then the services are stopped and the
-//! endpoint file removed.
+//! them (with the template's alarms as the environment's monitors), the alarm loop and the HTTP
+//! server, until Ctrl-C or SIGTERM; then the services are stopped and the endpoint file removed.
 //!
 //! - [`options`]: the command line (each option also read from its `LOCKSTEP_*` variable).
 //! - [`environment`]: the variables a run sets for the SDK clients (defaults, endpoints).
@@ -25,6 +25,11 @@ use crate::{router, Runner};
 use lockstep::{Overrides, Settings, SystemClock};
 use services::LocalServices;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the alarm loop evaluates the template's alarms (wall time). CloudWatch evaluates
+/// once a minute; a few seconds shows a local rollback soon after the minute that caused it.
+pub const ALARM_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Runs the runner until Ctrl-C or SIGTERM. Call [`environment::set_local_defaults`] first,
 /// before any thread exists.
@@ -60,6 +65,8 @@ async fn serve(options: &Options, services: &LocalServices) -> Result<(), StartE
         fleet,
     )
     .await?;
+    let runner = Arc::new(runner);
+    let alarm_loop = tokio::spawn(check_alarms_forever(runner.clone()));
     let port = options.port;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
@@ -69,10 +76,24 @@ async fn serve(options: &Options, services: &LocalServices) -> Result<(), StartE
         listener.local_addr().map_err(StartError::Serve)?
     );
     print!("{}", banner::banner(&base, fleet, &settings, services));
-    axum::serve(listener, router(Arc::new(runner)))
+    let served = axum::serve(listener, router(runner))
         .with_graceful_shutdown(shutdown())
         .await
-        .map_err(StartError::Serve)
+        .map_err(StartError::Serve);
+    // Before the services stop: a check against a stopped ministack would only log failures.
+    alarm_loop.abort();
+    served
+}
+
+/// The alarm loop (docs/local.md, "Alarms"): [`Runner::check_alarms`] now and every
+/// [`ALARM_CHECK_INTERVAL`] until the run ends.
+async fn check_alarms_forever(runner: Arc<Runner>) {
+    let mut every = tokio::time::interval(ALARM_CHECK_INTERVAL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        runner.check_alarms().await;
+    }
 }
 
 /// Ctrl-C or SIGTERM (what a test harness or a process manager sends).

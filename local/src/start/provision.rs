@@ -96,6 +96,7 @@ pub async fn appconfig(
     Ok(LocalAppConfig {
         data: lockstep::appconfig::client(aws),
         deployer,
+        cloudwatch: aws_sdk_cloudwatch::Client::new(aws),
     })
 }
 

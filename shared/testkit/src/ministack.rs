@@ -159,15 +159,19 @@ pub fn appconfigdata_client(endpoint: &str) -> aws_sdk_appconfigdata::Client {
     aws_sdk_appconfigdata::Client::from_conf(lockstep::appconfig::configure(builder).build())
 }
 
-/// A local strategy: name, duration in minutes, growth type, growth factor. Bake time is always
-/// 0, so a local deployment is `COMPLETE` when its duration ends.
-pub type StrategySpec = (&'static str, i32, &'static str, f32);
+/// A local strategy: name, duration in minutes, growth type, growth factor, final bake time in
+/// minutes. Without bake time a local deployment is `COMPLETE` when its duration ends.
+pub type StrategySpec = (&'static str, i32, &'static str, f32, i32);
 
 /// The strategies a local run creates (AppConfig's predefined ones bake for 1 to 30 minutes).
-pub const LOCAL_STRATEGIES: [StrategySpec; 3] = [
-    ("lockstep-all-at-once", 0, "LINEAR", 100.0),
-    ("lockstep-linear-25pct-1min", 1, "LINEAR", 25.0),
-    ("lockstep-exponential-2min", 2, "EXPONENTIAL", 12.5),
+/// The first is the default: all at once, no bake. The last bakes for 2 minutes after an
+/// all-at-once rollout, so the environment's monitors (the template's alarms) can still roll it
+/// back once every instance has the new value (docs/deploy.md, "Alarms and rollback").
+pub const LOCAL_STRATEGIES: [StrategySpec; 4] = [
+    ("lockstep-all-at-once", 0, "LINEAR", 100.0, 0),
+    ("lockstep-linear-25pct-1min", 1, "LINEAR", 25.0, 0),
+    ("lockstep-exponential-2min", 2, "EXPONENTIAL", 12.5, 0),
+    ("lockstep-all-at-once-bake-2min", 0, "LINEAR", 100.0, 2),
 ];
 
 /// What [`create_layout`] made.
@@ -241,14 +245,14 @@ pub async fn create_layout(
             .map_err(|e| fail("CreateConfigurationProfile")(Box::new(e)))?;
         profiles.push(created.id().unwrap_or_default().to_owned());
     }
-    for (name, minutes, growth, factor) in LOCAL_STRATEGIES {
+    for (name, minutes, growth, factor, bake) in LOCAL_STRATEGIES {
         client
             .create_deployment_strategy()
             .name(name)
             .deployment_duration_in_minutes(minutes)
             .growth_type(growth.into())
             .growth_factor(factor)
-            .final_bake_time_in_minutes(0)
+            .final_bake_time_in_minutes(bake)
             .replicate_to(aws_sdk_appconfig::types::ReplicateTo::None)
             .send()
             .await
