@@ -57,7 +57,7 @@ pub(crate) fn apply(
         };
         match (old.stamp, flag.stamp) {
             (Some(from), Some(to)) if to.at < from.at => {
-                flag.bound_by_rollback(seen, window);
+                flag.bound_by_rollback(seen, consistent_after(seen, window));
                 rolled_back.push(RolledBack {
                     flag: flag.name.clone(),
                     from: from.at,
@@ -66,7 +66,7 @@ pub(crate) fn apply(
             }
             (Some(from), Some(to)) if to == from => {
                 if let Some(at) = old.rolled_back_at {
-                    flag.bound_by_rollback(at, window);
+                    flag.bound_by_rollback(at, consistent_after(at, window));
                 }
             }
             _ => {}

@@ -156,19 +156,21 @@ impl ResolvedFlag {
 
     /// Records that this instance learned at `seen_at` that the flag was rolled back, and
     /// moves its `consistentAt` (and `journeyOpensAt`: a journey token cannot make an instance
-    /// catch up on an older stamp) to no earlier than [`crate::rollback::consistent_after`].
-    /// A forced flag waits for nothing and keeps none.
+    /// catch up on an older stamp) to no earlier than `consistent_from`, the rollback's bound
+    /// (computed by the rollback module, which owns that rule). A forced flag waits for nothing
+    /// and keeps none.
     pub(crate) fn bound_by_rollback(
         &mut self,
         seen_at: chrono::DateTime<chrono::Utc>,
-        window: Window,
+        consistent_from: chrono::DateTime<chrono::Utc>,
     ) {
         self.rolled_back_at = Some(seen_at);
         if self.forced {
             return;
         }
-        let bound = crate::rollback::consistent_after(seen_at, window);
-        let at = self.consistent_at.map_or(bound, |at| at.max(bound));
+        let at = self
+            .consistent_at
+            .map_or(consistent_from, |at| at.max(consistent_from));
         self.consistent_at = Some(at);
         self.journey_opens_at = Some(at);
         self.consistent_at_ms = Some(at.timestamp_millis());
@@ -462,7 +464,7 @@ impl Snapshot {
         &self.flags
     }
 
-    /// The resolved flags, to bound after a rollback ([`crate::rollback::apply`]): their order
+    /// The resolved flags, to bound after a rollback (the rollback module's `apply`): their order
     /// and names must not change (handles index them).
     pub(crate) fn flags_mut(&mut self) -> &mut [ResolvedFlag] {
         &mut self.flags
