@@ -331,10 +331,12 @@ impl Fleet {
         let route = metered::route_key(request.extensions());
         let mut response = handler.serve(request).await;
         // The invocation's metrics, as the function's `metered` stack writes them in Lambda.
-        let cache = handler.cache();
-        metered::count_status(cache.metrics(), response.status());
-        if let Some(document) = cache.end_invocation(&self.emf[function.index()], route.as_deref())
-        {
+        if let Some(document) = metered::end_invocation(
+            handler.cache(),
+            &self.emf[function.index()],
+            route.as_deref(),
+            Some(response.status()),
+        ) {
             self.metrics.push(&document);
         }
         if let Ok(value) = http::HeaderValue::from_str(&instance.name) {

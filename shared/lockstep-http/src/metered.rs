@@ -110,15 +110,31 @@ where
         let this = self.project();
         let result = std::task::ready!(this.inner.poll(cx));
         if let Some(end) = this.end.take() {
-            if let Ok(response) = &result {
-                count_status(end.cache.metrics(), response.status());
-            }
-            if let Some(document) = end.cache.end_invocation(&end.emf, end.route.as_deref()) {
+            let status = result.as_ref().ok().map(Response::status);
+            if let Some(document) =
+                end_invocation(&end.cache, &end.emf, end.route.as_deref(), status)
+            {
                 (end.sink)(document);
             }
         }
         Poll::Ready(result)
     }
+}
+
+/// Ends one HTTP invocation answered with `status` (none when the service failed): counts the
+/// answer, then renders what the instance counted as its one document
+/// ([`FlagCache::end_invocation`]). What [`Metered`] does, for a host that calls handlers
+/// itself (the local runner).
+pub fn end_invocation(
+    cache: &FlagCache,
+    emf: &Emf,
+    route: Option<&str>,
+    status: Option<StatusCode>,
+) -> Option<String> {
+    if let Some(status) = status {
+        count_status(cache.metrics(), status);
+    }
+    cache.end_invocation(emf, route)
 }
 
 /// Counts one HTTP answer with `status`.

@@ -6,6 +6,7 @@
 use super::error::sdk;
 use super::rollback::{Event, Rollback};
 use super::{retrieval, DeployError, Deployer, Started, Target};
+use aws_sdk_appconfig::operation::get_deployment::GetDeploymentOutput;
 use aws_sdk_appconfig::types::DeploymentState;
 use chrono::{DateTime, Utc};
 use lockstep::consistency::MAX_DEPLOYMENT_DURATION;
@@ -257,17 +258,25 @@ impl Deployer {
         Ok(None)
     }
 
-    /// One look at a deployment.
-    pub async fn progress(&self, ids: &Resolved, number: i32) -> Result<Progress, DeployError> {
-        let got = self
-            .client
+    /// `GetDeployment` for deployment `number`.
+    async fn get_deployment(
+        &self,
+        ids: &Resolved,
+        number: i32,
+    ) -> Result<GetDeploymentOutput, DeployError> {
+        self.client
             .get_deployment()
             .application_id(&ids.application)
             .environment_id(&ids.environment)
             .deployment_number(number)
             .send()
             .await
-            .map_err(sdk("GetDeployment"))?;
+            .map_err(sdk("GetDeployment"))
+    }
+
+    /// One look at a deployment.
+    pub async fn progress(&self, ids: &Resolved, number: i32) -> Result<Progress, DeployError> {
+        let got = self.get_deployment(ids, number).await?;
         Ok(Progress {
             deployment_number: number,
             state: got
@@ -337,15 +346,7 @@ impl Deployer {
 
     /// Who rolled deployment `number` back, from its event log ([`Rollback::from_events`]).
     pub async fn rollback(&self, ids: &Resolved, number: i32) -> Result<Rollback, DeployError> {
-        let got = self
-            .client
-            .get_deployment()
-            .application_id(&ids.application)
-            .environment_id(&ids.environment)
-            .deployment_number(number)
-            .send()
-            .await
-            .map_err(sdk("GetDeployment"))?;
+        let got = self.get_deployment(ids, number).await?;
         let events: Vec<Event> = got
             .event_log()
             .iter()
