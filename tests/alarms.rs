@@ -13,7 +13,7 @@
 
 use aws_sdk_appconfig::types::{DeploymentEventType, DeploymentState, TriggeredBy};
 use chrono::{DateTime, TimeDelta, Utc};
-use lockstep::{ManualClock, Overrides, Settings};
+use lockstep::{Clock, ManualClock, Overrides, Settings};
 use lockstep_local::fleet::FleetOptions;
 use lockstep_local::Runner;
 use lockstep_testkit::ministack::TestAppConfig;
@@ -51,8 +51,14 @@ fn start_time() -> DateTime<Utc> {
 }
 
 async fn env() -> Env {
+    env_at(start_time()).await
+}
+
+/// The runner with its clock at `start` (the start of a minute: its alarm periods are the clock's
+/// minutes).
+async fn env_at(start: DateTime<Utc>) -> Env {
     let appconfig = support::appconfig(DISABLED).await;
-    let clock = ManualClock::new(start_time());
+    let clock = ManualClock::new(start);
     let settings = Settings {
         poll_interval: Duration::from_secs(15),
         epsilon: Duration::from_secs(5),
@@ -310,4 +316,203 @@ async fn the_fleet_view_shows_every_alarm_with_its_state_since_and_reason() {
             "{alarm}"
         );
     }
+}
+
+/// The `lockstep` command-line tool next to this test's binary: `cargo test --workspace` builds
+/// it (its own package's tests need it); a run of this test alone must build it first.
+fn lockstep_cli() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let cli = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join("lockstep"))
+        .unwrap();
+    assert!(
+        cli.is_file(),
+        "{} is missing: run `cargo build -p lockstep-cli --bin lockstep` (cargo test --workspace does)",
+        cli.display()
+    );
+    cli
+}
+
+/// The whole loop a pipeline meets, as one story (issue 22): `lockstep deploy --wait` enables
+/// feature X with a strategy that bakes; submissions succeed; then feature X's storage fails; the
+/// template's storage alarm fires on the instances' own metrics; ministack rolls the deployment
+/// back; the command exits 1 naming the alarm; within P of the rollback every instance serves the
+/// old value, and each config instance reports the rollback with the documented bound
+/// (`rolledBackAt` + P + ε); no accepted submission is lost and no refused one half-written.
+///
+/// The runner's clock starts at the next whole minute of wall time, so the stamp the command
+/// makes (wall time, as in a pipeline) is before every instance's clock.
+#[tokio::test]
+async fn lockstep_deploy_wait_exits_1_naming_the_alarm_that_rolled_back_a_deployment_whose_storage_failed(
+) {
+    let now = Utc::now();
+    let start = DateTime::from_timestamp(now.timestamp() - now.timestamp() % 60 + 60, 0).unwrap();
+    let e = env_at(start).await;
+    e.runner.check_alarms().await;
+    let endpoint = e.appconfig.stack.endpoint.clone();
+    let cli = lockstep_cli();
+    let command = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(cli)
+            .args([
+                "deploy",
+                "--application",
+                "lockstep",
+                "--environment",
+                "local",
+                "--profile",
+                "flags",
+                "--strategy",
+                "lockstep-all-at-once-bake-2min",
+                "--set",
+                "isFeatureXEnabled=true",
+                "--wait",
+                "--json",
+            ])
+            .env("AWS_ENDPOINT_URL", endpoint)
+            .env("AWS_ACCESS_KEY_ID", "local")
+            .env("AWS_SECRET_ACCESS_KEY", "local")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_APPCONFIG_EXTENSION_POLL_INTERVAL_SECONDS", "15")
+            .env("LOCKSTEP_EPSILON_SECONDS", "5")
+            .output()
+            .unwrap()
+    });
+
+    // The deployment bakes (its content is what a fresh session gets) ...
+    let mut waited = 0;
+    let number = loop {
+        let listed = e
+            .appconfig
+            .control
+            .list_deployments()
+            .application_id(&e.appconfig.layout.application)
+            .environment_id(&e.appconfig.layout.environment)
+            .send()
+            .await
+            .unwrap();
+        let baking = listed
+            .items()
+            .iter()
+            .find(|d| d.state() == Some(&DeploymentState::Baking));
+        if let Some(deployment) = baking {
+            break deployment.deployment_number();
+        }
+        assert!(waited < 600, "the command's deployment never baked");
+        waited += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // ... and every instance takes it at its next poll; users submit.
+    e.clock.advance(TimeDelta::seconds(15));
+    e.touch_every_instance().await;
+    let enabled = e.held_by_every_instance().await;
+    let mut accepted = Vec::new();
+    for i in 0..2 {
+        let body = json!({"journeyId": format!("before-{i}"), "plan": "basic", "quantity": 1});
+        let (status, answer) = e
+            .send("POST", "/feature-x/submissions", &body.to_string())
+            .await;
+        assert_eq!(status, 201, "{answer}");
+        accepted.push(answer["id"].as_str().unwrap().to_owned());
+    }
+
+    // The storage fails: the alarm's minute completes, the runner pushes ALARM, ministack rolls
+    // the deployment back, and the command reports it.
+    e.store.set_failing(true);
+    let mut refused = Vec::new();
+    for i in 0..3 {
+        let body = json!({"journeyId": format!("during-{i}"), "plan": "basic", "quantity": 1});
+        refused.push(
+            e.send("POST", "/feature-x/submissions", &body.to_string())
+                .await
+                .0,
+        );
+    }
+    e.clock.advance(TimeDelta::seconds(45));
+    let checked = e.runner.check_alarms().await;
+    let rolled_back_at = e.clock.now();
+    let output = command.await.unwrap();
+    let arn = e.in_cloudwatch().await["FeatureXStorageErrorsAlarm"]
+        .1
+        .clone();
+
+    // Within P of the rollback every instance has polled again.
+    e.clock.advance(TimeDelta::seconds(15));
+    let mut configs = Vec::new();
+    for _ in 0..INSTANCES {
+        configs.push(e.send("GET", "/config", "").await);
+        e.send("GET", "/feature-x/submissions", "").await;
+    }
+    let after_polling = e.held_by_every_instance().await;
+    e.store.set_failing(false);
+    let body = json!({"journeyId": "after-0", "plan": "basic", "quantity": 1});
+    let after_rollback = e
+        .send("POST", "/feature-x/submissions", &body.to_string())
+        .await
+        .0;
+
+    assert!(
+        enabled.iter().all(|(_, value)| *value == true),
+        "every instance had the new value: {enabled:?}"
+    );
+    assert_eq!(refused, [503, 503, 503], "the storage failed each time");
+    let fired: Vec<_> = checked
+        .iter()
+        .filter(|s| s.state.as_str() == "ALARM")
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(fired, ["FeatureXStorageErrorsAlarm"]);
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "deployment {number} was rolled back by alarm \"FeatureXStorageErrorsAlarm\" ({arn})"
+        )),
+        "{stderr}"
+    );
+    let rollback: Value =
+        serde_json::from_str(&stdout[stdout.rfind("\n{").unwrap() + 1..]).unwrap();
+    assert_eq!(rollback["state"], "ROLLED_BACK");
+    assert_eq!(
+        rollback["rolledBackBy"]["alarmName"],
+        "FeatureXStorageErrorsAlarm"
+    );
+
+    assert_eq!(after_polling.len(), 2 * INSTANCES);
+    assert!(
+        after_polling.iter().all(|(_, value)| *value == false),
+        "within P of the rollback every instance serves the old value: {after_polling:?}"
+    );
+    let p_and_epsilon = TimeDelta::seconds(15 + 5);
+    for (status, config) in &configs {
+        assert_eq!(*status, 200, "{config}");
+        let flag = &config["flags"]["isFeatureXEnabled"];
+        assert_eq!(flag["value"], false, "{config}");
+        let seen: DateTime<Utc> = flag["rolledBackAt"].as_str().unwrap().parse().unwrap();
+        let consistent: DateTime<Utc> = flag["consistentAt"].as_str().unwrap().parse().unwrap();
+        assert!(
+            seen >= rolled_back_at && seen <= e.clock.now(),
+            "the rollback is seen at the poll after it: {config}"
+        );
+        assert_eq!(consistent, seen + p_and_epsilon, "{config}");
+        assert_eq!(config["rolledBackAt"], flag["rolledBackAt"], "{config}");
+    }
+
+    assert_eq!(
+        after_rollback, 503,
+        "feature X is off again: the gate refuses"
+    );
+    // The same manual-clock millisecond: the ids' order is their random part's.
+    let mut stored: Vec<String> = e.store.all().into_iter().map(|s| s.id).collect();
+    stored.sort();
+    accepted.sort();
+    assert_eq!(
+        stored, accepted,
+        "every accepted submission is kept, nothing else written"
+    );
+    assert_eq!(e.store.writes(), 2);
 }
