@@ -34,9 +34,7 @@ pub fn stdout() -> Sink {
 pub fn metered<S>(cache: Arc<FlagCache>, emf: Emf, sink: Sink, service: S) -> Metered<S> {
     Metered {
         inner: service,
-        cache,
-        emf: Arc::new(emf),
-        sink,
+        ends: Arc::new(Ends { cache, emf, sink }),
     }
 }
 
@@ -44,15 +42,21 @@ pub fn metered<S>(cache: Arc<FlagCache>, emf: Emf, sink: Sink, service: S) -> Me
 #[derive(Clone)]
 pub struct Metered<S> {
     inner: S,
+    ends: Arc<Ends>,
+}
+
+/// What ends each invocation: the instance's counts, where its documents go and how they are
+/// dimensioned (one reference count per call, not three).
+struct Ends {
     cache: Arc<FlagCache>,
-    emf: Arc<Emf>,
+    emf: Emf,
     sink: Sink,
 }
 
 impl<S> std::fmt::Debug for Metered<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Metered")
-            .field("emf", &self.emf)
+            .field("emf", &self.ends.emf)
             .finish_non_exhaustive()
     }
 }
@@ -74,9 +78,7 @@ where
         MeteredFuture {
             inner: self.inner.call(request),
             end: Some(End {
-                cache: self.cache.clone(),
-                emf: self.emf.clone(),
-                sink: self.sink.clone(),
+                ends: self.ends.clone(),
                 route,
             }),
         }
@@ -94,9 +96,7 @@ pin_project_lite::pin_project! {
 
 /// What ends an invocation: its answer counted and its document written.
 struct End {
-    cache: Arc<FlagCache>,
-    emf: Arc<Emf>,
-    sink: Sink,
+    ends: Arc<Ends>,
     route: Option<String>,
 }
 
@@ -111,10 +111,11 @@ where
         let result = std::task::ready!(this.inner.poll(cx));
         if let Some(end) = this.end.take() {
             let status = result.as_ref().ok().map(Response::status);
+            let ends = &end.ends;
             if let Some(document) =
-                end_invocation(&end.cache, &end.emf, end.route.as_deref(), status)
+                end_invocation(&ends.cache, &ends.emf, end.route.as_deref(), status)
             {
-                (end.sink)(document);
+                (ends.sink)(document);
             }
         }
         Poll::Ready(result)

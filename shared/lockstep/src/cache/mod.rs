@@ -185,17 +185,23 @@ impl FlagCache {
     /// invocation ended and renders it as one EMF document (`None` when nothing was counted).
     /// `route` is the API Gateway route key of an HTTP invocation.
     pub fn end_invocation(&self, emf: &Emf, route: Option<&str>) -> Option<String> {
-        let state = self.state.load_full();
         let now = self.clock.now();
-        if let Some(degraded) = &state.degraded {
+        let (degraded, fetched_at) = self.state.pinned(|state| {
+            (
+                state.degraded.as_ref().map(|d| d.metric()),
+                state.fetched_at,
+            )
+        });
+        if let Some(degraded) = degraded {
             self.metrics.count(Count::Degraded);
-            self.metrics.count(degraded.metric());
+            self.metrics.count(degraded);
         }
-        if let Some(fetched_at) = state.fetched_at {
+        let mut taken = self.metrics.take();
+        if let Some(fetched_at) = fetched_at {
             let age = (now - fetched_at).num_milliseconds().max(0);
-            self.metrics.record(Millis::ConfigAge, age as f64);
+            taken = taken.with_value(Millis::ConfigAge, age as f64);
         }
-        emf.render(&self.metrics.take(), route, now.timestamp_millis())
+        emf.render(&taken, route, now.timestamp_millis())
     }
 
     /// The handle of a declared flag (resolve once, at init), or `None` for an undeclared name.

@@ -7,7 +7,7 @@
 //! `[service, function_name, route]` (what the dashboard breaks down). Counts that are zero are
 //! left out; an invocation that counted nothing writes nothing.
 
-use crate::metrics::{Count, Millis, Taken, MAX_VALUES};
+use crate::metrics::{Millis, Taken, MAX_VALUES};
 use thiserror::Error;
 
 /// The namespace when `POWERTOOLS_METRICS_NAMESPACE` is not set.
@@ -93,9 +93,9 @@ impl Emf {
         }
         let route = route.filter(|r| check_dimension("route", r).is_ok());
         let counted = |per_route: bool| {
-            Count::ALL
-                .into_iter()
-                .filter(move |c| c.per_route() == per_route && taken.count(*c) > 0)
+            taken
+                .counted()
+                .filter(move |(c, _)| c.per_route() == per_route)
         };
         let measured = || {
             Millis::ALL
@@ -107,14 +107,14 @@ impl Emf {
         let mut numbers = itoa::Buffer::new();
         let mut floats = ryu::Buffer::new();
 
-        let mut out = String::with_capacity(384 + self.dimension_members.len());
+        let mut out = String::with_capacity(512 + self.dimension_members.len());
         out.push_str("{\"_aws\":{\"Timestamp\":");
         out.push_str(numbers.format(timestamp_ms));
         out.push_str(",\"CloudWatchMetrics\":[");
         if has_instance {
             self.directive(&mut out, "[[\"service\",\"function_name\"]]");
             let definitions = counted(false)
-                .map(|c| (c.name(), "Count"))
+                .map(|(c, _)| (c.name(), "Count"))
                 .chain(measured().map(|m| (m.name(), "Milliseconds")));
             definitions_into(&mut out, definitions);
         }
@@ -129,17 +129,17 @@ impl Emf {
                     None => "[[\"service\",\"function_name\"]]",
                 },
             );
-            definitions_into(&mut out, counted(true).map(|c| (c.name(), "Count")));
+            definitions_into(&mut out, counted(true).map(|(c, _)| (c.name(), "Count")));
         }
         out.push_str("]},");
         out.push_str(&self.dimension_members);
         if let (Some(route), true) = (route, has_http) {
             out.push_str(",\"route\":");
-            out.push_str(&json_string(route));
+            push_json_string(&mut out, route);
         }
-        for count in counted(false).chain(counted(true)) {
+        for (count, number) in counted(false).chain(counted(true)) {
             member(&mut out, count.name());
-            out.push_str(numbers.format(taken.count(count)));
+            out.push_str(numbers.format(number));
         }
         for metric in measured() {
             let recorded = taken.values(metric).count();
@@ -208,6 +208,18 @@ fn json_string(text: &str) -> String {
     serde_json::Value::from(text).to_string()
 }
 
+/// Appends `text` as a JSON string: as it is between quotes when nothing in it needs escaping
+/// (a route key such as `GET /config`), else escaped by serde_json.
+fn push_json_string(out: &mut String, text: &str) {
+    if text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(&json_string(text));
+    } else {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    }
+}
+
 fn check_dimension(name: &'static str, value: &str) -> Result<(), EmfError> {
     if value.is_empty()
         || value.len() > MAX_DIMENSION_VALUE_LEN
@@ -224,7 +236,7 @@ fn check_dimension(name: &'static str, value: &str) -> Result<(), EmfError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::Metrics;
+    use crate::metrics::{Count, Metrics};
     use serde_json::{json, Value};
 
     fn emf() -> Emf {
@@ -319,6 +331,16 @@ mod tests {
         assert_eq!(doc["function_name"], "fn \"x\"");
         assert_eq!(doc["route"], "GET /a\"b");
         assert_eq!(doc["ConfigAge"], json!(12.5));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_route_reads_back_as_itself_whatever_it_holds(route in "\\PC{0,40}|[a-z\"\\\\/ \\x00-\\x1f]{0,20}") {
+            let mut out = String::new();
+            push_json_string(&mut out, &route);
+            proptest::prop_assert_eq!(serde_json::from_str::<String>(&out).unwrap(), route.clone());
+            proptest::prop_assert_eq!(out, json_string(&route));
+        }
     }
 
     #[test]
