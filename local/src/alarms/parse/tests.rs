@@ -303,3 +303,50 @@ Resources:
         "{error:?}"
     );
 }
+
+/// Every metric the template's alarms and dashboard name is one the functions emit: a renamed
+/// count would leave an alarm that never fires and a graph that stays empty.
+#[test]
+fn every_metric_the_template_alarms_and_dashboard_name_is_in_the_catalogue() {
+    use lockstep::metrics::{Count, Millis};
+    let catalogue: BTreeSet<&str> = Count::ALL
+        .iter()
+        .map(|c| c.name())
+        .chain(Millis::ALL.iter().map(|m| m.name()))
+        .collect();
+    let mut alarmed = BTreeSet::new();
+    for alarm in template_alarms().unwrap() {
+        match &alarm.query {
+            Query::Metric(metric) => {
+                alarmed.insert(metric.name.clone());
+            }
+            Query::Math(math) => alarmed.extend(math.metrics.values().map(|m| m.name.clone())),
+        }
+    }
+    let template: Value = serde_norway::from_str(TEMPLATE).unwrap();
+    let sub = &template["Resources"]["FlagsDashboard"]["Properties"]["DashboardBody"];
+    let body = intrinsic(sub)
+        .filter(|(name, _)| name == "Sub")
+        .and_then(|(_, argument)| argument.as_sequence())
+        .and_then(|parts| parts[0].as_str())
+        .expect("DashboardBody is !Sub [body, variables]");
+    let mut graphed = BTreeSet::new();
+    for (marker, end) in [("\"${Namespace}\", \"", '"'), ("MetricName=\\\"", '\\')] {
+        for (at, _) in body.match_indices(marker) {
+            let rest = &body[at + marker.len()..];
+            graphed.insert(rest[..rest.find(end).unwrap()].to_owned());
+        }
+    }
+
+    assert!(alarmed.len() >= 5, "{alarmed:?}");
+    assert!(graphed.len() >= 30, "{graphed:?}");
+    for name in alarmed.iter().chain(&graphed) {
+        assert!(
+            catalogue.contains(name.as_str()),
+            "{name} is not in lockstep::metrics::catalogue"
+        );
+    }
+    for shown in ["RollbackSeen", "DeploymentRolledBack", "StorageError", "GateBehind"] {
+        assert!(graphed.contains(shown), "the dashboard shows {shown}");
+    }
+}
