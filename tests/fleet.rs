@@ -534,6 +534,9 @@ async fn every_invocation_writes_one_metrics_document_per_function_read_back_at_
         .unwrap();
     assert_eq!(feature_x["GateDisabled"], 1);
     assert_eq!(feature_x["Http5xx"], 1);
+    // The route dimension is the template's route key, as API Gateway passes it.
+    assert_eq!(feature_x["route"], "POST /feature-x/submissions");
+    assert!(config.iter().all(|d| d["route"] == "GET /config"));
 
     assert_eq!(
         e.get("/local/metrics?after=soon").await.status,

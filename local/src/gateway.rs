@@ -15,8 +15,12 @@
 //! - `x-forwarded-proto` is the gateway's, never the client's;
 //! - a body that is not UTF-8 is base64-encoded (`isBase64Encoded`).
 //!
-//! No route key and no path parameters: the handlers route by path.
+//! - the route the request matched among the template's ([`crate::routes`]) is its `routeKey`
+//!   (top level and in `requestContext`: the metrics' `route` dimension) with its
+//!   `pathParameters`; a request no route matches has neither (the handlers still route by path,
+//!   and answer 404 as before).
 
+use crate::routes;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use http::header::{COOKIE, HOST, SET_COOKIE, USER_AGENT};
@@ -87,6 +91,17 @@ pub fn event(parts: &http::request::Parts, body: &[u8]) -> Result<Value, Gateway
     });
     if let Some(host) = host {
         context["domainName"] = json!(host);
+    }
+    if let Some(route) = routes::find(
+        routes::template_routes(),
+        parts.method.as_str(),
+        parts.uri.path(),
+    ) {
+        context["routeKey"] = json!(route.key);
+        event.insert("routeKey".into(), json!(route.key));
+        if !route.parameters.is_empty() {
+            event.insert("pathParameters".into(), json!(route.parameters));
+        }
     }
     event.insert("requestContext".into(), context);
     if !body.is_empty() {
@@ -287,6 +302,25 @@ mod tests {
         assert!(matches!(request.body(), Body::Text(t) if t == "{\"x\":1}"));
         let binary = self::request(&parts, &[0xff, 0x00]).unwrap();
         assert!(matches!(binary.body(), Body::Binary(b) if b == &[0xff, 0x00]));
+    }
+
+    #[test]
+    fn the_function_gets_the_template_route_key_and_path_parameters_as_in_api_gateway() {
+        let one = request(&parts("/feature-x/submissions/01abc?x=1", &[]), b"").unwrap();
+        assert_eq!(
+            lockstep_http::metered::route_key(one.extensions()).as_deref(),
+            Some("GET /feature-x/submissions/{id}")
+        );
+        assert_eq!(one.path_parameters().first("id"), Some("01abc"));
+        let event = event(&parts("/config", &[]), b"").unwrap();
+        assert_eq!(event["routeKey"], "GET /config");
+        assert_eq!(event["requestContext"]["routeKey"], "GET /config");
+        assert!(event.get("pathParameters").is_none());
+        let unrouted = request(&parts("/nowhere", &[]), b"").unwrap();
+        assert_eq!(
+            lockstep_http::metered::route_key(unrouted.extensions()),
+            None
+        );
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub mod fleet;
 pub mod gateway;
 pub mod metrics_log;
 mod probe;
+pub mod routes;
 pub mod start;
 
 use alarms::watch::{AlarmStatus, AlarmWatch};

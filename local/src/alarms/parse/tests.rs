@@ -346,7 +346,12 @@ fn every_metric_the_template_alarms_and_dashboard_name_is_in_the_catalogue() {
             "{name} is not in lockstep::metrics::catalogue"
         );
     }
-    for shown in ["RollbackSeen", "DeploymentRolledBack", "StorageError", "GateBehind"] {
+    for shown in [
+        "RollbackSeen",
+        "DeploymentRolledBack",
+        "StorageError",
+        "GateBehind",
+    ] {
         assert!(graphed.contains(shown), "the dashboard shows {shown}");
     }
 }
