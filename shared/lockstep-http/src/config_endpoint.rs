@@ -10,7 +10,7 @@
 //! attributes or the journey key. `GET /config/me` is the same body for the verified caller
 //! ([`handle_caller`]): flags defined by rules evaluated for their identity.
 
-use crate::problem::{json_response, ApiError};
+use crate::problem::{json_text_response, ApiError};
 use chrono::{DateTime, Utc};
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -84,6 +84,85 @@ pub struct ConfigBody {
     pub server_time: DateTime<Utc>,
     /// Why this instance cannot vouch for its configuration, if it cannot.
     pub degraded: Option<&'static str>,
+}
+
+impl ConfigBody {
+    /// The body as JSON text: the same text as `serde_json::to_string` (a test compares them on
+    /// arbitrary bodies), written straight from the fields ([`lockstep::json_text`]) because
+    /// every `GET /config` pays for it and serde's escaping of its fixed keys was the largest part
+    /// of the handler (BENCHMARKS.md, "`/config` handler").
+    pub fn to_json(&self) -> String {
+        use lockstep::json_text::{
+            push_bool, push_key, push_opt_string, push_opt_time, push_string, push_time, push_u64,
+        };
+        let token = self.journey_token.as_deref().map_or(0, str::len);
+        let mut out = String::with_capacity(448 + token + 200 * self.flags.len());
+        out.push('{');
+        for (name, value) in &self.values {
+            push_string(&mut out, name);
+            out.push(':');
+            push_bool(&mut out, *value);
+            out.push(',');
+        }
+        push_key(&mut out, "isBackendConsistent");
+        push_bool(&mut out, self.is_backend_consistent);
+        out.push(',');
+        push_key(&mut out, "consistentAt");
+        push_opt_time(&mut out, self.consistent_at.as_ref());
+        out.push(',');
+        push_key(&mut out, "journeyOpensAt");
+        push_opt_time(&mut out, self.journey_opens_at.as_ref());
+        out.push(',');
+        if let Some(at) = &self.rolled_back_at {
+            push_key(&mut out, "rolledBackAt");
+            push_time(&mut out, at);
+            out.push(',');
+        }
+        push_key(&mut out, "journeyToken");
+        push_opt_string(&mut out, self.journey_token.as_deref());
+        out.push_str(",\"flags\":{");
+        for (i, (name, flag)) in self.flags.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_string(&mut out, name);
+            out.push_str(":{\"value\":");
+            push_bool(&mut out, flag.value);
+            out.push_str(",\"consistent\":");
+            push_bool(&mut out, flag.consistent);
+            out.push_str(",\"consistentAt\":");
+            push_opt_time(&mut out, flag.consistent_at.as_ref());
+            out.push_str(",\"journeyOpensAt\":");
+            push_opt_time(&mut out, flag.journey_opens_at.as_ref());
+            out.push_str(",\"forced\":");
+            push_bool(&mut out, flag.forced);
+            if let Some(at) = &flag.rolled_back_at {
+                out.push_str(",\"rolledBackAt\":");
+                push_time(&mut out, at);
+            }
+            out.push('}');
+        }
+        out.push_str("},");
+        push_key(&mut out, "configurationVersion");
+        push_string(&mut out, &self.configuration_version);
+        out.push(',');
+        push_key(&mut out, "lastModifiedTimestamp");
+        push_opt_time(&mut out, self.last_modified_timestamp.as_ref());
+        out.push(',');
+        push_key(&mut out, "pollIntervalSeconds");
+        push_u64(&mut out, self.poll_interval_seconds);
+        out.push(',');
+        push_key(&mut out, "catchUpIntervalSeconds");
+        push_u64(&mut out, self.catch_up_interval_seconds);
+        out.push(',');
+        push_key(&mut out, "serverTime");
+        push_time(&mut out, &self.server_time);
+        out.push(',');
+        push_key(&mut out, "degraded");
+        push_opt_string(&mut out, self.degraded);
+        out.push('}');
+        out
+    }
 }
 
 /// Builds the body from one read of the cache, for an anonymous caller.
@@ -175,5 +254,5 @@ async fn serve(
         path,
         "config served"
     );
-    Ok(json_response(StatusCode::OK, &body))
+    Ok(json_text_response(StatusCode::OK, body.to_json()))
 }

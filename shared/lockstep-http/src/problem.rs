@@ -250,14 +250,20 @@ impl ApiError {
 /// A JSON response with `Cache-Control: no-store`.
 pub fn json_response<T: Serialize, B: From<String>>(status: StatusCode, body: &T) -> Response<B> {
     match serde_json::to_string(body) {
-        Ok(text) => Response::builder()
-            .status(status)
-            .header(CONTENT_TYPE, "application/json")
-            .header(CACHE_CONTROL, "no-store")
-            .body(B::from(text))
-            .expect("static headers are valid"),
+        Ok(text) => json_text_response(status, text),
         Err(error) => ApiError::Internal(Box::new(error)).into_response(),
     }
+}
+
+/// A JSON response whose body is already JSON text (`application/json`, `no-store`, as
+/// [`json_response`] answers).
+pub fn json_text_response<B: From<String>>(status: StatusCode, text: String) -> Response<B> {
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, "application/json")
+        .header(CACHE_CONTROL, "no-store")
+        .body(B::from(text))
+        .expect("static headers are valid")
 }
 
 /// Turns a handler's result into a response.

@@ -43,6 +43,7 @@ pub mod flag_stamp;
 pub mod init;
 pub mod journey;
 pub mod journey_key;
+pub mod json_text;
 pub mod local;
 #[cfg(any(test, feature = "test-util"))]
 pub mod memory;

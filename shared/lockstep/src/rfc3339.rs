@@ -75,6 +75,20 @@ pub fn serialize<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::
     }
 }
 
+/// Appends `at` as the JSON string [`serialize`] gives (quoted), without a serializer: for the
+/// bodies written as text ([`crate::json_text`]).
+pub fn push_json(out: &mut String, at: &DateTime<Utc>) {
+    let mut buf = [0u8; MAX_LEN];
+    match format(at, &mut buf) {
+        Some(len) => {
+            out.push('"');
+            out.push_str(std::str::from_utf8(&buf[..len]).expect("the formatter writes ASCII"));
+            out.push('"');
+        }
+        None => out.push_str(&serde_json::to_string(at).expect("chrono serialises every moment")),
+    }
+}
+
 /// [`serialize`] for an optional moment: `null` when none, as serde does.
 pub fn serialize_opt<S: Serializer>(
     at: &Option<DateTime<Utc>>,
@@ -124,6 +138,9 @@ mod tests {
             DateTime::<Utc>::MAX_UTC,
         ] {
             assert_eq!(ours(&at), chronos(&at));
+            let mut pushed = String::new();
+            push_json(&mut pushed, &at);
+            assert_eq!(pushed, serde_json::to_string(&at).unwrap());
         }
         assert_eq!(ours(&whole), "2026-11-21T10:00:50Z");
         let none: Option<DateTime<Utc>> = None;
@@ -141,6 +158,9 @@ mod tests {
         ) {
             if let Some(at) = DateTime::<Utc>::from_timestamp(secs, nanos) {
                 prop_assert_eq!(ours(&at), chronos(&at));
+                let mut pushed = String::new();
+                push_json(&mut pushed, &at);
+                prop_assert_eq!(pushed, serde_json::to_string(&at).unwrap());
             }
         }
     }
