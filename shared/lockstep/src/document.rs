@@ -60,6 +60,7 @@ use crate::catalog::{check_flag_name, BadFlagName, METADATA_KEY};
 use crate::consistency::{Stamp, MAX_DEPLOYMENT_DURATION};
 pub use crate::flag_stamp::{format_flag_stamp, format_stamp_text};
 use crate::flag_stamp::{parse_flag_stamp, parse_stamp_text, parse_time};
+use crate::history::{parse_previous, Previous, PreviousError};
 use crate::journey_key::JourneyKey;
 use chrono::{DateTime, Utc};
 use lockstep_targeting::{Definition, DefinitionError};
@@ -116,6 +117,10 @@ pub struct Document {
     /// The flags defined by rules (Freeform only: a flag written as a Powertools feature,
     /// `{"default": …, "rules": …}`), validated: design rule 10, `lockstep_targeting`.
     pub definitions: BTreeMap<String, Arc<Definition>>,
+    /// Each flag's previous definitions that some instance may still hold, newest first, with
+    /// their stamps (Freeform `flags.<name>.previous`, written by the stamping code): per-user
+    /// consistency, [`crate::history`]. Absent for a flag that keeps none.
+    pub previous: BTreeMap<String, Vec<Previous>>,
 }
 
 /// Why content was rejected.
@@ -261,8 +266,9 @@ pub fn parse(bytes: &[u8]) -> Result<Document, ContentError> {
             })
         }
     };
-    for (name, (stamp, drain)) in &per_flag {
-        let Some(flag) = flags.get_mut(name) else {
+    let mut previous = BTreeMap::new();
+    for (name, (stamp, drain, earlier)) in per_flag {
+        let Some(flag) = flags.get_mut(&name) else {
             return Err(ContentError::BadMetadata {
                 field: format!("stamp of {name}"),
                 why: "names a flag the document does not contain".into(),
@@ -274,8 +280,11 @@ pub fn parse(bytes: &[u8]) -> Result<Document, ContentError> {
                 why: "is later than lastModifiedTimestamp".into(),
             });
         }
-        flag.stamp = Some(*stamp);
-        flag.drain = *drain;
+        flag.stamp = Some(stamp);
+        flag.drain = drain;
+        if !earlier.is_empty() {
+            previous.insert(name, earlier);
+        }
     }
     if let (Some(key), Some(profile)) = (journey_key_stamp, profile_stamp) {
         if key.at > profile.at {
@@ -296,6 +305,7 @@ pub fn parse(bytes: &[u8]) -> Result<Document, ContentError> {
         journey_key_stamp,
         attributes,
         definitions,
+        previous,
     })
 }
 
@@ -328,7 +338,7 @@ fn detect_format(
 /// stamp that introduced the first.
 type Stamps = (
     Option<Stamp>,
-    BTreeMap<String, (Stamp, Option<Duration>)>,
+    BTreeMap<String, (Stamp, Option<Duration>, Vec<Previous>)>,
     (Vec<JourneyKey>, Option<Stamp>),
 );
 
@@ -418,16 +428,22 @@ fn parse_metadata(format: Format, fields: &Map<String, Value>) -> Result<Stamps,
                         .get("drainSeconds")
                         .map(|v| parse_duration(v).map_err(|why| bad(&field, why)))
                         .transpose()?;
-                    per_flag.insert(
-                        name.clone(),
-                        (
-                            Stamp {
-                                at,
-                                deployment_duration,
-                            },
-                            drain,
-                        ),
-                    );
+                    let stamp = Stamp {
+                        at,
+                        deployment_duration,
+                    };
+                    let previous =
+                        parse_previous(name, entry, stamp, parse_duration).map_err(|error| {
+                            match error {
+                                PreviousError::Metadata(why) => {
+                                    bad(&format!("{field}.previous"), &why)
+                                }
+                                PreviousError::Definition(error) => {
+                                    ContentError::BadDefinition(error)
+                                }
+                            }
+                        })?;
+                    per_flag.insert(name.clone(), (stamp, drain, previous));
                 }
             }
             Some(_) => return Err(bad("flags", "must be an object")),
@@ -441,7 +457,7 @@ fn parse_metadata(format: Format, fields: &Map<String, Value>) -> Result<Stamps,
                     };
                     let (name, stamp, drain) =
                         parse_flag_stamp(text).map_err(|why| bad("flagStamps", &why))?;
-                    per_flag.insert(name, (stamp, drain));
+                    per_flag.insert(name, (stamp, drain, Vec::new()));
                 }
             }
             Some(_) => return Err(bad("flagStamps", "must be an array of strings")),

@@ -8,18 +8,16 @@
 //!    stamp: the latest deployment is no earlier than the one that removed the flag;
 //! 4. with no document at all (bundled defaults), the declared default and no stamp.
 
-use crate::catalog::{FlagCatalog, FlagHandle, Visibility};
-use crate::consistency::{self, FlagStatus, Stamp, Window};
+use crate::catalog::{FlagCatalog, FlagHandle};
+use crate::consistency::{self, Stamp, Window};
 use crate::document::{Document, Format};
+use crate::history::History;
 use crate::journey_key::JourneyKey;
 use crate::overrides::Overrides;
-use crate::targeted::{anonymous, Context, Evaluation};
-use chrono::DateTime;
-use lockstep_targeting::Definition;
+pub use crate::resolved::ResolvedFlag;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 /// Where a snapshot's values came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -32,176 +30,6 @@ pub enum Origin {
     /// The durable last-known-good snapshot another instance wrote: the source was unreachable
     /// at cold start.
     Durable,
-}
-
-/// One resolved flag.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResolvedFlag {
-    /// Its key.
-    pub name: String,
-    /// The value this instance serves.
-    pub value: bool,
-    /// The stamp of the deployment that introduced the value, if known.
-    pub stamp: Option<Stamp>,
-    /// Whether a `FORCE_` variable set the value.
-    pub forced: bool,
-    /// Whether `/config` may expose it (undeclared flags are internal).
-    pub visibility: Visibility,
-    /// The drain time of the deployment that switched it off (rule 9), if it had one.
-    pub drain: Option<Duration>,
-    /// `T + Δ + P + ε` for this instance's window, computed once per version.
-    pub consistent_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// `T + Δ + Q + ε` (rule 8), computed once per version.
-    pub journey_opens_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// `T + Δ + P + ε + drain` (rule 9), for an unforced flag with a drain time.
-    pub drain_ends_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// Its rules, for a flag defined by them (design rule 10): the value then depends on the
-    /// caller ([`crate::targeted`]); `value` is whether it may serve anyone `true`.
-    pub definition: Option<Arc<Definition>>,
-    /// When this instance saw the flag's stamp go backwards (a rollback happened no later than
-    /// that: design rule 7, [`crate::rollback`]); `consistent_at` and `journey_opens_at` are then
-    /// no earlier than this moment + P + ε.
-    pub rolled_back_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// `consistent_at` in Unix milliseconds, the read path's form.
-    consistent_at_ms: Option<i64>,
-    /// The value [`ResolvedFlag::status`] serves, fixed per version (an anonymous caller's).
-    fixed_value: bool,
-    /// Whether its rules read the clock, so that its anonymous value is evaluated per read.
-    reads_clock: bool,
-}
-
-impl ResolvedFlag {
-    fn new(name: &str, value: bool, stamp: Option<Stamp>, drain: Option<Duration>) -> Self {
-        Self {
-            name: name.to_owned(),
-            value,
-            stamp,
-            forced: false,
-            visibility: Visibility::Internal,
-            drain,
-            consistent_at: None,
-            journey_opens_at: None,
-            drain_ends_at: None,
-            definition: None,
-            rolled_back_at: None,
-            consistent_at_ms: None,
-            fixed_value: value,
-            reads_clock: false,
-        }
-    }
-
-    /// Its stamp T in Unix milliseconds, as journey tokens carry it; none for an unstamped or
-    /// forced flag.
-    #[inline]
-    pub fn stamp_millis(&self) -> Option<i64> {
-        if self.forced {
-            return None;
-        }
-        self.stamp.map(|s| s.at.timestamp_millis())
-    }
-
-    /// Its status at `now_ms` on an instance that is (or is not) degraded: the rule's per-read
-    /// half, [`consistency::is_consistent`]. A flag defined by rules is evaluated for an
-    /// anonymous caller (an empty context): [`ResolvedFlag::status_for`] for one caller.
-    #[inline]
-    pub fn status(&self, now_ms: i64, degraded: bool) -> FlagStatus {
-        match self.fixed_status(now_ms, degraded) {
-            Some(status) => status,
-            None => self.status_for(anonymous(), now_ms, degraded),
-        }
-    }
-
-    /// [`ResolvedFlag::status`] from the value fixed when the version was resolved, or `None`
-    /// for a flag whose rules read the clock (its anonymous value may change without a
-    /// deployment). The plain read's path: no evaluation, no call.
-    #[inline]
-    pub(crate) fn fixed_status(&self, now_ms: i64, degraded: bool) -> Option<FlagStatus> {
-        (!self.reads_clock).then(|| self.status_with(self.fixed_value, now_ms, degraded))
-    }
-
-    /// Fixes the anonymous value once per version: the flag's value, or, for a flag defined by
-    /// rules that do not read the clock, their evaluation for the empty context (the same at
-    /// every instant).
-    fn fix_anonymous_value(&mut self) {
-        let (fixed_value, reads_clock) = match self.rules() {
-            None => (self.value, false),
-            Some(definition) if definition.reads_clock() => (false, true),
-            Some(definition) => {
-                let evaluation =
-                    lockstep_targeting::evaluate(definition, anonymous(), DateTime::UNIX_EPOCH);
-                (evaluation.value.as_bool() == Some(true), false)
-            }
-        };
-        self.fixed_value = fixed_value;
-        self.reads_clock = reads_clock;
-    }
-
-    /// Its status with `value` as the value served.
-    #[inline]
-    pub(crate) fn status_with(&self, value: bool, now_ms: i64, degraded: bool) -> FlagStatus {
-        FlagStatus {
-            value,
-            consistent: consistency::is_consistent(
-                self.consistent_at_ms,
-                self.forced,
-                now_ms,
-                degraded,
-            ),
-            consistent_at: self.consistent_at,
-            journey_opens_at: self.journey_opens_at,
-            forced: self.forced,
-            rolled_back_at: self.rolled_back_at,
-        }
-    }
-
-    /// Records that this instance learned at `seen_at` that the flag was rolled back, and
-    /// moves its `consistentAt` (and `journeyOpensAt`: a journey token cannot make an instance
-    /// catch up on an older stamp) to no earlier than `consistent_from`, the rollback's bound
-    /// (computed by the rollback module, which owns that rule). A forced flag waits for nothing
-    /// and keeps none.
-    pub(crate) fn bound_by_rollback(
-        &mut self,
-        seen_at: chrono::DateTime<chrono::Utc>,
-        consistent_from: chrono::DateTime<chrono::Utc>,
-    ) {
-        self.rolled_back_at = Some(seen_at);
-        if self.forced {
-            return;
-        }
-        let at = self
-            .consistent_at
-            .map_or(consistent_from, |at| at.max(consistent_from));
-        self.consistent_at = Some(at);
-        self.journey_opens_at = Some(at);
-        self.consistent_at_ms = Some(at.timestamp_millis());
-    }
-}
-
-/// A flag defined by rules, for one caller (design rule 10, [`crate::targeted`]).
-impl ResolvedFlag {
-    /// Whether this flag's value depends on the caller: defined by rules and not forced.
-    #[inline]
-    pub fn rules(&self) -> Option<&lockstep_targeting::Definition> {
-        self.definition.as_deref().filter(|_| !self.forced)
-    }
-
-    /// The evaluation of its rules for `context` at `now_ms`; `None` for a plain or forced flag
-    /// (its one value is [`ResolvedFlag::value`]).
-    pub fn evaluate(&self, context: &Context, now_ms: i64) -> Option<Evaluation<'_>> {
-        let definition = self.rules()?;
-        let now = DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
-        Some(lockstep_targeting::evaluate(definition, context, now))
-    }
-
-    /// Its status for the caller `context` at `now_ms` (for a flag defined by rules, the value
-    /// is its evaluation: `true` only when it serves the boolean `true`).
-    pub fn status_for(&self, context: &Context, now_ms: i64, degraded: bool) -> FlagStatus {
-        let value = match self.evaluate(context, now_ms) {
-            Some(evaluation) => evaluation.value.as_bool() == Some(true),
-            None => self.value,
-        };
-        self.status_with(value, now_ms, degraded)
-    }
 }
 
 /// A validated configuration version.
@@ -287,9 +115,14 @@ impl Snapshot {
         let mut flags: Vec<ResolvedFlag> = doc
             .flags
             .iter()
-            .map(|(name, f)| ResolvedFlag {
-                definition: doc.definitions.get(name).cloned(),
-                ..ResolvedFlag::new(name, f.enabled, f.stamp, f.drain)
+            .map(|(name, f)| {
+                let mut flag = ResolvedFlag::new(name, f.enabled, f.stamp, f.drain);
+                flag.definition = doc.definitions.get(name).cloned();
+                flag.history = doc
+                    .previous
+                    .get(name)
+                    .map(|previous| Arc::new(History::new(previous.clone(), window)));
+                flag
             })
             .collect();
         for decl in catalog.flags() {
@@ -360,20 +193,7 @@ impl Snapshot {
                 flag.value = value;
                 flag.forced = true;
             }
-            flag.consistent_at = consistency::consistent_at(flag.stamp, flag.forced, window);
-            flag.journey_opens_at = consistency::journey_opens_at(flag.stamp, flag.forced, window);
-            if flag.rules().is_some() {
-                // A journey token claims a flag defined by rules off (`journey::issue`): it makes
-                // no instance catch up on it, so a journey on it opens only when every instance
-                // holds it, at consistentAt.
-                flag.journey_opens_at = flag.consistent_at;
-            }
-            // A drain only ever applies to a flag that is off.
-            flag.drain_ends_at = (!flag.value)
-                .then(|| consistency::drain_ends_at(flag.stamp, flag.forced, flag.drain, window))
-                .flatten();
-            flag.consistent_at_ms = flag.consistent_at.map(|at| at.timestamp_millis());
-            flag.fix_anonymous_value();
+            flag.resolve_times(window);
         }
         flags.sort_by(|a, b| a.name.cmp(&b.name));
         // Every declared flag is present: the document's, or its default added above.
@@ -474,7 +294,7 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::FlagDecl;
+    use crate::catalog::{FlagDecl, Visibility};
     use crate::document::parse;
     use std::time::Duration;
 

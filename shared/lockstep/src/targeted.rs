@@ -9,9 +9,9 @@
 //! caller (`/config` for an anonymous SPA, the sample's internal flags) evaluates the empty
 //! context, [`anonymous`].
 //!
-//! Consistency stays per flag here: a deployment that changes a flag's definition moves its
-//! stamp, and so its `consistentAt`, for every caller (fail closed: per-user consistency, where
-//! only the users whose value changed wait, is the next step of rule 10).
+//! Consistency is per caller: a deployment that changes a flag's definition moves its stamp,
+//! but a caller's `consistentAt` is that of the latest definition under which their value
+//! changed ([`crate::history`]).
 
 pub use lockstep_targeting::{Context, Evaluation, Reason};
 use std::sync::LazyLock;

@@ -59,6 +59,27 @@ async fn env() -> Env {
         .expect("DynamoDB Local must start (Java 17 and `npm ci` in the project root)");
     let db = client(&dynamo.endpoint);
     ensure_snapshot_table(&db, TABLE).await.unwrap();
+    // DynamoDB Local's first writes are slow (its JVM compiles the paths as they first run):
+    // warm them on another target's item, so that the instances' saves, bounded by
+    // DURABLE_SAVE_TIMEOUT as in Lambda, meet a warm server even on a loaded machine.
+    let warm = DynamoSnapshots::new(
+        db.clone(),
+        TABLE,
+        &Target {
+            application: "warm-up".into(),
+            ..target()
+        },
+    );
+    for stamp_millis in 1..=5 {
+        let config = StoredConfig {
+            version: stamp_millis.to_string(),
+            content: V1.as_bytes().to_vec(),
+            stamp_millis,
+            fetched_at: at("2026-11-21T10:00:00Z"),
+        };
+        warm.save(&config).await.unwrap();
+        warm.load().await.unwrap();
+    }
     Env {
         store: Arc::new(DynamoSnapshots::new(db, TABLE, &target())),
         dynamo,

@@ -23,8 +23,10 @@ pub use read::retrieval_form;
 use crate::catalog::METADATA_KEY;
 use crate::consistency::{Stamp, MAX_DEPLOYMENT_DURATION};
 use crate::document::{self, format_flag_stamp};
+use crate::history;
 use crate::journey_key::JourneyKey;
 use chrono::{DateTime, SecondsFormat, Utc};
+use lockstep_targeting::Definition;
 use read::{freeform_values, previous_document, stored_values};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -155,6 +157,9 @@ pub fn stamp_with(
         at,
         deployment_duration,
     };
+    // The previous content as deployed, for the raw definitions its flags had (per-user
+    // consistency keeps them: `crate::history`).
+    let previous_raw: Option<Value> = previous.and_then(|b| serde_json::from_slice(b).ok());
     let previous = previous
         .map(previous_document)
         .transpose()
@@ -186,6 +191,7 @@ pub fn stamp_with(
     let previous = previous.map(|doc| doc.flags).unwrap_or_default();
     let mut flags = BTreeMap::new();
     let mut drains = BTreeMap::new();
+    let mut histories = BTreeMap::new();
     for (name, flag) in &values {
         let value = &flag.on;
         // Unchanged: the same value, and for a flag defined by rules the same definition (a
@@ -197,9 +203,31 @@ pub fn stamp_with(
                 if let Some(drain) = old.drain.filter(|_| !*value) {
                     drains.insert(name.clone(), drain);
                 }
+                if let Some(kept) = kept_previous(previous_raw.as_ref(), name) {
+                    histories.insert(name.clone(), kept.as_array().cloned().unwrap_or_default());
+                }
                 (Change::Kept, old.stamp.expect("checked"))
             }
             Some(old) => {
+                // A flag defined by rules, before or now: its previous definition is kept, so
+                // that callers whose value did not change stay consistent (rule 10).
+                let by_rules = flag.definition.is_some() || previous_definitions.contains_key(name);
+                let old_raw = previous_raw
+                    .as_ref()
+                    .and_then(|raw| raw.get(name))
+                    .filter(|v| v.is_boolean() || Definition::is_definition(v));
+                if let (true, Some(old_raw), Some(old_stamp)) = (by_rules, old_raw, old.stamp) {
+                    if old_stamp.at < now.at {
+                        histories.insert(
+                            name.clone(),
+                            history::push_previous(
+                                old_raw,
+                                old_stamp,
+                                kept_previous(previous_raw.as_ref(), name),
+                            ),
+                        );
+                    }
+                }
                 let own_drain = own
                     .as_ref()
                     .and_then(|doc| doc.flags.get(name))
@@ -240,6 +268,7 @@ pub fn stamp_with(
     let written = Written {
         flags: &flags,
         drains: &drains,
+        histories: &histories,
         keys: &keys,
         now,
     };
@@ -341,6 +370,8 @@ fn choose_keys(
 struct Written<'a> {
     flags: &'a BTreeMap<String, (Change, Stamp)>,
     drains: &'a BTreeMap<String, Duration>,
+    /// Each flag's previous definitions (`previous`, Freeform only): [`crate::history`].
+    histories: &'a BTreeMap<String, Vec<Value>>,
     keys: &'a Keys,
     now: Stamp,
 }
@@ -359,6 +390,16 @@ impl Written<'_> {
     }
 }
 
+/// The `previous` list the deployed content keeps for `name` (Freeform metadata), if any.
+fn kept_previous<'v>(deployed: Option<&'v Value>, name: &str) -> Option<&'v Value> {
+    deployed?
+        .get(METADATA_KEY)?
+        .get("flags")?
+        .get(name)?
+        .get("previous")
+        .filter(|p| p.as_array().is_some_and(|a| !a.is_empty()))
+}
+
 fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
@@ -371,6 +412,9 @@ fn write_freeform(root: &mut Map<String, Value>, written: &Written<'_>) {
             let mut entry = json!({"lastModifiedTimestamp": iso(s.at), "deploymentDurationSeconds": s.deployment_duration.as_secs()});
             if let Some(drain) = written.drains.get(name) {
                 entry["drainSeconds"] = json!(drain.as_secs());
+            }
+            if let Some(previous) = written.histories.get(name) {
+                entry["previous"] = json!(previous);
             }
             (name.clone(), entry)
         })
