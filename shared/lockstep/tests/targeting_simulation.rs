@@ -290,9 +290,7 @@ async fn read(cache: &FlagCache, u: usize) -> Read {
         consistent: status.consistent,
         degraded: view.degraded().is_some(),
         held: view.snapshot().version.parse().unwrap_or(0),
-        whole_flag_consistent: flag
-            .consistent_at
-            .is_some_and(|c| view.now() >= c),
+        whole_flag_consistent: flag.consistent_at.is_some_and(|c| view.now() >= c),
     }
 }
 
