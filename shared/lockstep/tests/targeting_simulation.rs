@@ -121,7 +121,7 @@ impl World {
                 0 => Kind::First,
                 _ => match rng.random_range(0..10) {
                     0..=5 if percent < 100 => Kind::Widen,
-                    0..=5 | 6..=7 if percent > 0 => Kind::Narrow,
+                    0..=7 if percent > 0 => Kind::Narrow,
                     _ => Kind::Edit,
                 },
             };
@@ -305,6 +305,10 @@ struct Report {
     reads_in_widening_windows: u64,
 }
 
+/// An event in the queue: its time, a sequence number (ties in order), the user, the
+/// deployment a call's journey opened on, and whether it is a call.
+type Queued = Reverse<(i64, u64, usize, usize, bool)>;
+
 enum Event {
     /// A user reads `/config/me` and maybe opens a journey.
     Read { u: usize },
@@ -329,7 +333,7 @@ async fn simulate(journeys: u64, seed: u64) -> Report {
         ..Report::default()
     };
     let start = world.now.now_millis();
-    let mut queue: BinaryHeap<Reverse<(i64, u64, usize, usize, bool)>> = BinaryHeap::new();
+    let mut queue: BinaryHeap<Queued> = BinaryHeap::new();
     let mut seq = 0u64;
     let mut push = |queue: &mut BinaryHeap<_>, t: i64, event: Event| {
         seq += 1;
