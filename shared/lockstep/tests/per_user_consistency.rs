@@ -269,3 +269,52 @@ async fn content_with_a_malformed_history_is_refused() {
         "at most {MAX_KEPT}"
     );
 }
+
+#[tokio::test]
+async fn after_a_rollback_every_caller_waits_for_the_rollbacks_bound_not_their_history() {
+    let in_user = find(|u| inside(25, u));
+    let mut deployed = Vec::new();
+    let mut previous: Option<Vec<u8>> = None;
+    for (flags, at) in [
+        (json!({X: false, "other": true}), T0),
+        (json!({X: rollout(25, "r"), "other": true}), T1),
+        (json!({X: rollout(50, "r"), "other": true}), T2),
+    ] {
+        let stamped = lockstep::stamp::stamp(
+            flags.to_string().as_bytes(),
+            previous.as_deref(),
+            t(at),
+            DELTA,
+        )
+        .unwrap();
+        previous = Some(stamped.content.clone());
+        deployed.push(stamped.content);
+    }
+    let clock = ManualClock::new(t("2026-12-01T10:05:00Z"));
+    let (source, handle) = MemorySource::new();
+    handle.publish("3", deployed[2].clone());
+    let options = CacheOptions {
+        catalog: FlagCatalog::new(vec![FlagDecl::public(X), FlagDecl::public("other")]).unwrap(),
+        overrides: Overrides::none(),
+        settings: settings(),
+        clock: Arc::new(clock.clone()),
+    };
+    let cache = FlagCache::new(Box::new(source), options).await;
+    // An alarm rolls the 50 % step back: the 25 % content, with its older stamp, comes back.
+    handle.publish("2", deployed[1].clone());
+    clock.advance(TimeDelta::seconds(45));
+    let view = cache.read().await;
+    let (_, status) = view
+        .public_flags_for(&in_user)
+        .find(|(name, _)| *name == X)
+        .unwrap();
+
+    let seen = t("2026-12-01T10:05:45Z");
+    assert_eq!(status.rolled_back_at, Some(seen));
+    assert_eq!(
+        status.consistent_at,
+        Some(seen + TimeDelta::seconds(45 + 5)),
+        "the rollback's bound (rule 7), though the user's value never changed"
+    );
+    assert!(!status.consistent);
+}
