@@ -706,3 +706,71 @@ async fn deploy_wait_exits_1_naming_the_alarm_that_rolled_the_deployment_back() 
         "the previous content is what is deployed"
     );
 }
+
+#[tokio::test]
+async fn deploy_split_widens_a_rollout_in_one_command_and_keeps_the_step_before_for_per_user_consistency(
+) {
+    let (stack, client) = ministack().await;
+    let deployer = Deployer::new(client, WINDOW, None);
+    let rollout = serde_json::json!({"default": false, "rules": {"rollout": {"split": [
+        {"variant": "on", "value": true, "weight": 25},
+        {"variant": "off", "value": false, "weight": 75}]}}});
+    let content = serde_json::json!({"checkout": rollout, "isFeatureXEnabled": false});
+    let started = deployer
+        .deploy(
+            &request(
+                Changes::Content(content.to_string().into_bytes()),
+                "lockstep-all-at-once",
+            ),
+            Utc::now,
+        )
+        .await
+        .unwrap();
+    while deployer
+        .progress(&started.resolved, started.deployment_number)
+        .await
+        .unwrap()
+        .state
+        != "COMPLETE"
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let endpoint = stack.endpoint.clone();
+    let run = move |split: &'static str| {
+        let endpoint = endpoint.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut args = vec!["deploy"];
+            args.extend(TARGET_ARGS);
+            args.extend(["--strategy", "lockstep-all-at-once", "--split", split]);
+            lockstep(&endpoint, &args).output().unwrap()
+        })
+    };
+
+    let refused = run("isFeatureXEnabled=50").await.unwrap();
+    let widened = run("checkout=50").await.unwrap();
+
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("\"isFeatureXEnabled\" is not defined by rules"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&widened.stdout);
+    let stderr = String::from_utf8_lossy(&widened.stderr);
+    assert!(widened.status.success(), "{stdout}\n{stderr}");
+    let deployed = deployer
+        .deployed_content(&started.resolved)
+        .await
+        .unwrap()
+        .unwrap()
+        .1;
+    let deployed: serde_json::Value = serde_json::from_slice(&deployed).unwrap();
+    let split = &deployed["checkout"]["rules"]["rollout"]["split"];
+    assert_eq!(split[0]["weight"], 5000);
+    assert_eq!(split[1]["weight"], 5000);
+    assert_eq!(
+        deployed["lockstepMetadata"]["flags"]["checkout"]["previous"][0]["value"], rollout,
+        "the 25 % step is kept: users already in stay consistent"
+    );
+    assert_eq!(deployed["isFeatureXEnabled"], false);
+}

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! lockstep deploy --application APP --environment ENV --profile PROFILE --strategy STRATEGY
-//!                 (--set FLAG=true|false ... | --content FILE) [--allow-new-flags]
+//!                 (--set FLAG=true|false ... | --split FLAG=PERCENT ... | --content FILE) [--allow-new-flags]
 //!                 [--description TEXT] [--wait] [--json]
 //! lockstep eval --content FILE --flag NAME [--context JSON] [--at RFC3339]
 //! lockstep validate --content FILE
@@ -28,7 +28,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use lockstep::targeted::Context;
 use lockstep::Settings;
-use lockstep_cli::deploy::{Changes, DeployError, Deployer, Request, Target};
+use lockstep_cli::deploy::{parse_share, Changes, DeployError, Deployer, Request, Target};
 use lockstep_cli::eval;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -102,6 +102,11 @@ struct DeployArgs {
     /// A flag to set in the content deployed now (Freeform), as FLAG=true or FLAG=false.
     #[arg(long = "set", value_name = "FLAG=BOOL", value_parser = parse_set, conflicts_with = "content")]
     set: Vec<(String, bool)>,
+    /// A rollout widened or narrowed: the share of users a flag's split serves `true`, as
+    /// FLAG=PERCENT (`25`, `0.5`); the flag must be defined by rules with one two-variant
+    /// boolean split. Users already in stay in, and stay consistent.
+    #[arg(long = "split", value_name = "FLAG=PERCENT", value_parser = parse_split, conflicts_with_all = ["content", "set"])]
+    split: Vec<(String, u32)>,
     /// A whole content file to deploy instead (either format).
     #[arg(long, value_name = "FILE")]
     content: Option<PathBuf>,
@@ -128,6 +133,13 @@ struct DeployArgs {
 
 fn parse_drain(value: &str) -> Result<Duration, String> {
     lockstep::settings::parse_duration_text(value).map_err(|why| format!("{value:?}: {why}"))
+}
+
+fn parse_split(value: &str) -> Result<(String, u32), String> {
+    match value.split_once('=') {
+        Some((name, share)) if !name.is_empty() => Ok((name.to_owned(), parse_share(share)?)),
+        _ => Err(format!("{value:?}: expected FLAG=PERCENT")),
+    }
 }
 
 fn parse_set(value: &str) -> Result<(String, bool), String> {
@@ -183,6 +195,9 @@ async fn deploy(args: DeployArgs) -> Result<(), (u8, String)> {
         (Some(path), _) => Changes::Content(
             std::fs::read(path).map_err(|e| (2, format!("{}: {e}", path.display())))?,
         ),
+        (None, _) if !args.split.is_empty() => {
+            Changes::Split(args.split.iter().cloned().collect::<BTreeMap<_, _>>())
+        }
         (None, _) => Changes::Set(args.set.iter().cloned().collect::<BTreeMap<_, _>>()),
     };
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;

@@ -40,8 +40,10 @@ pub enum DeployError {
     /// A strategy longer than AppConfig allows.
     #[error("the strategy lasts {0} minutes, over AppConfig's 24 hours")]
     StrategyTooLong(i32),
-    /// The content deployed now is not a JSON object `--set` can edit.
-    #[error("the deployed content cannot be edited with --set (use a content file): {0}")]
+    /// The content deployed now is not a JSON object `--set` or `--split` can edit.
+    #[error(
+        "the deployed content cannot be edited with --set or --split (use a content file): {0}"
+    )]
     NotEditable(String),
     /// The new content cannot be stamped.
     #[error("the content cannot be stamped")]

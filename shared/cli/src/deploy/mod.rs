@@ -28,11 +28,13 @@ mod control;
 mod error;
 mod report;
 mod rollback;
+mod split;
 
 pub use control::{Progress, Resolved, Strategy};
 pub use error::DeployError;
 pub use report::{FlagReport, Started};
 pub use rollback::{Cause, Event, Rollback};
+pub use split::parse_share;
 
 use aws_sdk_appconfig::error::ProvideErrorMetadata;
 use aws_sdk_appconfig::primitives::Blob;
@@ -59,6 +61,11 @@ pub enum Changes {
     /// Deploy this content (either format); flags unchanged since the deployed content keep
     /// their stamps.
     Content(Vec<u8>),
+    /// Set the share of users served `true` by each named flag's split (basis points: 2500 is
+    /// 25 %) in the content deployed now (Freeform, a flag defined by rules with one two-variant
+    /// boolean split); everything else is kept. Widening keeps the users already in, and they
+    /// stay consistent (design rule 10).
+    Split(BTreeMap<String, u32>),
 }
 
 /// One deployment to make.
@@ -113,11 +120,14 @@ impl Deployer {
         request: &Request,
         now: impl Fn() -> DateTime<Utc>,
     ) -> Result<Started, DeployError> {
-        if let Changes::Set(flags) = &request.changes {
-            if flags.is_empty() {
-                return Err(DeployError::NothingToDeploy);
+        match &request.changes {
+            Changes::Set(flags) if flags.is_empty() => return Err(DeployError::NothingToDeploy),
+            Changes::Split(shares) if shares.is_empty() => {
+                return Err(DeployError::NothingToDeploy)
             }
-            self.check_declared(flags.keys())?;
+            Changes::Set(flags) => self.check_declared(flags.keys())?,
+            Changes::Split(shares) => self.check_declared(shares.keys())?,
+            Changes::Content(_) => {}
         }
         let ids = self.resolve(&request.target).await?;
         let strategy = self.strategy(&request.strategy).await?;
@@ -145,6 +155,7 @@ impl Deployer {
         }
         let next = match &request.changes {
             Changes::Set(flags) => with_values(previous.as_deref(), flags)?,
+            Changes::Split(shares) => split::with_split(previous.as_deref(), shares)?,
             Changes::Content(content) => content.clone(),
         };
         // T after the reads: the deployment starts right after it.
