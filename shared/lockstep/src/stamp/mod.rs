@@ -158,8 +158,10 @@ pub fn stamp_with(
         deployment_duration,
     };
     // The previous content as deployed, for the raw definitions its flags had (per-user
-    // consistency keeps them: `crate::history`).
-    let previous_raw: Option<Value> = previous.and_then(|b| serde_json::from_slice(b).ok());
+    // consistency keeps them: `crate::history`). Freeform only: definitions live nowhere else.
+    let previous_raw: Option<Value> = previous
+        .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+        .filter(|v| !(v.get("version").is_some() && v.get("flags").is_some()));
     let previous = previous
         .map(previous_document)
         .transpose()
