@@ -5,10 +5,16 @@
 //! (API Gateway passes claims as strings: an array claim arrives as `"[a b]"`). Never a context
 //! the client chose: nothing is read from the request's headers, query or body.
 
+use lambda_http::aws_lambda_events::apigw::{
+    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription,
+    ApiGatewayV2httpRequestContext,
+};
 use lambda_http::request::RequestContext;
+use lambda_http::{Request, RequestExt};
 use lockstep::targeted::Context;
 use lockstep_targeting::TARGETING_KEY;
 use serde_json::Value;
+use std::collections::HashMap;
 
 /// The claim naming the caller, the targeting key.
 pub const SUBJECT_CLAIM: &str = "sub";
@@ -37,4 +43,27 @@ pub fn verified_context(extensions: &http::Extensions) -> Context {
         context.insert(TARGETING_KEY.to_owned(), Value::String(sub.clone()));
     }
     context
+}
+
+/// `request` as the JWT authorizer hands it on: `claims` in the payload v2 request context
+/// (the local runner, and tests, build requests this way).
+pub fn with_claims(request: Request, claims: HashMap<String, String>) -> Request {
+    let mut context = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.clone(),
+        _ => ApiGatewayV2httpRequestContext::default(),
+    };
+    let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
+    jwt.claims = claims;
+    let mut authorizer = ApiGatewayRequestAuthorizer::default();
+    authorizer.jwt = Some(jwt);
+    context.authorizer = Some(authorizer);
+    request.with_request_context(RequestContext::ApiGatewayV2(context))
+}
+
+/// [`with_claims`] with only a `sub` claim.
+pub fn as_user(request: Request, sub: &str) -> Request {
+    with_claims(
+        request,
+        HashMap::from([(SUBJECT_CLAIM.to_owned(), sub.to_owned())]),
+    )
 }

@@ -4,17 +4,11 @@
 //! is stamped as the extension stamps it, deployment after deployment.
 
 use chrono::{DateTime, Utc};
-use lambda_http::aws_lambda_events::apigw::{
-    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription,
-    ApiGatewayV2httpRequestContext,
-};
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt};
+use lambda_http::{Body, Request};
 use lockstep::cache::CacheOptions;
 use lockstep::memory::MemorySource;
 use lockstep::{FlagCache, FlagCatalog, FlagDecl, ManualClock, Overrides, Settings};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,13 +38,7 @@ fn config_me(sub: &str) -> Request {
         .uri("/config/me")
         .body(Body::Empty)
         .unwrap();
-    let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
-    jwt.claims = HashMap::from([("sub".to_owned(), sub.to_owned())]);
-    let mut authorizer = ApiGatewayRequestAuthorizer::default();
-    authorizer.jwt = Some(jwt);
-    let mut context = ApiGatewayV2httpRequestContext::default();
-    context.authorizer = Some(authorizer);
-    request.with_request_context(RequestContext::ApiGatewayV2(context))
+    lockstep_http::identity::as_user(request, sub)
 }
 
 #[tokio::test]

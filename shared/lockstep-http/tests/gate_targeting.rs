@@ -4,12 +4,7 @@
 //! route for the 1 %, not for everyone.
 
 use chrono::{DateTime, Utc};
-use lambda_http::aws_lambda_events::apigw::{
-    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription,
-    ApiGatewayV2httpRequestContext,
-};
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt};
+use lambda_http::{Body, Request};
 use lockstep::cache::CacheOptions;
 use lockstep::memory::MemorySource;
 use lockstep::{FlagCache, FlagCatalog, FlagDecl, ManualClock, Overrides, Settings};
@@ -80,16 +75,11 @@ fn to(builder: http::request::Builder, claims: Option<&[(&str, &str)]>) -> Reque
     let Some(claims) = claims else {
         return request;
     };
-    let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
-    jwt.claims = claims
+    let claims = claims
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect::<HashMap<_, _>>();
-    let mut authorizer = ApiGatewayRequestAuthorizer::default();
-    authorizer.jwt = Some(jwt);
-    let mut context = ApiGatewayV2httpRequestContext::default();
-    context.authorizer = Some(authorizer);
-    request.with_request_context(RequestContext::ApiGatewayV2(context))
+    lockstep_http::identity::with_claims(request, claims)
 }
 
 #[tokio::test]

@@ -9,17 +9,13 @@
 //! authorizer trusts nobody, rather than whatever the caller wrote in `?userId=` or the body.
 
 use crate::submissions::UserId;
-use lambda_http::aws_lambda_events::apigw::{
-    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription,
-    ApiGatewayV2httpRequestContext,
-};
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 use lockstep_http::problem::ApiError;
 use std::collections::HashMap;
 
 /// The claim naming the user.
-pub use lockstep_http::identity::SUBJECT_CLAIM;
+pub use lockstep_http::identity::{as_user, with_claims, SUBJECT_CLAIM};
 
 /// The verified claims of the request's bearer token, as the JWT authorizer passed them; none
 /// when the request did not come through one.
@@ -67,29 +63,6 @@ pub fn same_user(caller: &UserId, named: Option<&str>) -> Result<(), ApiError> {
         }
         _ => Ok(()),
     }
-}
-
-/// `request` as the JWT authorizer hands it on: `claims` in the payload v2 request context
-/// (the local runner, and tests, build requests this way).
-pub fn with_claims(request: Request, claims: HashMap<String, String>) -> Request {
-    let mut context = match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(context)) => context.clone(),
-        _ => ApiGatewayV2httpRequestContext::default(),
-    };
-    let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
-    jwt.claims = claims;
-    let mut authorizer = ApiGatewayRequestAuthorizer::default();
-    authorizer.jwt = Some(jwt);
-    context.authorizer = Some(authorizer);
-    request.with_request_context(RequestContext::ApiGatewayV2(context))
-}
-
-/// [`with_claims`] with only a `sub` claim.
-pub fn as_user(request: Request, sub: &str) -> Request {
-    with_claims(
-        request,
-        HashMap::from([(SUBJECT_CLAIM.to_owned(), sub.to_owned())]),
-    )
 }
 
 #[cfg(test)]

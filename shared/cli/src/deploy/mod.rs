@@ -25,27 +25,26 @@
 //! rolled it back, read from the deployment's event log ([`Rollback`]: which alarm, or a user).
 
 mod control;
+mod edit;
 mod error;
 mod report;
 mod rollback;
-mod split;
 
 pub use control::{Progress, Resolved, Strategy};
+pub use edit::parse_share;
 pub use error::DeployError;
 pub use report::{FlagReport, Started};
 pub use rollback::{Cause, Event, Rollback};
-pub use split::parse_share;
 
 use aws_sdk_appconfig::error::ProvideErrorMetadata;
 use aws_sdk_appconfig::primitives::Blob;
 use aws_sdk_appconfig::Client;
 use chrono::{DateTime, Utc};
 use error::sdk;
-use lockstep::catalog::{FlagCatalog, METADATA_KEY};
+use lockstep::catalog::FlagCatalog;
 use lockstep::consistency::Window;
 use lockstep::stamp::{stamp_with, StampOptions};
 use report::Report;
-use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -154,8 +153,8 @@ impl Deployer {
             }
         }
         let next = match &request.changes {
-            Changes::Set(flags) => with_values(previous.as_deref(), flags)?,
-            Changes::Split(shares) => split::with_split(previous.as_deref(), shares)?,
+            Changes::Set(flags) => edit::with_values(previous.as_deref(), flags)?,
+            Changes::Split(shares) => edit::with_split(previous.as_deref(), shares)?,
             Changes::Content(content) => content.clone(),
         };
         // T after the reads: the deployment starts right after it.
@@ -275,35 +274,6 @@ impl Deployer {
         }
         Ok(())
     }
-}
-
-/// The current Freeform document with `values` set; the stamps are written anew by stamping.
-fn with_values(
-    current: Option<&[u8]>,
-    values: &BTreeMap<String, bool>,
-) -> Result<Vec<u8>, DeployError> {
-    let mut root = match current {
-        None => Map::new(),
-        Some(bytes) => match serde_json::from_slice(bytes) {
-            Ok(Value::Object(root))
-                if !(root.contains_key("version") && root.contains_key("flags")) =>
-            {
-                root
-            }
-            Ok(Value::Object(_)) => {
-                return Err(DeployError::NotEditable(
-                    "it is in the feature-flag format".into(),
-                ))
-            }
-            Ok(_) => return Err(DeployError::NotEditable("not a JSON object".into())),
-            Err(e) => return Err(DeployError::NotEditable(format!("not JSON: {e}"))),
-        },
-    };
-    for (name, value) in values {
-        root.insert(name.clone(), Value::Bool(*value));
-    }
-    root.remove(METADATA_KEY);
-    Ok(serde_json::to_vec_pretty(&Value::Object(root)).expect("a JSON value serialises"))
 }
 
 /// Stored feature-flag content in the retrieval form the library reads; Freeform as it is.

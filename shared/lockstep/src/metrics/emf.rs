@@ -205,7 +205,9 @@ fn member(out: &mut String, name: &str) {
 
 /// `text` as a JSON string (quoted and escaped).
 fn json_string(text: &str) -> String {
-    serde_json::Value::from(text).to_string()
+    let mut out = String::new();
+    crate::json_text::push_string(&mut out, text);
+    out
 }
 
 fn check_dimension(name: &'static str, value: &str) -> Result<(), EmfError> {

@@ -1,4 +1,8 @@
-//! `lockstep deploy --split FLAG=PERCENT`: a rollout widened or narrowed in one command. The
+//! The content deployed now, edited by `lockstep deploy` (Freeform JSON only; its metadata is
+//! left to the stamping code): `--set FLAG=BOOL` ([`with_values`]) and `--split FLAG=PERCENT`
+//! ([`with_split`]).
+//!
+//! `--split` widens or narrows a rollout in one command. The
 //! content deployed now is taken as it is, and only the share of one flag's split changes: the
 //! flag must be defined by rules with exactly one `split` rule of two variants, one serving
 //! `true` and one `false`. The variants keep their order and names, so a user's bucket stays
@@ -40,25 +44,49 @@ pub fn parse_share(text: &str) -> Result<u32, String> {
     Ok(share)
 }
 
+/// The content deployed now as an editable Freeform object: none, or the reason it is not one.
+fn editable(current: &[u8]) -> Result<Map<String, Value>, DeployError> {
+    match serde_json::from_slice(current) {
+        Ok(Value::Object(root))
+            if !(root.contains_key("version") && root.contains_key("flags")) =>
+        {
+            Ok(root)
+        }
+        Ok(Value::Object(_)) => Err(DeployError::NotEditable(
+            "it is in the feature-flag format".into(),
+        )),
+        Ok(_) => Err(DeployError::NotEditable("not a JSON object".into())),
+        Err(e) => Err(DeployError::NotEditable(format!("not JSON: {e}"))),
+    }
+}
+
+/// The edited object as content, without its metadata (written anew by stamping).
+fn content(mut root: Map<String, Value>) -> Vec<u8> {
+    root.remove(METADATA_KEY);
+    serde_json::to_vec_pretty(&Value::Object(root)).expect("a JSON value serialises")
+}
+
+/// The current Freeform document with `values` set.
+pub(super) fn with_values(
+    current: Option<&[u8]>,
+    values: &BTreeMap<String, bool>,
+) -> Result<Vec<u8>, DeployError> {
+    let mut root = current.map(editable).transpose()?.unwrap_or_default();
+    for (name, value) in values {
+        root.insert(name.clone(), Value::Bool(*value));
+    }
+    Ok(content(root))
+}
+
 /// The content deployed now (`current`, Freeform) with each named flag's split set to its
-/// share (basis points of users served `true`); the metadata is left to the stamping code.
-pub fn with_split(
+/// share (basis points of users served `true`).
+pub(super) fn with_split(
     current: Option<&[u8]>,
     shares: &BTreeMap<String, u32>,
 ) -> Result<Vec<u8>, DeployError> {
     let not_editable = |why: String| DeployError::NotEditable(why);
-    let Some(current) = current else {
-        return Err(not_editable("nothing is deployed yet".into()));
-    };
-    let mut root: Map<String, Value> = match serde_json::from_slice(current) {
-        Ok(Value::Object(root))
-            if !(root.contains_key("version") && root.contains_key("flags")) =>
-        {
-            root
-        }
-        Ok(_) => return Err(not_editable("it is not a Freeform JSON object".into())),
-        Err(e) => return Err(not_editable(format!("not JSON: {e}"))),
-    };
+    let current = current.ok_or_else(|| not_editable("nothing is deployed yet".into()))?;
+    let mut root = editable(current)?;
     for (name, share) in shares {
         let flag = root
             .get_mut(name)
@@ -67,8 +95,7 @@ pub fn with_split(
         set_share(flag, *share).map_err(|why| not_editable(format!("flag {name:?}: {why}")))?;
         Definition::parse(name, flag).map_err(|e| not_editable(e.to_string()))?;
     }
-    root.remove(METADATA_KEY);
-    Ok(serde_json::to_vec_pretty(&Value::Object(root)).expect("a JSON value serialises"))
+    Ok(content(root))
 }
 
 /// Sets the weights of the definition's one two-variant boolean split.
@@ -117,7 +144,7 @@ mod tests {
         }
     }
 
-    fn content() -> Vec<u8> {
+    fn deployed() -> Vec<u8> {
         json!({
             "checkout": {"default": false, "rules": {
                 "staff": {"when_match": true, "conditions": [{"action": "ENDSWITH", "key": "email", "value": "@example.com"}]},
@@ -135,8 +162,8 @@ mod tests {
     fn only_the_splits_weights_change_and_the_variants_keep_their_order() {
         let shares = BTreeMap::from([("checkout".to_owned(), 5000)]);
         let next: Value =
-            serde_json::from_slice(&with_split(Some(&content()), &shares).unwrap()).unwrap();
-        let mut expected: Value = serde_json::from_slice(&content()).unwrap();
+            serde_json::from_slice(&with_split(Some(&deployed()), &shares).unwrap()).unwrap();
+        let mut expected: Value = serde_json::from_slice(&deployed()).unwrap();
         expected["checkout"]["rules"]["rollout"]["split"][0]["weight"] = json!(5000);
         expected["checkout"]["rules"]["rollout"]["split"][1]["weight"] = json!(5000);
         expected.as_object_mut().unwrap().remove(METADATA_KEY);
@@ -147,13 +174,13 @@ mod tests {
     fn a_flag_without_one_boolean_split_is_refused_naming_it() {
         for (name, shares) in [("plain", 5000), ("missing", 5000)] {
             let error = with_split(
-                Some(&content()),
+                Some(&deployed()),
                 &BTreeMap::from([(name.to_owned(), shares)]),
             )
             .unwrap_err();
             assert!(error.to_string().contains(name), "{error}");
         }
-        let mut two = serde_json::from_slice::<Value>(&content()).unwrap();
+        let mut two = serde_json::from_slice::<Value>(&deployed()).unwrap();
         two["checkout"]["rules"]["again"] = two["checkout"]["rules"]["rollout"].clone();
         let error = with_split(
             Some(two.to_string().as_bytes()),
