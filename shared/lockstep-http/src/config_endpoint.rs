@@ -64,11 +64,14 @@ pub struct ConfigBody {
     pub rolled_back_at: Option<DateTime<Utc>>,
     /// The journey token naming what this instance serves: send it back in the
     /// `Lockstep-Journey` header of every feature call of a journey opened with this answer.
-    /// The same for every read of this version within one second (`journey::issue_reused`);
-    /// `null` when none can be issued (logged as `journey_token_not_issued`).
+    /// The same for every anonymous read of this version within one second
+    /// (`journey::issue_reused`); for a caller with a targeting key (`/config/me`, OFREP), bound
+    /// to them and claiming their own values; `null` when none can be issued (logged as
+    /// `journey_token_not_issued`).
     pub journey_token: Option<String>,
-    /// Public flags in detail (value, consistent, consistentAt, journeyOpensAt, forced, and
-    /// `rolledBackAt` after a rollback).
+    /// Public flags in detail (value, consistent, consistentAt, journeyOpensAt, forced,
+    /// `rolledBackAt` after a rollback, and `changesAt` when the caller's value next changes by
+    /// a schedule or a ramp).
     pub flags: BTreeMap<String, FlagStatus>,
     /// The configuration version served.
     pub configuration_version: String,
@@ -140,6 +143,10 @@ impl ConfigBody {
                 out.push_str(",\"rolledBackAt\":");
                 push_time(&mut out, at);
             }
+            if let Some(at) = &flag.changes_at {
+                out.push_str(",\"changesAt\":");
+                push_time(&mut out, at);
+            }
             out.push('}');
         }
         out.push_str("},");
@@ -190,8 +197,12 @@ pub fn body_for(view: &FlagView, context: &Context) -> ConfigBody {
         consistent_at: backend.consistent_at,
         journey_opens_at: backend.journey_opens_at,
         rolled_back_at: flags.values().filter_map(|f| f.rolled_back_at).max(),
-        journey_token: journey::issue_reused(view.snapshot(), view.now().timestamp_millis())
-            .map(|token| token.to_string()),
+        journey_token: journey::issue_reused(
+            view.snapshot(),
+            context,
+            view.now().timestamp_millis(),
+        )
+        .map(|token| token.to_string()),
         flags,
         configuration_version: view.snapshot().version.clone(),
         last_modified_timestamp: view.snapshot().profile_stamp.map(|s| s.at),

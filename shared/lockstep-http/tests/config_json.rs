@@ -40,9 +40,18 @@ fn flag() -> impl Strategy<Value = FlagStatus> {
         proptest::option::of(moment()),
         any::<bool>(),
         proptest::option::of(moment()),
+        proptest::option::of(moment()),
     )
         .prop_map(
-            |(value, consistent, consistent_at, journey_opens_at, forced, rolled_back_at)| {
+            |(
+                value,
+                consistent,
+                consistent_at,
+                journey_opens_at,
+                forced,
+                rolled_back_at,
+                changes_at,
+            )| {
                 FlagStatus {
                     value,
                     consistent,
@@ -50,6 +59,7 @@ fn flag() -> impl Strategy<Value = FlagStatus> {
                     journey_opens_at,
                     forced,
                     rolled_back_at,
+                    changes_at,
                 }
             },
         )

@@ -83,6 +83,14 @@ pub struct FlagStatus {
         skip_serializing_if = "Option::is_none"
     )]
     pub rolled_back_at: Option<DateTime<Utc>>,
+    /// When the caller's value next changes without a deployment (a time-based condition or a
+    /// ramp, design rule 10; [`lockstep_targeting::changes`]): every instance knows the instant,
+    /// and the value is reported inconsistent within ε of it. Left out of `/config` when none.
+    #[serde(
+        serialize_with = "crate::rfc3339::serialize_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub changes_at: Option<DateTime<Utc>>,
 }
 
 /// The backend as one instance sees it: what `/config` reports at its top level.
@@ -336,6 +344,7 @@ mod tests {
             journey_opens_at: at.map(|at| t(at) - TimeDelta::seconds(30)),
             forced,
             rolled_back_at: None,
+            changes_at: None,
         }
     }
 

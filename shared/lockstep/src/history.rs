@@ -65,7 +65,19 @@ pub struct Previous {
 /// instance's window.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct History {
-    entries: Vec<(Previous, Option<DateTime<Utc>>)>,
+    entries: Vec<(Previous, Option<DateTime<Utc>>, Option<DateTime<Utc>>)>,
+}
+
+/// A caller's step ([`History::step_for`]): the previous definition from which on their value
+/// is the current one, and its times for this instance's window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step<'h> {
+    /// The definition and its stamp.
+    pub previous: &'h Previous,
+    /// Its `T + Δ + P + ε`.
+    pub consistent_at: Option<DateTime<Utc>>,
+    /// Its `T + Δ + Q + ε` (rule 8, for a caller whose journey token claims this step).
+    pub journey_opens_at: Option<DateTime<Utc>>,
 }
 
 impl History {
@@ -76,7 +88,8 @@ impl History {
                 .into_iter()
                 .map(|p| {
                     let at = consistency::consistent_at(Some(p.stamp), false, window);
-                    (p, at)
+                    let opens = consistency::journey_opens_at(Some(p.stamp), false, window);
+                    (p, at, opens)
                 })
                 .collect(),
         }
@@ -85,7 +98,7 @@ impl History {
     /// Whether a previous definition reads the clock (a time-based condition): then no
     /// caller's answer can be fixed per version.
     pub fn reads_clock(&self) -> bool {
-        self.entries.iter().any(|(p, _)| match &p.definition {
+        self.entries.iter().any(|(p, _, _)| match &p.definition {
             Earlier::Rules(definition) => definition.reads_clock(),
             Earlier::Plain(_) => false,
         })
@@ -98,13 +111,40 @@ impl History {
 
     /// The previous definitions, newest first.
     pub fn previous(&self) -> impl Iterator<Item = &Previous> {
-        self.entries.iter().map(|(p, _)| p)
+        self.entries.iter().map(|(p, _, _)| p)
+    }
+
+    /// The caller's step: the previous definition, newest first, from which on their value is
+    /// the one the current definition serves them (`current`), with its `T + Δ + P + ε` for
+    /// this window; `None` when the newest kept definition already served them another value
+    /// (their step is the current definition). The oldest kept definition counts as different
+    /// from the one before it.
+    pub fn step_for(
+        &self,
+        current: &Value,
+        context: &Context,
+        now: DateTime<Utc>,
+    ) -> Option<Step<'_>> {
+        let mut step = None;
+        let mut newer = current.clone();
+        for (previous, consistent_at, journey_opens_at) in &self.entries {
+            let value = previous.definition.value(context, now);
+            if value != newer {
+                break;
+            }
+            step = Some(Step {
+                previous,
+                consistent_at: *consistent_at,
+                journey_opens_at: *journey_opens_at,
+            });
+            newer = value;
+        }
+        step
     }
 
     /// The caller's `consistentAt` for a flag whose current definition serves them `current`
     /// and is consistent from `current_at` (`T + Δ + P + ε` of the flag's own stamp): the
-    /// `consistentAt` of the latest definition under which their value differs from the one
-    /// before it, or of the oldest kept one. Never later than `current_at`.
+    /// `consistentAt` of their step ([`History::step_for`]). Never later than `current_at`.
     pub fn consistent_at_for(
         &self,
         current: &Value,
@@ -112,17 +152,8 @@ impl History {
         context: &Context,
         now: DateTime<Utc>,
     ) -> Option<DateTime<Utc>> {
-        let mut bound = current_at;
-        let mut newer = current.clone();
-        for (previous, at) in &self.entries {
-            let value = previous.definition.value(context, now);
-            if value != newer {
-                break;
-            }
-            bound = *at;
-            newer = value;
-        }
-        match (bound, current_at) {
+        let step = self.step_for(current, context, now);
+        match (step.and_then(|s| s.consistent_at), current_at) {
             (Some(bound), Some(current_at)) => Some(bound.min(current_at)),
             _ => current_at,
         }

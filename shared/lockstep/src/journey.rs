@@ -35,6 +35,7 @@ mod codec;
 use crate::catalog::Visibility;
 pub use crate::journey_key::{BadKey, JourneyKey, KEY_LEN};
 use crate::snapshot::Snapshot;
+use crate::targeted::{anonymous, Context};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -143,6 +144,10 @@ pub struct Claims {
     pub profile_stamp_ms: Option<i64>,
     /// When the token was issued (the issuing instance's clock), Unix milliseconds.
     pub issued_at_ms: i64,
+    /// For a token bound to one caller ([`issue_for`]), their reference ([`subject`]): its
+    /// claims for flags defined by rules are theirs, and only a request verified as them reads
+    /// it. None: a token for anyone, which claims every flag defined by rules off.
+    pub subject: Option<u64>,
     /// Every public flag.
     pub flags: TokenFlags,
 }
@@ -173,32 +178,43 @@ pub enum IssueError {
 }
 
 /// Issues the token for what `snapshot` serves at `now_ms`: its public flags, signed with the
-/// snapshot's signing key at `now_ms` when it has one ([`Snapshot::signing_key`]).
+/// snapshot's signing key at `now_ms` when it has one ([`Snapshot::signing_key`]). Not bound to
+/// a caller: a flag defined by rules is claimed off.
 pub fn issue(snapshot: &Snapshot, now_ms: i64) -> Result<String, IssueError> {
+    issue_for(snapshot, anonymous(), now_ms)
+}
+
+/// Issues the token for what `snapshot` serves the caller `context` at `now_ms`. For a caller
+/// with a targeting key ([`crate::targeted::subject`]) the token is bound to them
+/// ([`Claims::subject`]) and claims, for each flag defined by rules, their value and their step
+/// ([`crate::resolved::ResolvedFlag::claim_for`]): an instance behind their step catches up (rule 8) and a
+/// narrowing that switched them off with a drain honours it (rule 9), per user (rule 10). A
+/// token without a caller claims such flags off (fail closed: no catch-up, no drain).
+pub fn issue_for(
+    snapshot: &Snapshot,
+    context: &Context,
+    now_ms: i64,
+) -> Result<String, IssueError> {
+    let subject = subject(context);
     let flags = snapshot
         .flags()
         .iter()
         .filter(|f| f.visibility == Visibility::Public)
         .map(|f| {
-            let stamp_ms = (!f.forced)
-                .then(|| f.stamp.map(|s| s.at.timestamp_millis()))
-                .flatten();
-            (
-                codec::reference(&f.name),
-                TokenFlag {
-                    // A flag defined by rules has no one value to carry: the token is shared by
-                    // every caller in its second, so it claims off (fail closed: no catch-up
-                    // and no drain on its claim; per-user claims are rule 10's next step).
-                    value: f.value && f.rules().is_none(),
-                    stamp_ms,
-                },
-            )
+            let (value, stamp_ms) = match (f.rules(), subject) {
+                (Some(_), Some(_)) => f.claim_for(context, now_ms),
+                // A flag defined by rules has no one value to carry for anyone: off.
+                (Some(_), None) => (false, f.stamp_millis()),
+                (None, _) => (f.value, f.stamp_millis()),
+            };
+            (codec::reference(&f.name), TokenFlag { value, stamp_ms })
         })
         .collect();
     let claims = Claims {
         version: snapshot.version.clone(),
         profile_stamp_ms: snapshot.profile_stamp.map(|s| s.at.timestamp_millis()),
         issued_at_ms: now_ms,
+        subject: subject.map(codec::subject_reference),
         flags: TokenFlags::from_references(flags).ok_or(IssueError::ReferenceCollision)?,
     };
     let token = encode(&claims, snapshot.signing_key(now_ms));
@@ -208,15 +224,32 @@ pub fn issue(snapshot: &Snapshot, now_ms: i64) -> Result<String, IssueError> {
     Ok(token)
 }
 
-/// The token `/config` and OFREP hand out at `now_ms`: [`issue`]d for the start of the current
-/// second ([`ISSUE_RESOLUTION_MS`]) and kept in the snapshot, so every read of the snapshot in
-/// that second gets the same token without signing again (a token depends only on the snapshot
-/// and its moment of issue). `None` when none can be issued: logged once per second and
-/// snapshot (`path = "journey_token_not_issued"`), and the answer carries no token.
-pub fn issue_reused(snapshot: &Snapshot, now_ms: i64) -> Option<Arc<str>> {
+/// A caller's reference in the tokens bound to them (the first 8 bytes of SHA-256 of
+/// `lockstep subject:` and their targeting key); `None` for a caller without a targeting key.
+pub fn subject(context: &Context) -> Option<&str> {
+    crate::targeted::subject(context)
+}
+
+/// Whether a token's claims may be read for the caller `context`: a token not bound to a caller
+/// may, one bound to a caller only for that caller.
+pub fn readable_by(claims: &Claims, context: &Context) -> bool {
+    match claims.subject {
+        None => true,
+        Some(bound) => subject(context).is_some_and(|key| codec::subject_reference(key) == bound),
+    }
+}
+
+/// The token `/config` and OFREP hand out at `now_ms` to the caller `context`: [`issue_for`]
+/// the start of the current second ([`ISSUE_RESOLUTION_MS`]). A token not bound to a caller is
+/// kept in the snapshot, so every anonymous read of the snapshot in that second gets the same
+/// token without signing again (it depends only on the snapshot and its moment of issue); a
+/// caller's own token is signed per read. `None` when none can be issued: logged
+/// (`path = "journey_token_not_issued"`, once per second and snapshot for the anonymous one),
+/// and the answer carries no token.
+pub fn issue_reused(snapshot: &Snapshot, context: &Context, now_ms: i64) -> Option<Arc<str>> {
     let second = now_ms.div_euclid(ISSUE_RESOLUTION_MS) * ISSUE_RESOLUTION_MS;
-    snapshot.issued_token().get_or_make(second, || {
-        issue(snapshot, second)
+    let make = || {
+        issue_for(snapshot, context, second)
             .inspect_err(|error| {
                 tracing::warn!(
                     version = %snapshot.version,
@@ -232,7 +265,11 @@ pub fn issue_reused(snapshot: &Snapshot, now_ms: i64) -> Option<Arc<str>> {
             })
             .ok()
             .map(Arc::from)
-    })
+    };
+    if subject(context).is_some() {
+        return make();
+    }
+    snapshot.issued_token().get_or_make(second, make)
 }
 
 /// Encodes claims, signed with `key` when given (else the signature part is empty).
@@ -388,6 +425,7 @@ mod tests {
             version: "T2026-11-21T10:00:00.000Z".into(),
             profile_stamp_ms: Some(1_763_719_200_000),
             issued_at_ms: 1_763_719_260_000,
+            subject: None,
             flags: [(
                 "isFeatureXEnabled".to_owned(),
                 TokenFlag {

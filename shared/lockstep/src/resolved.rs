@@ -6,9 +6,9 @@
 use crate::catalog::Visibility;
 use crate::consistency::{self, FlagStatus, Stamp};
 use crate::history::History;
-use crate::targeted::{anonymous, Context, Evaluation};
+use crate::targeted::{self, anonymous, Context, Evaluation};
 use chrono::{DateTime, Utc};
-use lockstep_targeting::Definition;
+use lockstep_targeting::{changes, Definition};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +26,8 @@ pub struct ResolvedFlag {
     pub forced: bool,
     /// Whether `/config` may expose it (undeclared flags are internal).
     pub visibility: Visibility,
-    /// The drain time of the deployment that switched it off (rule 9), if it had one.
+    /// The drain time of the deployment that switched it off (rule 9), or that changed its
+    /// rules (for the callers it switched off), if it had one.
     pub drain: Option<Duration>,
     /// `T + Δ + P + ε` for this instance's window, computed once per version.
     pub consistent_at: Option<DateTime<Utc>>,
@@ -55,6 +56,11 @@ pub struct ResolvedFlag {
     /// Whether its rules (or a previous definition's) read the clock, so that its anonymous
     /// status is evaluated per read.
     reads_clock: bool,
+    /// `T + Δ + Q + ε` of its own stamp (or the rollback's bound): when a journey opens for a
+    /// caller whose tokens claim the current definition ([`ResolvedFlag::status_for`]).
+    own_journey_opens_at: Option<DateTime<Utc>>,
+    /// ε, for the window around a scheduled change ([`ResolvedFlag::status_for`]).
+    epsilon: chrono::TimeDelta,
 }
 
 impl ResolvedFlag {
@@ -81,6 +87,8 @@ impl ResolvedFlag {
             fixed_value: value,
             fixed_times: (None, None, None),
             reads_clock: false,
+            own_journey_opens_at: None,
+            epsilon: chrono::TimeDelta::zero(),
         }
     }
 
@@ -89,17 +97,21 @@ impl ResolvedFlag {
     pub(crate) fn resolve_times(&mut self, window: consistency::Window) {
         self.consistent_at = consistency::consistent_at(self.stamp, self.forced, window);
         self.journey_opens_at = consistency::journey_opens_at(self.stamp, self.forced, window);
+        self.own_journey_opens_at = self.journey_opens_at;
         if self.rules().is_some() {
-            // A journey token claims a flag defined by rules off (`journey::issue`): it makes
-            // no instance catch up on it, so a journey on it opens only when every instance
-            // holds it, at consistentAt.
+            // A token not bound to a caller claims a flag defined by rules off
+            // (`journey::issue`): it makes no instance catch up on it, so an anonymous journey
+            // on it opens only when every instance holds it, at consistentAt. A caller's own
+            // tokens claim their value (`status_for`).
             self.journey_opens_at = self.consistent_at;
         }
-        // A drain only ever applies to a flag that is off.
-        self.drain_ends_at = (!self.value)
+        // A drain only ever applies to a flag that is off, or, for a flag defined by rules, to
+        // the callers a narrowing switched off (the gate asks only for a caller served off).
+        self.drain_ends_at = (!self.value || self.rules().is_some())
             .then(|| consistency::drain_ends_at(self.stamp, self.forced, self.drain, window))
             .flatten();
         self.consistent_at_ms = self.consistent_at.map(|at| at.timestamp_millis());
+        self.epsilon = chrono::TimeDelta::from_std(window.epsilon).unwrap_or_default();
         self.fix_anonymous_value();
     }
 
@@ -140,6 +152,7 @@ impl ResolvedFlag {
             journey_opens_at,
             forced: self.forced,
             rolled_back_at: self.rolled_back_at,
+            changes_at: None,
         })
     }
 
@@ -194,6 +207,7 @@ impl ResolvedFlag {
             journey_opens_at: self.journey_opens_at,
             forced: self.forced,
             rolled_back_at: self.rolled_back_at,
+            changes_at: None,
         }
     }
 
@@ -216,6 +230,7 @@ impl ResolvedFlag {
             .map_or(consistent_from, |at| at.max(consistent_from));
         self.consistent_at = Some(at);
         self.journey_opens_at = Some(at);
+        self.own_journey_opens_at = Some(at);
         self.consistent_at_ms = Some(at.timestamp_millis());
         // The anonymous status follows (and no longer per-user history: see
         // `per_user_history`).
@@ -241,26 +256,54 @@ impl ResolvedFlag {
 
     /// Its status for the caller `context` at `now_ms` (for a flag defined by rules, the value
     /// is its evaluation: `true` only when it serves the boolean `true`), with this caller's
-    /// `consistentAt` when the flag keeps previous definitions ([`crate::history`]).
+    /// `consistentAt` when the flag keeps previous definitions ([`crate::history`]); for a
+    /// caller with a targeting key (handed tokens bound to them, [`crate::journey::issue_for`]),
+    /// a flag defined by rules opens journeys at their own step's `T + Δ + Q + ε`; for rules
+    /// that read the clock, when the value next changes (`changesAt`), and no `consistentAt`
+    /// earlier than ε after a scheduled change within ε of now.
     pub fn status_for(&self, context: &Context, now_ms: i64, degraded: bool) -> FlagStatus {
         let evaluation = self.evaluate(context, now_ms);
         let value = match &evaluation {
             Some(evaluation) => evaluation.value.as_bool() == Some(true),
             None => self.value,
         };
-        let Some(history) = self.per_user_history() else {
+        let scheduled = self.rules().filter(|definition| definition.reads_clock());
+        let bound_tokens = self.rules().is_some() && targeted::subject(context).is_some();
+        let history = self.per_user_history();
+        if history.is_none() && scheduled.is_none() && !bound_tokens {
             return self.status_with(value, now_ms, degraded);
-        };
+        }
+        let now = DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
         let served = match evaluation {
             Some(evaluation) => evaluation.value.clone(),
             None => Value::Bool(self.value),
         };
-        let now = DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
-        let consistent_at = history.consistent_at_for(&served, self.consistent_at, context, now);
-        let journey_opens_at = match (self.journey_opens_at, consistent_at) {
+        let step = history.and_then(|h| h.step_for(&served, context, now));
+        let consistent_at = match (step.and_then(|s| s.consistent_at), self.consistent_at) {
+            (Some(bound), Some(own)) => Some(bound.min(own)),
+            (_, own) => own,
+        };
+        let journey_opens_at = if bound_tokens {
+            // Their tokens claim their value at their step: an instance behind it catches up.
+            step.map_or(self.own_journey_opens_at, |s| s.journey_opens_at)
+        } else {
+            self.journey_opens_at
+        };
+        let mut journey_opens_at = match (journey_opens_at, consistent_at) {
             (Some(opens), Some(at)) => Some(opens.min(at)),
             (opens, _) => opens,
         };
+        let mut consistent_at = consistent_at;
+        let mut changes_at = None;
+        if let Some(definition) = scheduled {
+            changes_at = changes::next_change(definition, context, now);
+            // Instances reach a scheduled instant on their own clocks, within ε of each other:
+            // around one, some may already (or still) serve the other value.
+            if let Some(settled) = self.settled_after_schedule(definition, context, now) {
+                consistent_at = consistent_at.map(|at| at.max(settled));
+                journey_opens_at = journey_opens_at.map(|at| at.max(settled));
+            }
+        }
         FlagStatus {
             value,
             consistent: consistency::is_consistent(
@@ -273,6 +316,42 @@ impl ResolvedFlag {
             journey_opens_at,
             forced: self.forced,
             rolled_back_at: self.rolled_back_at,
+            changes_at,
         }
+    }
+
+    /// What a journey token bound to the caller `context` claims for this flag at `now_ms`
+    /// (design rules 8 and 10): the value it serves them, and the stamp (Unix milliseconds) of
+    /// their step, the deployment from which on every definition serves them that value. None
+    /// for a forced or unstamped flag.
+    pub fn claim_for(&self, context: &Context, now_ms: i64) -> (bool, Option<i64>) {
+        let own = self.stamp_millis();
+        let Some(evaluation) = self.evaluate(context, now_ms) else {
+            return (self.value, own);
+        };
+        let value = evaluation.value.as_bool() == Some(true);
+        let now = DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
+        let step = self
+            .per_user_history()
+            .and_then(|h| h.step_for(evaluation.value, context, now))
+            .map(|s| s.previous.stamp.at.timestamp_millis());
+        (value, step.or(own))
+    }
+
+    /// ε after the last scheduled change of the caller's value within ε of `now`, if one is.
+    fn settled_after_schedule(
+        &self,
+        definition: &Definition,
+        context: &Context,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let until = now + self.epsilon;
+        let mut from = now - self.epsilon;
+        let mut last = None;
+        while let Some(change) = changes::next_change_until(definition, context, from, until) {
+            last = Some(change);
+            from = change;
+        }
+        last.map(|change| change + self.epsilon)
     }
 }

@@ -13,11 +13,21 @@
 //! but a caller's `consistentAt` is that of the latest definition under which their value
 //! changed ([`crate::history`]).
 
-pub use lockstep_targeting::{Context, Evaluation, Reason};
+pub use lockstep_targeting::{Context, Evaluation, Reason, TARGETING_KEY};
 use std::sync::LazyLock;
 
 /// The empty context: an anonymous caller.
 pub fn anonymous() -> &'static Context {
     static EMPTY: LazyLock<Context> = LazyLock::new(Context::new);
     &EMPTY
+}
+
+/// The caller's targeting key, when the context names one (a non-empty string): a caller with
+/// one is handed journey tokens bound to them (`crate::journey::issue_for`), which claim their
+/// own value and step for flags defined by rules.
+pub fn subject(context: &Context) -> Option<&str> {
+    context
+        .get(TARGETING_KEY)
+        .and_then(|key| key.as_str())
+        .filter(|key| !key.is_empty())
 }

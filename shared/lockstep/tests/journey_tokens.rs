@@ -230,6 +230,7 @@ async fn forged_or_malformed_tokens_change_nothing_and_fail_nothing() {
         version: "forged".into(),
         profile_stamp_ms: None,
         issued_at_ms: issued,
+        subject: None,
         flags: [(
             X.to_owned(),
             TokenFlag {
@@ -495,8 +496,12 @@ async fn token_of_many(names: &[String], content: &str, at: DateTime<Utc>) -> St
     )
     .await;
     let view = issuer.cache.read().await;
-    let token = journey::issue_reused(view.snapshot(), view.now().timestamp_millis())
-        .expect("a token is issued");
+    let token = journey::issue_reused(
+        view.snapshot(),
+        lockstep::targeted::anonymous(),
+        view.now().timestamp_millis(),
+    )
+    .expect("a token is issued");
     // Compact: about 13 bytes of payload a flag, whatever the length of its name.
     assert!(token.len() <= 1_300, "{} bytes", token.len());
     token.to_string()
@@ -574,7 +579,10 @@ async fn a_token_over_the_limit_is_never_issued_and_none_is_handed_out() {
         journey::issue(view.snapshot(), now_ms),
         Err(journey::IssueError::TooLong { len }) if len > journey::MAX_TOKEN_LEN
     ));
-    assert_eq!(journey::issue_reused(view.snapshot(), now_ms), None);
+    assert_eq!(
+        journey::issue_reused(view.snapshot(), lockstep::targeted::anonymous(), now_ms),
+        None
+    );
 }
 
 #[tokio::test]
@@ -586,9 +594,20 @@ async fn one_snapshot_hands_out_one_token_per_second_saying_when_that_second_beg
     let second = t(T1).timestamp_millis();
     let keys = [JourneyKey::from_bytes(KEY)];
 
-    let first = journey::issue_reused(view.snapshot(), second + 1).unwrap();
-    let same = journey::issue_reused(view.snapshot(), second + 999).unwrap();
-    let next = journey::issue_reused(view.snapshot(), second + 1000).unwrap();
+    let first = journey::issue_reused(view.snapshot(), lockstep::targeted::anonymous(), second + 1)
+        .unwrap();
+    let same = journey::issue_reused(
+        view.snapshot(),
+        lockstep::targeted::anonymous(),
+        second + 999,
+    )
+    .unwrap();
+    let next = journey::issue_reused(
+        view.snapshot(),
+        lockstep::targeted::anonymous(),
+        second + 1000,
+    )
+    .unwrap();
 
     assert_eq!(first, same);
     assert_ne!(first, next);

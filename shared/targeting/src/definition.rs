@@ -37,6 +37,7 @@
 //! Powertools refuses them. (tests/powertools_differential.rs checks each against Powertools.)
 
 use crate::actions::{self, Action, Operand};
+use crate::ramp::Ramp;
 use crate::split::{Bucket, Split};
 use serde_json::{Map, Value};
 use thiserror::Error;
@@ -178,20 +179,20 @@ impl Definition {
         is_true(&self.default)
             || self.rules.iter().any(|rule| match &rule.outcome {
                 Outcome::Value(v) => is_true(v),
-                Outcome::Split(split) => split
-                    .buckets
-                    .iter()
-                    .any(|b| b.weight > 0 && is_true(&b.value)),
+                // A ramp's first variant grows from its weight, even from 0.
+                Outcome::Split(split) => split.buckets.iter().enumerate().any(|(i, b)| {
+                    (b.weight > 0 || (i == 0 && split.ramp.is_some())) && is_true(&b.value)
+                }),
             })
     }
 
-    /// Whether any rule reads the clock (a time-based condition), so the answer can change
-    /// without a deployment.
+    /// Whether any rule reads the clock (a time-based condition or a ramp), so the answer can
+    /// change without a deployment.
     pub fn reads_clock(&self) -> bool {
-        self.rules
-            .iter()
-            .flat_map(|r| &r.conditions)
-            .any(|c| c.action.clock_key.is_some())
+        self.rules.iter().any(|rule| {
+            rule.conditions.iter().any(|c| c.action.clock_key.is_some())
+                || matches!(&rule.outcome, Outcome::Split(split) if split.ramp.is_some())
+        })
     }
 }
 
@@ -217,6 +218,9 @@ fn parse_rule(name: &str, rule: &Value, boolean: bool) -> Result<Rule, String> {
         (None, Some(split)) => Outcome::Split(parse_split(fields, split, boolean)?),
         (None, None) => return Err("a rule needs 'when_match' (or a 'split')".into()),
     };
+    if fields.contains_key("ramp") && !matches!(outcome, Outcome::Split(_)) {
+        return Err("a 'ramp' grows a 'split': this rule has none".into());
+    }
     let conditions = match (fields.get("conditions"), &outcome) {
         (Some(Value::Array(items)), _) if !items.is_empty() => items
             .iter()
@@ -319,7 +323,12 @@ fn parse_split(rule: &Map<String, Value>, split: &Value, boolean: bool) -> Resul
     if by.as_deref() == Some("") {
         return Err("'split_by' must name a context key".into());
     }
-    Split::new(buckets, text("split_seed")?, by)
+    let weights: Vec<u32> = buckets.iter().map(|b| b.weight).collect();
+    let split = Split::new(buckets, text("split_seed")?, by)?;
+    match rule.get("ramp") {
+        None => Ok(split),
+        Some(ramp) => Ok(split.ramped(Ramp::parse(ramp, &weights)?)),
+    }
 }
 
 #[cfg(test)]

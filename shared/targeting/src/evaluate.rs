@@ -80,7 +80,7 @@ pub fn evaluate<'d>(
                 let key = split.by.as_deref().unwrap_or(TARGETING_KEY);
                 if let Some(Value::String(by)) = context.get(key) {
                     if !by.is_empty() {
-                        let bucket = split.bucket(&definition.name, by);
+                        let bucket = split.bucket(&definition.name, by, now.timestamp_millis());
                         return Evaluation {
                             value: &bucket.value,
                             reason: Reason::Split,

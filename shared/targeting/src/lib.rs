@@ -4,14 +4,17 @@
 //! an invalid definition is a [`DefinitionError`] naming the flag and the rule), [`actions`] (the
 //! one table of condition actions, each a small function), [`compare`] (what "equal" and
 //! "greater" mean between JSON values), [`schedule`] (the time-based actions' operands),
-//! [`split`] (flagd's fractional bucketing), [`evaluate`](mod@evaluate) (the evaluation, its
+//! [`split`] (flagd's fractional bucketing), [`ramp`] (a split growing with time),
+//! [`changes`] (when a caller's answer next changes without a deployment), [`evaluate`](mod@evaluate) (the evaluation, its
 //! [`Reason`] and variant).
 #![warn(missing_docs)]
 
 pub mod actions;
+pub mod changes;
 pub mod compare;
 pub mod definition;
 pub mod evaluate;
+pub mod ramp;
 pub mod schedule;
 pub mod split;
 

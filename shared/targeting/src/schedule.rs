@@ -107,9 +107,49 @@ impl Zone {
         })
         .unwrap_or_default()
     }
+
+    /// The instant this zone's wall clock reads `local` (in a gap, the instant just after it;
+    /// in a fold, the earlier one: jiff's "compatible" choice, as RFC 5545 has it).
+    pub fn instant(&self, local: NaiveDateTime) -> Option<DateTime<Utc>> {
+        let civil = jiff::civil::DateTime::new(
+            i16::try_from(local.year()).ok()?,
+            i8::try_from(local.month()).ok()?,
+            i8::try_from(local.day()).ok()?,
+            i8::try_from(local.hour()).ok()?,
+            i8::try_from(local.minute()).ok()?,
+            i8::try_from(local.second()).ok()?,
+            i32::try_from(local.nanosecond()).ok()?,
+        )
+        .ok()?;
+        let at = self.zone.to_ambiguous_timestamp(civil).compatible().ok()?;
+        DateTime::from_timestamp(at.as_second(), u32::try_from(at.subsec_nanosecond()).ok()?)
+    }
+
+    /// The earliest of the instants at which this zone's wall clock reads one of `minutes`
+    /// (minutes since midnight) on the days around `now`, after `now`.
+    fn next_minute_of_day(&self, now: DateTime<Utc>, minutes: &[u16]) -> Option<DateTime<Utc>> {
+        let today = self.local(now).date();
+        (-1..=2)
+            .filter_map(|offset| today.checked_add_signed(chrono::TimeDelta::days(offset)))
+            .flat_map(|day| {
+                minutes
+                    .iter()
+                    .filter_map(move |m| day.and_hms_opt(u32::from(m / 60), u32::from(m % 60), 0))
+            })
+            .filter_map(|local| self.instant(local))
+            .filter(|at| *at > now)
+            .min()
+    }
 }
 
 impl TimeRange {
+    /// The next instant after `now` at which the range is entered or left: its first minute,
+    /// or the minute after its last (`crate::changes`).
+    pub fn next_boundary(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.zone
+            .next_minute_of_day(now, &[self.start, (self.end + 1) % (24 * 60)])
+    }
+
     /// Parses `{"START": "HH:MM", "END": "HH:MM", "TIMEZONE"?}`.
     pub fn parse(value: &Value) -> Result<Self, String> {
         let fields = object(value, "a dictionary with 'START' and 'END' keys")?;
@@ -166,7 +206,26 @@ impl DateTimeRange {
     }
 }
 
+impl DateTimeRange {
+    /// The next instant after `now` at which the range is entered or left: its start, or the
+    /// nanosecond after its end (`crate::changes`).
+    pub fn next_boundary(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let after_end = self.end + chrono::TimeDelta::nanoseconds(1);
+        [self.start, after_end]
+            .into_iter()
+            .filter_map(|local| self.zone.instant(local))
+            .filter(|at| *at > now)
+            .min()
+    }
+}
+
 impl Days {
+    /// The next midnight after `now` in the zone, where the weekday changes
+    /// (`crate::changes`).
+    pub fn next_boundary(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.zone.next_minute_of_day(now, &[0])
+    }
+
     /// Parses `{"DAYS": ["MONDAY", …], "TIMEZONE"?}`.
     pub fn parse(value: &Value) -> Result<Self, String> {
         let fields = object(

@@ -8,8 +8,10 @@
 //!   exceeds `b`.
 //!
 //! Weights are non-negative integers summing to between 1 and `i32::MAX` (flagd's bound), so a
-//! weight of 1 in 10,000 (or finer) is expressible.
+//! weight of 1 in 10,000 (or finer) is expressible. A two-variant split may [`Ramp`]: its first
+//! variant's weight then grows with time, the total unchanged, so a caller's position never moves.
 
+use crate::ramp::Ramp;
 use serde_json::Value;
 
 /// The most the weights of one split may sum to (flagd's bound).
@@ -35,6 +37,8 @@ pub struct Split {
     pub seed: Option<String>,
     /// The context key whose (string) value is hashed; `None` means `targetingKey`.
     pub by: Option<String>,
+    /// Its ramp, when its first variant's weight grows with time.
+    pub ramp: Option<Ramp>,
     total: u64,
 }
 
@@ -58,16 +62,42 @@ impl Split {
             buckets,
             seed,
             by,
+            ramp: None,
             total,
         })
     }
 
-    /// The bucket for a bucketing value (the targeting key, or the `by` attribute's value), for
-    /// the flag `flag`.
-    pub fn bucket(&self, flag: &str, value: &str) -> &Bucket {
-        let seed = self.seed.as_deref().unwrap_or(flag);
-        let index = bucket_index(&[seed, value], self.buckets.iter().map(|b| b.weight));
+    /// This split, ramped.
+    pub fn ramped(self, ramp: Ramp) -> Self {
+        Self {
+            ramp: Some(ramp),
+            ..self
+        }
+    }
+
+    /// The bucket at `now_ms` for a bucketing value (the targeting key, or the `by` attribute's
+    /// value), for the flag `flag`.
+    pub fn bucket(&self, flag: &str, value: &str, now_ms: i64) -> &Bucket {
+        let Some(ramp) = &self.ramp else {
+            let seed = self.seed.as_deref().unwrap_or(flag);
+            let index = bucket_index(&[seed, value], self.buckets.iter().map(|b| b.weight));
+            return &self.buckets[index];
+        };
+        let index = usize::from(self.position(flag, value) >= ramp.weight_at(now_ms));
         &self.buckets[index]
+    }
+
+    /// A bucketing value's position among the split's total weight: `(hash × total) >> 32`.
+    pub fn position(&self, flag: &str, value: &str) -> u64 {
+        let seed = self.seed.as_deref().unwrap_or(flag);
+        (u64::from(murmur3_x86_32(&[seed, value])) * self.total) >> 32
+    }
+
+    /// For a ramped split, when the bucketing value enters the first variant (Unix
+    /// milliseconds; [`Ramp::inclusion_at`]).
+    pub fn inclusion_at(&self, flag: &str, value: &str) -> Option<i64> {
+        let ramp = self.ramp.as_ref()?;
+        ramp.inclusion_at(self.position(flag, value))
     }
 }
 

@@ -78,6 +78,10 @@ pub struct FlagMetadata {
     /// is then no earlier than this + P + ε); absent when it did not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rolled_back_at: Option<String>,
+    /// When the caller's value next changes by a schedule or a ramp (re-evaluate then; a
+    /// journey that would outlast it should not start); absent when none is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes_at: Option<String>,
     /// The moment that opens the journey for this client.
     pub open_rule: OpenRule,
     /// Whether a `FORCE_` variable set the value.
@@ -209,6 +213,7 @@ pub(super) fn evaluation(
             journey_opens_at: status.journey_opens_at.map(rfc3339),
             opens_at: opens_at.map(rfc3339),
             rolled_back_at: status.rolled_back_at.map(rfc3339),
+            changes_at: status.changes_at.map(rfc3339),
             open_rule: rule,
             forced: status.forced,
             configuration_version: config.configuration_version.clone(),

@@ -48,6 +48,7 @@ use crate::problem::{json_response, ApiError};
 use http::header::{HeaderValue, CACHE_CONTROL, ETAG, RETRY_AFTER, VARY};
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
+use lockstep::targeted::Context;
 use lockstep::token_policy::Answer;
 use lockstep::{FlagCache, FlagView};
 use serde_json::json;
@@ -111,14 +112,19 @@ struct Read {
 /// after that, and AppConfig gave it nothing newer since the token's issue, an answer would hand
 /// the client a version older than the one it holds, so it is told when to ask again:
 /// `Err(seconds)`, 429 with `Retry-After`.
-async fn read(cache: &FlagCache, token: Option<&str>, only: Option<&str>) -> Result<Read, u64> {
+async fn read(
+    cache: &FlagCache,
+    token: Option<&str>,
+    only: Option<&str>,
+    context: &Context,
+) -> Result<Read, u64> {
     let ready = |view| {
         Ok(Read {
             view,
             rule: OpenRule::JourneyOpensAt,
         })
     };
-    match cache.answer_read(token, only).await {
+    match cache.answer_read(token, only, context).await {
         Answer::NoToken(view) => Ok(Read {
             view,
             rule: OpenRule::ConsistentAt,
@@ -182,7 +188,14 @@ pub async fn bulk(cache: &FlagCache, request: &Request) -> Result<Response<Body>
         Ok(context) => context,
         Err(refusal) => return Ok(refused(refusal, None)),
     };
-    let read = match read(cache, gate::journey_token(request.headers()), None).await {
+    let read = match read(
+        cache,
+        gate::journey_token(request.headers()),
+        None,
+        &context,
+    )
+    .await
+    {
         Ok(read) => read,
         Err(seconds) => return Ok(with_vary(rate_limited(None, seconds))),
     };
@@ -253,7 +266,14 @@ pub async fn flag(
     // Only a public flag can be behind a token (`token_policy::behind`), so only a public key
     // may catch up or be answered 429; any other key, private or unknown, is not found, and
     // nothing about it is told.
-    let read = match read(cache, gate::journey_token(request.headers()), Some(&key)).await {
+    let read = match read(
+        cache,
+        gate::journey_token(request.headers()),
+        Some(&key),
+        &context,
+    )
+    .await
+    {
         Ok(read) => read,
         Err(seconds) => return Ok(with_vary(rate_limited(Some(&key), seconds))),
     };

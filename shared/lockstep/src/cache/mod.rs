@@ -287,7 +287,8 @@ impl FlagCache {
         context: &crate::targeted::Context,
     ) -> Decision {
         decision::decide(
-            self.read_with_token(token, Scope::Flag(handle)).await,
+            self.read_with_token(token, Scope::Flag(handle), context)
+                .await,
             handle,
             context,
         )
@@ -295,23 +296,33 @@ impl FlagCache {
 
     /// Reads for a client that answers with values (OFREP), with the journey token it sent, if
     /// any, on the public flags (or only the one named): a read with any catch-up the token asks
-    /// for, then [`token_policy::answer`]: answer, or retry later.
-    pub async fn answer_read(&self, token: Option<&str>, only: Option<&str>) -> Answer {
-        token_policy::answer(self.read_with_token(token, Scope::Public(only)).await)
+    /// for, then [`token_policy::answer`]: answer, or retry later. `context` is the request's
+    /// (a token bound to another caller is no token).
+    pub async fn answer_read(
+        &self,
+        token: Option<&str>,
+        only: Option<&str>,
+        context: &crate::targeted::Context,
+    ) -> Answer {
+        token_policy::answer(
+            self.read_with_token(token, Scope::Public(only), context)
+                .await,
+        )
     }
 
     /// Reads the flags for a request carrying `token` (unchecked), refreshing first when due
     /// (rule 1). When the token shows this instance behind on a flag of `scope`
     /// ([`token_policy::behind`]), it catches up first: one poll, if the session allows a call
     /// now and no catch-up was made in the last Q ([`token_policy::next_catch_up_at`]), then
-    /// reads again (rule 8).
+    /// reads again (rule 8). A token bound to another caller than `context` is no token.
     pub async fn read_with_token<'a>(
         &self,
         token: Option<&'a str>,
         scope: Scope<'a>,
+        context: &crate::targeted::Context,
     ) -> TokenRead<'a> {
         let view = self.read().await;
-        let token = Token::read(token, &view);
+        let token = Token::read(token, &view, context);
         let behind = token
             .as_ref()
             .and_then(|token| token_policy::behind(&view, token, scope));

@@ -20,6 +20,7 @@ use crate::consistency::{FlagStatus, CATCH_UP_INTERVAL};
 use crate::journey::{self, Claims, TokenFlag};
 use crate::journey_key::JourneyKey;
 use crate::snapshot::ResolvedFlag;
+use crate::targeted::Context;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
@@ -35,13 +36,14 @@ pub struct Token<'t> {
 impl<'t> Token<'t> {
     /// The token a request carried (the `Lockstep-Journey` header's value, unchecked), read at
     /// `view`'s moment: `None` for a missing, malformed or oversized token, or one issued later
-    /// than the read's moment plus ε (no instance of this fleet issued it). A missing token and
-    /// an unreadable one are the same: no token.
-    pub fn read(text: Option<&'t str>, view: &FlagView) -> Option<Self> {
+    /// than the read's moment plus ε (no instance of this fleet issued it), or one bound to
+    /// another caller than `context` ([`journey::readable_by`]: its claims for flags defined by
+    /// rules are someone else's). A missing token and an unreadable one are the same: no token.
+    pub fn read(text: Option<&'t str>, view: &FlagView, context: &Context) -> Option<Self> {
         let epsilon_ms = i64::try_from(view.window().epsilon.as_millis()).unwrap_or(i64::MAX);
         let text = text?;
         let claims = journey::read(text, view.now_ms().saturating_add(epsilon_ms))?;
-        Some(Self { text, claims })
+        journey::readable_by(&claims, context).then_some(Self { text, claims })
     }
 
     /// What the token says about one flag.
@@ -306,6 +308,7 @@ mod tests {
             journey_opens_at: Some(t("2026-11-21T10:00:20Z")),
             forced: false,
             rolled_back_at: None,
+            changes_at: None,
         }
     }
 

@@ -5,10 +5,12 @@
 //! Format `v2` (what this release issues), all integers LEB128 varints, signed ones zigzag:
 //!
 //! ```text
-//! header      u8      bit 0: a profile stamp follows
+//! header      u8      bit 0: a profile stamp follows; bit 1: a subject follows
 //! version     varint length, then that many UTF-8 bytes
 //! profile     zigzag  the profile stamp, Unix ms (only with header bit 0)
 //! issued      zigzag  the moment of issue, Unix ms
+//! subject     8 bytes the caller's reference, big-endian (only with header bit 1): the first 8
+//!                     bytes of SHA-256 of `lockstep subject:` and their targeting key
 //! count       varint  the number of flags, then for each, by increasing reference:
 //!   reference 8 bytes the first 8 bytes of SHA-256 of the flag's name, big-endian
 //!   bits      u8      bit 0: the value; bit 1: a stamp follows
@@ -30,6 +32,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 const HAS_PROFILE_STAMP: u8 = 1;
+const HAS_SUBJECT: u8 = 2;
 const VALUE: u8 = 1;
 const HAS_STAMP: u8 = 2;
 
@@ -41,20 +44,39 @@ pub(super) fn reference(name: &str) -> u64 {
     u64::from_be_bytes(first)
 }
 
+/// A caller's reference in a `v2` token bound to them: the first 8 bytes of SHA-256 of
+/// `lockstep subject:` and their targeting key (a reference, not the key: the token is opaque,
+/// and the gate only compares it with the verified caller's).
+pub(super) fn subject_reference(targeting_key: &str) -> u64 {
+    let mut hasher = Sha256::new();
+    hasher.update(b"lockstep subject:");
+    hasher.update(targeting_key.as_bytes());
+    let digest = hasher.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
+}
+
 /// The `v2` payload of `claims`.
 pub(super) fn encode_v2(claims: &Claims) -> Vec<u8> {
     let mut out = Vec::with_capacity(32 + claims.version.len() + 14 * claims.flags.len());
-    out.push(if claims.profile_stamp_ms.is_some() {
-        HAS_PROFILE_STAMP
-    } else {
-        0
-    });
+    let mut header = 0;
+    if claims.profile_stamp_ms.is_some() {
+        header |= HAS_PROFILE_STAMP;
+    }
+    if claims.subject.is_some() {
+        header |= HAS_SUBJECT;
+    }
+    out.push(header);
     put_varint(&mut out, claims.version.len() as u64);
     out.extend_from_slice(claims.version.as_bytes());
     if let Some(profile) = claims.profile_stamp_ms {
         put_varint(&mut out, zigzag(profile));
     }
     put_varint(&mut out, zigzag(claims.issued_at_ms));
+    if let Some(subject) = claims.subject {
+        out.extend_from_slice(&subject.to_be_bytes());
+    }
     let base = claims.profile_stamp_ms.unwrap_or(0);
     put_varint(&mut out, claims.flags.0.len() as u64);
     for (reference, flag) in &claims.flags.0 {
@@ -76,7 +98,7 @@ pub(super) fn encode_v2(claims: &Claims) -> Vec<u8> {
 pub(super) fn decode_v2(bytes: &[u8]) -> Option<Claims> {
     let mut r = Reader(bytes);
     let header = r.byte()?;
-    if header & !HAS_PROFILE_STAMP != 0 {
+    if header & !(HAS_PROFILE_STAMP | HAS_SUBJECT) != 0 {
         return None;
     }
     let version_len = usize::try_from(r.varint()?).ok()?;
@@ -87,6 +109,11 @@ pub(super) fn decode_v2(bytes: &[u8]) -> Option<Claims> {
         None
     };
     let issued_at_ms = r.signed()?;
+    let subject = if header & HAS_SUBJECT != 0 {
+        Some(u64::from_be_bytes(r.take(8)?.try_into().ok()?))
+    } else {
+        None
+    };
     let base = profile_stamp_ms.unwrap_or(0);
     let count = r.varint()?;
     // Each flag takes at least 9 bytes: a count the rest cannot hold is not a token.
@@ -126,6 +153,7 @@ pub(super) fn decode_v2(bytes: &[u8]) -> Option<Claims> {
         version,
         profile_stamp_ms,
         issued_at_ms,
+        subject,
         flags: TokenFlags(flags),
     })
 }
@@ -158,6 +186,7 @@ pub(super) fn decode_v1(bytes: &[u8]) -> Option<Claims> {
         version: v1.version,
         profile_stamp_ms: v1.profile_stamp_ms,
         issued_at_ms: v1.issued_at_ms,
+        subject: None,
         flags: v1
             .flags
             .into_iter()
@@ -241,6 +270,7 @@ mod tests {
             version: "42".into(),
             profile_stamp_ms: profile,
             issued_at_ms: 1_763_719_260_000,
+            subject: None,
             flags: flags
                 .into_iter()
                 .map(|(name, value, stamp_ms)| (name, TokenFlag { value, stamp_ms }))
@@ -289,8 +319,10 @@ mod tests {
         fn claims_round_trip(
             flags in proptest::collection::btree_map("[a-zA-Z0-9_-]{1,64}", (any::<bool>(), proptest::option::of(any::<i64>())), 0..20),
             profile in proptest::option::of(any::<i64>()),
+            subject in proptest::option::of(any::<u64>()),
         ) {
-            let c = claims(flags.into_iter().map(|(n, (v, s))| (n, v, s)).collect(), profile);
+            let mut c = claims(flags.into_iter().map(|(n, (v, s))| (n, v, s)).collect(), profile);
+            c.subject = subject;
             prop_assert_eq!(decode_v2(&encode_v2(&c)), Some(c));
         }
 

@@ -32,8 +32,11 @@ pub enum StampError {
     /// A drain time over 24 hours.
     #[error("the drain time must be at most 24 hours")]
     Drain,
-    /// A drain time for a deployment that switches no flag off.
-    #[error("a drain time was given, but this deployment switches no flag from on to off")]
+    /// A drain time for a deployment that switches no flag off and changes no rules.
+    #[error(
+        "a drain time was given, but this deployment switches no flag from on to off and \
+         changes no flag's rules"
+    )]
     DrainWithoutSwitchOff,
     /// The operating system's random source failed while making a journey key.
     #[error("cannot make a journey key: {0}")]

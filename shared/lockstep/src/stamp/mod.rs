@@ -202,7 +202,8 @@ pub fn stamp_with(
             previous_definitions.get(name).map(|d| &**d) == flag.definition.as_ref();
         let entry = match previous.get(name) {
             Some(old) if old.enabled == *value && old.stamp.is_some() && same_definition => {
-                if let Some(drain) = old.drain.filter(|_| !*value) {
+                // A flag defined by rules keeps its drain while on: its narrowing dropped users.
+                if let Some(drain) = old.drain.filter(|_| !*value || flag.definition.is_some()) {
                     drains.insert(name.clone(), drain);
                 }
                 if let Some(kept) = kept_previous(previous_raw.as_ref(), name) {
@@ -234,10 +235,13 @@ pub fn stamp_with(
                     .as_ref()
                     .and_then(|doc| doc.flags.get(name))
                     .and_then(|f| f.drain);
+                // A switch-off, or a change of rules that may switch some callers off (a
+                // narrowing): rule 9 then applies to the callers it dropped (rule 10).
+                let may_switch_off = !*value || flag.definition.is_some();
                 if let Some(drain) = options
                     .drain
                     .or(own_drain)
-                    .filter(|_| old.enabled && !*value)
+                    .filter(|_| old.enabled && may_switch_off)
                 {
                     drains.insert(name.clone(), drain);
                 }
