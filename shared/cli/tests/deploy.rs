@@ -774,3 +774,119 @@ async fn deploy_split_widens_a_rollout_in_one_command_and_keeps_the_step_before_
     );
     assert_eq!(deployed["isFeatureXEnabled"], false);
 }
+
+#[tokio::test]
+async fn deploy_ramp_with_wait_says_when_the_last_users_journey_opens_and_hold_keeps_everyone_in() {
+    let (stack, client) = ministack().await;
+    let deployer = Deployer::new(client, WINDOW, None);
+    let rollout = serde_json::json!({"default": false, "rules": {"rollout": {"split": [
+        {"variant": "on", "value": true, "weight": 25},
+        {"variant": "off", "value": false, "weight": 75}]}}});
+    let content = serde_json::json!({"checkout": rollout});
+    let started = deployer
+        .deploy(
+            &request(
+                Changes::Content(content.to_string().into_bytes()),
+                "lockstep-all-at-once",
+            ),
+            Utc::now,
+        )
+        .await
+        .unwrap();
+    while deployer
+        .progress(&started.resolved, started.deployment_number)
+        .await
+        .unwrap()
+        .state
+        != "COMPLETE"
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let endpoint = stack.endpoint.clone();
+    let run = move |args: Vec<&'static str>| {
+        let endpoint = endpoint.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut all = vec!["deploy"];
+            all.extend(TARGET_ARGS);
+            all.extend(["--strategy", "lockstep-all-at-once"]);
+            all.extend(args);
+            lockstep(&endpoint, &all).output().unwrap()
+        })
+    };
+    let deployed = || async {
+        let content = deployer
+            .deployed_content(&started.resolved)
+            .await
+            .unwrap()
+            .unwrap()
+            .1;
+        serde_json::from_slice::<serde_json::Value>(&content).unwrap()
+    };
+
+    let before = Utc::now();
+    let ramped = run(vec!["--ramp", "checkout=100/10m", "--wait"])
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&ramped.stdout);
+    let stderr = String::from_utf8_lossy(&ramped.stderr);
+    assert!(ramped.status.success(), "{stdout}\n{stderr}");
+    let content = deployed().await;
+    let rule = &content["checkout"]["rules"]["rollout"];
+    assert_eq!(rule["split"][0]["weight"], 2500, "{rule}");
+    assert_eq!(rule["ramp"]["weight"], 10_000);
+    let instant = |v: &serde_json::Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap())
+            .unwrap()
+            .with_timezone(&Utc)
+    };
+    let (start, end) = (
+        instant(&rule["ramp"]["start"]),
+        instant(&rule["ramp"]["end"]),
+    );
+    let stamp = instant(&content["lockstepMetadata"]["flags"]["checkout"]["lastModifiedTimestamp"]);
+    assert!(stamp >= before);
+    // It starts when every instance holds it: T + Δ (0) + P (15 s) + ε (0).
+    assert_eq!(start, stamp + chrono::TimeDelta::seconds(15));
+    assert_eq!(end, start + chrono::TimeDelta::minutes(10));
+    let at = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    assert!(
+        stdout.contains(&format!(
+            "checkout: newly included users' journeys open at {}",
+            at(stamp + chrono::TimeDelta::seconds(15))
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "the ramp lets users in from {} to {}, and the last user's journey opens at {}",
+            at(start),
+            at(end),
+            at(end)
+        )),
+        "{stdout}"
+    );
+    assert_eq!(
+        content["lockstepMetadata"]["flags"]["checkout"]["previous"][0]["value"], rollout,
+        "the 25 % step is kept: users already in stay consistent"
+    );
+
+    // Held: the split keeps everyone the ramp let in by the time every instance holds the hold.
+    let held = run(vec!["--hold", "checkout"]).await.unwrap();
+    assert!(
+        held.status.success(),
+        "{}",
+        String::from_utf8_lossy(&held.stderr)
+    );
+    let content = deployed().await;
+    let rule = &content["checkout"]["rules"]["rollout"];
+    assert_eq!(rule.get("ramp"), None);
+    let share = rule["split"][0]["weight"].as_u64().unwrap();
+    let hold_stamp =
+        instant(&content["lockstepMetadata"]["flags"]["checkout"]["lastModifiedTimestamp"]);
+    let everywhere = hold_stamp + chrono::TimeDelta::seconds(15);
+    let elapsed = (everywhere - start).num_milliseconds().clamp(0, 600_000) as u64;
+    assert_eq!(
+        share,
+        2500 + (7500 * elapsed / 600_000 * 10_000).div_ceil(10_000)
+    );
+}

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! lockstep deploy --application APP --environment ENV --profile PROFILE --strategy STRATEGY
-//!                 (--set FLAG=true|false ... | --split FLAG=PERCENT ... | --content FILE) [--allow-new-flags]
+//!                 (--set FLAG=true|false ... | --split FLAG=PERCENT ... | --ramp FLAG=PERCENT/DURATION ...
+//!                  | --hold FLAG ... | --content FILE) [--allow-new-flags]
 //!                 [--description TEXT] [--wait] [--json]
 //! lockstep eval --content FILE --flag NAME [--context JSON] [--at RFC3339]
 //! lockstep validate --content FILE
@@ -12,7 +13,8 @@
 //! `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_APPCONFIG`). P and ε for the reported `consistentAt`
 //! come from `AWS_APPCONFIG_EXTENSION_POLL_INTERVAL_SECONDS` and `LOCKSTEP_EPSILON_SECONDS`, as
 //! the functions read them. Exit 0 when started (with `--wait`: when every changed flag is
-//! consistent), 2 when refused with nothing created (unknown names, undeclared flags, a
+//! consistent; it then says when newly included users' journeys open, and for a ramp when the
+//! last user's does), 2 when refused with nothing created (unknown names, undeclared flags, a
 //! deployment already in progress, content that does not validate), 1 when AppConfig failed or
 //! the deployment was rolled back. A rollback names who did it, from the deployment's event
 //! log: the alarm (its name, from the ARN) or a user's `StopDeployment`; with `--json` it is
@@ -28,7 +30,9 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use lockstep::targeted::Context;
 use lockstep::Settings;
-use lockstep_cli::deploy::{parse_share, Changes, DeployError, Deployer, Request, Target};
+use lockstep_cli::deploy::{
+    parse_ramp, parse_share, Changes, DeployError, Deployer, RampTo, Request, Target,
+};
 use lockstep_cli::eval;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -107,6 +111,16 @@ struct DeployArgs {
     /// boolean split. Users already in stay in, and stay consistent.
     #[arg(long = "split", value_name = "FLAG=PERCENT", value_parser = parse_split, conflicts_with_all = ["content", "set"])]
     split: Vec<(String, u32)>,
+    /// A ramp started: a flag's `true` share grows from now's to PERCENT over DURATION
+    /// (`100/2h`), from when every instance holds the deployment; each user enters at their own
+    /// instant, with no deployment per step. The flag's split must list its `true` variant
+    /// first.
+    #[arg(long = "ramp", value_name = "FLAG=PERCENT/DURATION", value_parser = parse_ramp_arg, conflicts_with_all = ["content", "set", "split"])]
+    ramp: Vec<(String, RampTo)>,
+    /// A ramp held: the flag's split set to the share its ramp reaches when every instance
+    /// holds the deployment (rounded up), so the users it let in stay in.
+    #[arg(long = "hold", value_name = "FLAG", conflicts_with_all = ["content", "set", "split", "ramp"])]
+    hold: Vec<String>,
     /// A whole content file to deploy instead (either format).
     #[arg(long, value_name = "FILE")]
     content: Option<PathBuf>,
@@ -139,6 +153,13 @@ fn parse_split(value: &str) -> Result<(String, u32), String> {
     match value.split_once('=') {
         Some((name, share)) if !name.is_empty() => Ok((name.to_owned(), parse_share(share)?)),
         _ => Err(format!("{value:?}: expected FLAG=PERCENT")),
+    }
+}
+
+fn parse_ramp_arg(value: &str) -> Result<(String, RampTo), String> {
+    match value.split_once('=') {
+        Some((name, ramp)) if !name.is_empty() => Ok((name.to_owned(), parse_ramp(ramp)?)),
+        _ => Err(format!("{value:?}: expected FLAG=PERCENT/DURATION")),
     }
 }
 
@@ -198,6 +219,10 @@ async fn deploy(args: DeployArgs) -> Result<(), (u8, String)> {
         (None, _) if !args.split.is_empty() => {
             Changes::Split(args.split.iter().cloned().collect::<BTreeMap<_, _>>())
         }
+        (None, _) if !args.ramp.is_empty() => {
+            Changes::Ramp(args.ramp.iter().cloned().collect::<BTreeMap<_, _>>())
+        }
+        (None, _) if !args.hold.is_empty() => Changes::Hold(args.hold.iter().cloned().collect()),
         (None, _) => Changes::Set(args.set.iter().cloned().collect::<BTreeMap<_, _>>()),
     };
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
@@ -267,6 +292,9 @@ async fn deploy(args: DeployArgs) -> Result<(), (u8, String)> {
             "deployment {} {}: every changed flag is consistent",
             done.deployment_number, done.state
         );
+        for line in started.journeys_report() {
+            println!("{line}");
+        }
     }
     Ok(())
 }

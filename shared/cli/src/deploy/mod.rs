@@ -31,7 +31,7 @@ mod report;
 mod rollback;
 
 pub use control::{Progress, Resolved, Strategy};
-pub use edit::parse_share;
+pub use edit::{parse_ramp, parse_share, RampTo};
 pub use error::DeployError;
 pub use report::{FlagReport, Started};
 pub use rollback::{Cause, Event, Rollback};
@@ -45,7 +45,7 @@ use lockstep::catalog::FlagCatalog;
 use lockstep::consistency::Window;
 use lockstep::stamp::{stamp_with, StampOptions};
 use report::Report;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// Where to deploy: names or ids, as AppConfig accepts them (the core's one definition).
@@ -65,6 +65,13 @@ pub enum Changes {
     /// boolean split); everything else is kept. Widening keeps the users already in, and they
     /// stay consistent (design rule 10).
     Split(BTreeMap<String, u32>),
+    /// Start a ramp on each named flag's split (as for `Split`): its `true` share grows from
+    /// now's to the given one over the given time, starting when every instance holds the
+    /// deployment (`T + Δ + P + ε`); each user enters at their own instant.
+    Ramp(BTreeMap<String, RampTo>),
+    /// Hold each named flag's ramp: its split set to the share the ramp reaches when every
+    /// instance holds the deployment, rounded up (nobody the ramp let in is dropped).
+    Hold(BTreeSet<String>),
 }
 
 /// One deployment to make.
@@ -124,8 +131,12 @@ impl Deployer {
             Changes::Split(shares) if shares.is_empty() => {
                 return Err(DeployError::NothingToDeploy)
             }
+            Changes::Ramp(ramps) if ramps.is_empty() => return Err(DeployError::NothingToDeploy),
+            Changes::Hold(names) if names.is_empty() => return Err(DeployError::NothingToDeploy),
             Changes::Set(flags) => self.check_declared(flags.keys())?,
             Changes::Split(shares) => self.check_declared(shares.keys())?,
+            Changes::Ramp(ramps) => self.check_declared(ramps.keys())?,
+            Changes::Hold(names) => self.check_declared(names.iter())?,
             Changes::Content(_) => {}
         }
         let ids = self.resolve(&request.target).await?;
@@ -152,13 +163,25 @@ impl Deployer {
                 });
             }
         }
+        // T after the reads: the deployment starts right after it.
+        let at = now();
+        // When every instance holds this deployment: a ramp starts, a hold holds.
+        let everywhere = lockstep::consistency::consistent_at(
+            Some(lockstep::Stamp {
+                at,
+                deployment_duration: strategy.duration,
+            }),
+            false,
+            self.window,
+        )
+        .unwrap_or(at);
         let next = match &request.changes {
             Changes::Set(flags) => edit::with_values(previous.as_deref(), flags)?,
             Changes::Split(shares) => edit::with_split(previous.as_deref(), shares)?,
+            Changes::Ramp(ramps) => edit::with_ramp(previous.as_deref(), ramps, everywhere)?,
+            Changes::Hold(names) => edit::with_hold(previous.as_deref(), names, everywhere)?,
             Changes::Content(content) => content.clone(),
         };
-        // T after the reads: the deployment starts right after it.
-        let at = now();
         let options = StampOptions {
             drain: request.drain,
             rotate_key: request.rotate_journey_key,

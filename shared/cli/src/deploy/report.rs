@@ -34,6 +34,26 @@ pub struct FlagReport {
     /// `T + Δ + P + ε + drain`: when journeys in flight meet the closed gate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drain_ends_at: Option<DateTime<Utc>>,
+    /// Whether it is defined by rules: then `consistentAt` and `journeyOpensAt` are those of
+    /// the users whose value this deployment changed (the newly included, for a widening);
+    /// everyone else keeps theirs (design rule 10).
+    pub per_user: bool,
+    /// Its ramp, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ramp: Option<RampReport>,
+}
+
+/// A flag's ramp, as a deployment reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RampReport {
+    /// When it starts letting users in.
+    pub starts_at: DateTime<Utc>,
+    /// When the last user is in.
+    pub ends_at: DateTime<Utc>,
+    /// When the last user's journey opens: ε after their instant, and no earlier than the
+    /// deployment's `consistentAt`.
+    pub last_user_opens_at: DateTime<Utc>,
 }
 
 /// A started deployment.
@@ -87,6 +107,17 @@ impl Started {
             if let (Some(drain), Some(ends)) = (flag.drain_seconds, flag.drain_ends_at) {
                 out.push_str(&format!(", drain {drain} s until {}", at(ends)));
             }
+            if flag.per_user && flag.change == Change::Changed {
+                out.push_str(", for the users whose value changed; everyone else keeps theirs");
+            }
+            if let Some(ramp) = &flag.ramp {
+                out.push_str(&format!(
+                    "; ramp from {} to {}, the last user's journey opens at {}",
+                    at(ramp.starts_at),
+                    at(ramp.ends_at),
+                    at(ramp.last_user_opens_at)
+                ));
+            }
             out.push_str(")\n");
         }
         out.push_str(&format!(
@@ -101,6 +132,36 @@ impl Started {
             out.push_str(" (stamped again by an AppConfig extension: T is at most this, and the times above count from it)");
         }
         out
+    }
+}
+
+impl Started {
+    /// What `--wait` says once the deployment is consistent, one line per flag defined by
+    /// rules that it changed: when the newly included users' journeys open (with journey
+    /// tokens, and without), and for a ramp when the last user's does.
+    pub fn journeys_report(&self) -> Vec<String> {
+        let at = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let or_dash = |t: Option<DateTime<Utc>>| t.map(at).unwrap_or_else(|| "-".into());
+        self.flags
+            .iter()
+            .filter(|(_, f)| f.per_user && f.change != Change::Kept)
+            .map(|(name, f)| {
+                let mut line = format!(
+                    "{name}: newly included users' journeys open at {} (with journey tokens; {} without); users already in were never paused",
+                    or_dash(f.journey_opens_at),
+                    or_dash(f.consistent_at)
+                );
+                if let Some(ramp) = &f.ramp {
+                    line.push_str(&format!(
+                        "; the ramp lets users in from {} to {}, and the last user's journey opens at {}",
+                        at(ramp.starts_at),
+                        at(ramp.ends_at),
+                        at(ramp.last_user_opens_at)
+                    ));
+                }
+                line
+            })
+            .collect()
     }
 }
 
@@ -125,9 +186,12 @@ impl Report {
         window: Window,
         restamped_by: Option<DateTime<Utc>>,
     ) -> Self {
-        let values = lockstep::document::parse(&retrieval(&stamped.content))
-            .map(|doc| doc.flags)
+        let document = lockstep::document::parse(&retrieval(&stamped.content)).ok();
+        let definitions = document
+            .as_ref()
+            .map(|doc| doc.definitions.clone())
             .unwrap_or_default();
+        let values = document.map(|doc| doc.flags).unwrap_or_default();
         let bound = restamped_by.map(|at| Stamp {
             at: DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at),
             deployment_duration: delta,
@@ -141,6 +205,19 @@ impl Report {
                     _ => *s,
                 };
                 let drain = stamped.drains.get(name).copied();
+                let consistent = consistent_at(Some(s), false, window);
+                let epsilon = chrono::TimeDelta::from_std(window.epsilon).unwrap_or_default();
+                let ramp = definitions
+                    .get(name)
+                    .and_then(|d| ramp_of(d))
+                    .map(|(start, end)| {
+                        let last = end + epsilon;
+                        RampReport {
+                            starts_at: start,
+                            ends_at: end,
+                            last_user_opens_at: consistent.map_or(last, |c| c.max(last)),
+                        }
+                    });
                 let report = FlagReport {
                     value: values.get(name).is_some_and(|f| f.enabled),
                     change: *change,
@@ -150,6 +227,8 @@ impl Report {
                     journey_opens_at: journey_opens_at(Some(s), false, window),
                     drain_seconds: drain.map(|d| d.as_secs()),
                     drain_ends_at: drain_ends_at(Some(s), false, drain, window),
+                    per_user: definitions.contains_key(name),
+                    ramp,
                 };
                 (name.clone(), report)
             })
@@ -166,6 +245,22 @@ impl Report {
             journey_opens_at,
         }
     }
+}
+
+/// The start and end of a definition's ramp, if it has one.
+fn ramp_of(definition: &lockstep_targeting::Definition) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    definition
+        .rules
+        .iter()
+        .find_map(|rule| match &rule.outcome {
+            lockstep_targeting::Outcome::Split(split) => split.ramp.as_ref().and_then(|r| {
+                Some((
+                    DateTime::from_timestamp_millis(r.start_ms)?,
+                    DateTime::from_timestamp_millis(r.end_ms)?,
+                ))
+            }),
+            lockstep_targeting::Outcome::Value(_) => None,
+        })
 }
 
 #[cfg(test)]
