@@ -411,15 +411,17 @@ def fleet() -> dict[str, dict]:
     """The fleet simulation and the busy instance, read from the JSON reports the tests write."""
     reports = OUT / "reports"
     shutil.rmtree(reports, ignore_errors=True)
-    run(
-        ["cargo", "test", "--release", "-p", "lockstep", "--test", "fleet_simulation"],
-        env=dict(os.environ, LOCKSTEP_REPORT_DIR=str(reports)),
-    )
+    for test in ("fleet_simulation", "targeting_simulation"):
+        run(
+            ["cargo", "test", "--release", "-p", "lockstep", "--test", test],
+            env=dict(os.environ, LOCKSTEP_REPORT_DIR=str(reports)),
+        )
     read = lambda name: json.loads((reports / f"{name}.json").read_text())
     return {
         "fleet": read("fleet-simulation"),
         "busy": read("busy-instance-hour"),
         "tokens": read("journey-tokens"),
+        "targeting": read("targeting"),
     }
 
 
@@ -551,6 +553,49 @@ def deploy_to_open_rows(t: dict) -> list[dict]:
         and all(w["early_calls"] == 0 and w["instances_over_one_catch_up_per_q"] == 0 for w in worlds),
     })
     return out
+
+
+def targeting_rows(t: dict) -> list[dict]:
+    """Per-user consistency (issue 21), from the targeting simulation: how long a widening step
+    pauses the users already in (ours, counted, against what a whole-flag stamp pauses everyone
+    for), and when a ramp's last user's journey opens."""
+    q_eps = t["whole_flag_pause_tokens_ms"] / 1000
+    p_eps = t["whole_flag_pause_no_tokens_ms"] / 1000
+    after = t["ramp_last_user_opens_after_instant_ms"] / 1000
+    return [
+        {
+            "key": "widening_pause",
+            "what": (
+                f"Widening step → included users paused (targeting simulation: "
+                f"{t['widening_steps']} widening steps and ramps, {t['reads_in_widening_windows']:,} "
+                f"reads by users already in during their windows, {t['journeys']:,} journeys)"
+            ),
+            "ours": f"0 s ({t['included_users_paused']} reads paused)",
+            "alternative": (
+                f"whole-flag stamp: Δ + Q + ε = {q_eps:.0f} s with journey tokens, Δ + P + ε = "
+                f"{p_eps:.0f} s without (medians over the steps); {t['whole_flag_paused']:,} of "
+                "these journeys would have waited"
+            ),
+            "ratio": "no pause",
+            "target": "0 s, 0 reads paused",
+            "met": t["included_users_paused"] == 0 and t["violations"] == 0,
+        },
+        {
+            "key": "ramp_last_user",
+            "what": (
+                f"Ramp: last user's journey opens (targeting simulation, {t['ramps_probed']} ramps, "
+                "the last user probed on every instance every 250 ms from their instant)"
+            ),
+            "ours": f"{after:.1f} s after their instant (at most)",
+            "alternative": (
+                f"{t['ramp_last_user_opens_after_end_ms'] / 1000:.1f} s after the ramp's end; a "
+                "deployment per step would wait Δ + Q + ε each time"
+            ),
+            "ratio": "—",
+            "target": "≤ ε + the instances' skew (5 + 2.5 s simulated)",
+            "met": t["ramps_probed"] > 0 and after <= 7.5 + 0.25,
+        },
+    ]
 
 
 def rows(r: dict) -> list[dict]:
@@ -689,6 +734,7 @@ def rows(r: dict) -> list[dict]:
             "met": r["cold_start_profile"]["default"]["median_ms"] / cold >= 0.95,
         },
         *deploy_to_open_rows(r["fleet"]["tokens"]),
+        *targeting_rows(r["fleet"]["targeting"]),
         *size_rows(r["size"]),
         {
             "key": "rss",
@@ -734,6 +780,8 @@ def table(rows_: list[dict]) -> str:
 
 # Why a target can miss and what would close it; printed for the rows that miss.
 MISSES = {
+    "widening_pause": "A user already in a rollout was told their journey may not open during a widening step: the per-user rule (shared/lockstep/src/history.rs, `ResolvedFlag::status_for`) or the token bound to them (`journey::issue_for`) regressed; the simulation's detail line says how many.",
+    "ramp_last_user": "A ramp's last user waited longer than ε plus the instances' skew after their instant: look at `lockstep_targeting::changes` and `ResolvedFlag::settled_after_schedule`.",
     "open45": "Token journeys opened later than Q + ε after the deployment: a catch-up was refused or the simulated clients came back late; read the `journey-tokens` report's examples.",
     "open900": "As at P = 45 s: token journeys should open Q + ε after the deployment whatever P is.",
     "catchup": "More than one catch-up per Q on an instance, or a call before the service's interval: a bug in the cache's catch-up limit.",
@@ -938,6 +986,16 @@ Run on {r['date']}: {m['cpu']}, {m['cores']} cores, {m['ram']} RAM, {m['os']}, c
   {tk['tokens_long_p']['no_catchup_violations']} stale 503s. Catch-ups are what tokens asked for
   under this traffic ({tk['tokens']['catch_ups']} + {tk['tokens_long_p']['catch_ups']}); the bound under a flood of
   tokens is tested in `shared/lockstep/tests/journey_tokens.rs`.
+- **Widening step → included users paused** and **ramp: last user's journey opens** —
+  `shared/lockstep/tests/targeting_simulation/` ({r['fleet']['targeting']['journeys']:,} journeys, the
+  real stamping, cache, tokens bound to each user and gate): widenings, narrowings with and
+  without drain, rule edits and ramps, 16 instances with clocks skewed within ±2.5 s. Reads by
+  users included before and after a widening step or ramp, during its window, on an instance
+  holding it or the one before, are counted as paused when the instance says their journey may
+  not open although their own step's `T + Δ + Q + ε` has come; the whole-flag figures are the
+  steps' `Δ + Q + ε` and `Δ + P + ε` (what a whole-flag stamp pauses everyone for). Each ramp's
+  last user is probed on every instance every 250 ms from their inclusion instant until all say
+  their journey may open.{(' Measured ' + r['fleet']['targeting']['measured'] + ', apart from the other rows.') if 'measured' in r['fleet']['targeting'] else ''}
 - **AppConfig bill** — `shared/lockstep/tests/fleet_simulation.rs` at P = {f['poll_interval_s']:.0f} s,
   the real cache in virtual time (figures read from the JSON reports the tests write under
   `LOCKSTEP_REPORT_DIR`). The busy instance takes one request a second for an hour from its
@@ -988,6 +1046,7 @@ Run on {r['date']}: {m['cpu']}, {m['cores']} cores, {m['ram']} RAM, {m['os']}, c
     cargo bench -p lockstep-http --bench http                 # the handler rows
     cargo bench -p lockstep-targeting --bench evaluate          # the evaluator row
     cargo test --release -p lockstep --test fleet_simulation -- --nocapture   # the bill
+    cargo test --release -p lockstep --test targeting_simulation -- --nocapture   # the targeting rows
 """
 
 

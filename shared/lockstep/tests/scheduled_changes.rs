@@ -208,3 +208,44 @@ async fn a_ramp_starting_before_its_deployment_is_consistent_waits_for_the_deplo
     .await;
     assert!(!s.value && s.consistent);
 }
+
+#[tokio::test]
+async fn a_time_based_condition_says_when_it_changes_and_is_inconsistent_only_within_epsilon() {
+    // On 09:00–17:00 Berlin time (UTC+1 in December), deployed long before.
+    let hours = json!({"default": false, "rules": {"office hours": {"when_match": true,
+        "conditions": [{"action": "SCHEDULE_BETWEEN_TIME_RANGE", "key": "CURRENT_TIME",
+            "value": {"START": "09:00", "END": "17:00", "TIMEZONE": "Europe/Berlin"}}]}}});
+    let clock = ManualClock::new(t("2026-12-01T10:00:00Z"));
+    let cache = instance_of(&clock, hours).await;
+    let anyone = Context::new();
+    let opens = t("2026-12-02T08:00:00Z");
+    let closes = t("2026-12-02T16:01:00Z");
+    let epsilon = TimeDelta::seconds(5);
+
+    let night = status(&cache, &clock, t("2026-12-02T03:00:00Z"), &anyone).await;
+    assert!(!night.value && night.consistent);
+    assert_eq!(night.changes_at, Some(opens));
+    let just_before = status(&cache, &clock, opens - TimeDelta::seconds(3), &anyone).await;
+    assert!(!just_before.value && !just_before.consistent);
+    assert_eq!(just_before.consistent_at, Some(opens + epsilon));
+    let just_after = status(&cache, &clock, opens + TimeDelta::seconds(4), &anyone).await;
+    assert!(just_after.value && !just_after.consistent);
+    let day = status(&cache, &clock, opens + epsilon, &anyone).await;
+    assert!(day.value && day.consistent);
+    assert_eq!(
+        day.changes_at,
+        Some(closes),
+        "the minute after its last one"
+    );
+    // The anonymous /config read says the same (the flag reads the clock, so it is evaluated
+    // per read).
+    clock.set(closes - TimeDelta::seconds(1));
+    let view = cache.read().await;
+    let anonymous = view
+        .snapshot()
+        .flag(X)
+        .unwrap()
+        .status(view.now().timestamp_millis(), false);
+    assert!(anonymous.value && !anonymous.consistent);
+    assert_eq!(anonymous.changes_at, Some(closes));
+}
