@@ -65,7 +65,15 @@ pub struct Previous {
 /// instance's window.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct History {
-    entries: Vec<(Previous, Option<DateTime<Utc>>, Option<DateTime<Utc>>)>,
+    entries: Vec<Kept>,
+}
+
+/// One kept definition with its times for this instance's window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Kept {
+    previous: Previous,
+    consistent_at: Option<DateTime<Utc>>,
+    journey_opens_at: Option<DateTime<Utc>>,
 }
 
 /// A caller's step ([`History::step_for`]): the previous definition from which on their value
@@ -86,10 +94,10 @@ impl History {
         Self {
             entries: previous
                 .into_iter()
-                .map(|p| {
-                    let at = consistency::consistent_at(Some(p.stamp), false, window);
-                    let opens = consistency::journey_opens_at(Some(p.stamp), false, window);
-                    (p, at, opens)
+                .map(|p| Kept {
+                    consistent_at: consistency::consistent_at(Some(p.stamp), false, window),
+                    journey_opens_at: consistency::journey_opens_at(Some(p.stamp), false, window),
+                    previous: p,
                 })
                 .collect(),
         }
@@ -98,10 +106,12 @@ impl History {
     /// Whether a previous definition reads the clock (a time-based condition): then no
     /// caller's answer can be fixed per version.
     pub fn reads_clock(&self) -> bool {
-        self.entries.iter().any(|(p, _, _)| match &p.definition {
-            Earlier::Rules(definition) => definition.reads_clock(),
-            Earlier::Plain(_) => false,
-        })
+        self.entries
+            .iter()
+            .any(|kept| match &kept.previous.definition {
+                Earlier::Rules(definition) => definition.reads_clock(),
+                Earlier::Plain(_) => false,
+            })
     }
 
     /// Whether nothing is kept.
@@ -111,7 +121,7 @@ impl History {
 
     /// The previous definitions, newest first.
     pub fn previous(&self) -> impl Iterator<Item = &Previous> {
-        self.entries.iter().map(|(p, _, _)| p)
+        self.entries.iter().map(|kept| &kept.previous)
     }
 
     /// The caller's step: the previous definition, newest first, from which on their value is
@@ -127,15 +137,15 @@ impl History {
     ) -> Option<Step<'_>> {
         let mut step = None;
         let mut newer = current.clone();
-        for (previous, consistent_at, journey_opens_at) in &self.entries {
-            let value = previous.definition.value(context, now);
+        for kept in &self.entries {
+            let value = kept.previous.definition.value(context, now);
             if value != newer {
                 break;
             }
             step = Some(Step {
-                previous,
-                consistent_at: *consistent_at,
-                journey_opens_at: *journey_opens_at,
+                previous: &kept.previous,
+                consistent_at: kept.consistent_at,
+                journey_opens_at: kept.journey_opens_at,
             });
             newer = value;
         }
