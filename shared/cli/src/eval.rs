@@ -53,6 +53,10 @@ pub struct Answer {
     pub reason: Reason,
     /// The rule's name, the split bucket's variant, `default`; `on` or `off` for a plain flag.
     pub variant: String,
+    /// When this caller's value next changes by a schedule or a ramp, if it does
+    /// (`lockstep_targeting::changes`); left out when none.
+    #[serde(rename = "changesAt", skip_serializing_if = "Option::is_none")]
+    pub changes_at: Option<DateTime<Utc>>,
 }
 
 /// Parses and validates content as an instance would.
@@ -98,6 +102,7 @@ pub fn evaluate(
             value: evaluation.value.clone(),
             reason: evaluation.reason,
             variant: evaluation.variant.to_owned(),
+            changes_at: lockstep_targeting::changes::next_change(definition, context, at),
         });
     }
     let plain = document
@@ -108,6 +113,7 @@ pub fn evaluate(
         value: Value::Bool(plain.enabled),
         reason: Reason::Static,
         variant: if plain.enabled { "on" } else { "off" }.to_owned(),
+        changes_at: None,
     })
 }
 
@@ -148,6 +154,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!((plain.value, plain.reason), (json!(false), Reason::Static));
+    }
+
+    #[test]
+    fn a_ramped_split_says_when_the_callers_value_changes() {
+        let content = json!({"checkout": {"default": false, "rules": {"rollout": {
+            "split": [{"variant": "on", "value": true, "weight": 0},
+                      {"variant": "off", "value": false, "weight": 100}],
+            "ramp": {"weight": 100, "start": "2026-12-07T09:00:00Z", "end": "2026-12-07T10:00:00Z"}}}}})
+        .to_string();
+        let context = parse_context(r#"{"targetingKey": "u1"}"#).unwrap();
+        let before = "2026-12-07T08:00:00Z".parse().unwrap();
+        let answer = evaluate(content.as_bytes(), "checkout", &context, before).unwrap();
+        let changes = answer.changes_at.expect("u1 enters during the ramp");
+        assert_eq!(answer.value, json!(false));
+        let after = evaluate(content.as_bytes(), "checkout", &context, changes).unwrap();
+        assert_eq!((after.value, after.changes_at), (json!(true), None));
+        let text = serde_json::to_value(&answer).unwrap();
+        assert!(text.get("changesAt").is_some(), "{text}");
     }
 
     #[test]

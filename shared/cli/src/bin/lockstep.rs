@@ -21,7 +21,8 @@
 //! also printed as a JSON object (`deploymentNumber`, `state`, `rolledBackBy`: `{"kind":
 //! "alarm", "alarmName", "alarmArn"}` or `{"kind": "user"}`, ...).
 //!
-//! `eval` prints one JSON object, `{"value", "reason", "variant"}`, for the caller `--context`
+//! `eval` prints one JSON object, `{"value", "reason", "variant"}` (and `changesAt` when a
+//! schedule or a ramp next changes the caller's value), for the caller `--context`
 //! (`{"targetingKey": …, <attributes>…}`, default `{}`) at `--at` (default now); `validate`
 //! prints what the content holds. Both exit 0, or 2 with a message naming the flag and the rule
 //! when the content does not validate (nothing is deployed either way).
