@@ -59,6 +59,9 @@ pub struct Previous {
     pub stamp: Stamp,
     /// The definition.
     pub definition: Earlier,
+    /// The drain time that deployment carried (rule 9): the callers it switched off finish
+    /// their journeys until its `T + Δ + P + ε + drain`, even after later deployments.
+    pub drain: Option<Duration>,
 }
 
 /// A flag's previous definitions, newest first, with `T + Δ + P + ε` of each for this
@@ -74,6 +77,7 @@ struct Kept {
     previous: Previous,
     consistent_at: Option<DateTime<Utc>>,
     journey_opens_at: Option<DateTime<Utc>>,
+    drain_ends_at: Option<DateTime<Utc>>,
 }
 
 /// A caller's step ([`History::step_for`]): the previous definition from which on their value
@@ -86,6 +90,8 @@ pub struct Step<'h> {
     pub consistent_at: Option<DateTime<Utc>>,
     /// Its `T + Δ + Q + ε` (rule 8, for a caller whose journey token claims this step).
     pub journey_opens_at: Option<DateTime<Utc>>,
+    /// Its `T + Δ + P + ε + drain`, when its deployment carried a drain (rule 9).
+    pub drain_ends_at: Option<DateTime<Utc>>,
 }
 
 impl History {
@@ -97,6 +103,12 @@ impl History {
                 .map(|p| Kept {
                     consistent_at: consistency::consistent_at(Some(p.stamp), false, window),
                     journey_opens_at: consistency::journey_opens_at(Some(p.stamp), false, window),
+                    drain_ends_at: consistency::drain_ends_at(
+                        Some(p.stamp),
+                        false,
+                        p.drain,
+                        window,
+                    ),
                     previous: p,
                 })
                 .collect(),
@@ -146,6 +158,7 @@ impl History {
                 previous: &kept.previous,
                 consistent_at: kept.consistent_at,
                 journey_opens_at: kept.journey_opens_at,
+                drain_ends_at: kept.drain_ends_at,
             });
             newer = value;
         }
@@ -224,26 +237,40 @@ pub fn parse_previous(
             )),
             _ => return Err(bad("needs a value: true, false or a definition")),
         };
+        let drain = match item.get("drainSeconds") {
+            None => None,
+            Some(v) => Some(parse_duration(v).map_err(bad)?),
+        };
         previous.push(Previous {
             stamp: Stamp {
                 at,
                 deployment_duration,
             },
             definition,
+            drain,
         });
     }
     Ok(previous)
 }
 
 /// The `previous` list to write for a flag whose definition changes: the definition it had
-/// (`old`, raw JSON as deployed, with its stamp), then what it kept before, at most
-/// [`MAX_KEPT`] in all.
-pub fn push_previous(old: &Value, old_stamp: Stamp, old_previous: Option<&Value>) -> Vec<Value> {
-    let mut entries = vec![json!({
+/// (`old`, raw JSON as deployed, with its stamp and the drain its deployment carried), then
+/// what it kept before, at most [`MAX_KEPT`] in all.
+pub fn push_previous(
+    old: &Value,
+    old_stamp: Stamp,
+    old_drain: Option<Duration>,
+    old_previous: Option<&Value>,
+) -> Vec<Value> {
+    let mut entry = json!({
         "lastModifiedTimestamp": old_stamp.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "deploymentDurationSeconds": old_stamp.deployment_duration.as_secs(),
         "value": old,
-    })];
+    });
+    if let Some(drain) = old_drain {
+        entry["drainSeconds"] = json!(drain.as_secs());
+    }
+    let mut entries = vec![entry];
     if let Some(Value::Array(kept)) = old_previous {
         entries.extend(kept.iter().cloned());
     }
@@ -308,6 +335,7 @@ mod tests {
             vec![Previous {
                 stamp: t25,
                 definition: rollout(25),
+                drain: None,
             }],
             window(),
         );
@@ -342,10 +370,12 @@ mod tests {
                 Previous {
                     stamp: stamps[1],
                     definition: rollout(50),
+                    drain: None,
                 },
                 Previous {
                     stamp: stamps[0],
                     definition: rollout(25),
+                    drain: None,
                 },
             ],
             window(),
@@ -377,6 +407,7 @@ mod tests {
                     deployment_duration: Duration::ZERO,
                 },
                 definition: Earlier::Plain(true),
+                drain: None,
             }],
             window(),
         );
@@ -404,7 +435,12 @@ mod tests {
         .iter()
         .enumerate()
         {
-            kept = Value::Array(push_previous(&json!(i % 2 == 0), stamp(at), Some(&kept)));
+            kept = Value::Array(push_previous(
+                &json!(i % 2 == 0),
+                stamp(at),
+                None,
+                Some(&kept),
+            ));
         }
         let entries = kept.as_array().unwrap();
         assert_eq!(entries.len(), MAX_KEPT);

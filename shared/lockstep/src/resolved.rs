@@ -238,6 +238,17 @@ impl ResolvedFlag {
     }
 }
 
+/// The deployment that switched a caller off, as a drain sees it ([`ResolvedFlag::switch_off_for`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SwitchOff {
+    /// Its stamp T, Unix milliseconds; none for an unstamped or forced flag.
+    pub stamp_ms: Option<i64>,
+    /// The drain time it carried.
+    pub drain: Option<Duration>,
+    /// `T + Δ + P + ε + drain`, when it carried one.
+    pub ends_at: Option<DateTime<Utc>>,
+}
+
 /// A flag defined by rules, for one caller (design rule 10, [`crate::targeted`]).
 impl ResolvedFlag {
     /// Whether this flag's value depends on the caller: defined by rules and not forced.
@@ -317,6 +328,33 @@ impl ResolvedFlag {
             forced: self.forced,
             rolled_back_at: self.rolled_back_at,
             changes_at,
+        }
+    }
+
+    /// The switch-off a drain (rule 9) applies to for the caller `context` at `now_ms`: the
+    /// deployment from which on they are served what they are served now (their step; for a
+    /// plain or forced flag, or without kept definitions, the flag's own deployment), with the
+    /// drain it carried and when that drain ends. A caller a narrowing switched off keeps that
+    /// narrowing's drain through later deployments that leave them off.
+    pub fn switch_off_for(&self, context: &Context, now_ms: i64) -> SwitchOff {
+        let own = SwitchOff {
+            stamp_ms: self.stamp_millis(),
+            drain: self.drain,
+            ends_at: self.drain_ends_at,
+        };
+        let (Some(evaluation), Some(history)) =
+            (self.evaluate(context, now_ms), self.per_user_history())
+        else {
+            return own;
+        };
+        let now = DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
+        match history.step_for(evaluation.value, context, now) {
+            Some(step) => SwitchOff {
+                stamp_ms: Some(step.previous.stamp.at.timestamp_millis()),
+                drain: step.previous.drain,
+                ends_at: step.drain_ends_at,
+            },
+            None => own,
         }
     }
 

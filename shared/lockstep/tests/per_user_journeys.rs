@@ -296,3 +296,44 @@ async fn a_narrowing_without_a_drain_is_a_kill_switch_for_the_dropped_users() {
         }
     ));
 }
+
+#[tokio::test]
+async fn a_later_narrowing_that_leaves_a_dropped_user_off_does_not_cut_their_drain_short() {
+    let dropped = find(|u| inside(50, u) && !inside(10, u));
+    let contents = deployments(&[
+        (json!({X: false}), T0, None),
+        (json!({X: rollout(50)}), T1, None),
+        (json!({X: rollout(10)}), T2, Some(300)),
+        // Two minutes later, narrowed again without a drain: a kill switch for the users it
+        // drops, but not for those the narrowing before dropped with its drain.
+        (json!({X: rollout(5)}), "2026-12-01T10:02:00Z", None),
+    ]);
+    let (in_flight, _) = token_for(&contents[1], &dropped, t(T2) - TimeDelta::seconds(60)).await;
+    let clock = ManualClock::new(after("2026-12-01T10:02:00Z", 1));
+    let instance = instance(&clock, &contents[3]).await;
+    let decided = instance
+        .cache
+        .decide_for(instance.x, Some(&in_flight), &dropped)
+        .await;
+    assert_eq!(
+        decided.verdict,
+        Verdict::Draining {
+            until: after(T2, 45 + 5 + 300)
+        },
+        "the drain of the narrowing that switched them off"
+    );
+    // A user the second narrowing dropped, with no drain: closed.
+    let killed = find(|u| inside(10, u) && !inside(5, u));
+    let (token, _) = token_for(&contents[2], &killed, after(T2, 30)).await;
+    let decided = instance
+        .cache
+        .decide_for(instance.x, Some(&token), &killed)
+        .await;
+    assert!(matches!(
+        decided.verdict,
+        Verdict::Closed {
+            reason: ClosedReason::Disabled,
+            ..
+        }
+    ));
+}

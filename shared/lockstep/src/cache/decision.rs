@@ -140,19 +140,22 @@ fn verdict(read: &TokenRead<'_>, handle: FlagHandle, context: &Context) -> Verdi
         let wait = token_policy::wait_until(read.next_catch_up_at_ms, view.now_ms());
         return closed(ClosedReason::Behind, wait);
     }
-    let Some(ends) = flag.drain_ends_at else {
+    // The deployment that switched this caller off: the flag's own, or for a flag defined by
+    // rules, the one from which on they are served off (their step, design rule 10).
+    let switch_off = flag.switch_off_for(context, view.now_ms());
+    let Some(ends) = switch_off.ends_at else {
         return closed(ClosedReason::Disabled, poll_interval);
     };
     // In flight at the switch-off: issued under the enabled value (its stamp older than the
     // switch-off's), and no longer than the drain before the switch-off (a journey older than
     // that has had its drain's worth of time already).
-    let drain_ms = flag
+    let drain_ms = switch_off
         .drain
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     let issued_under_enabled = claim.value
         && claim
             .stamp_ms
-            .zip(flag.stamp_millis())
+            .zip(switch_off.stamp_ms)
             .is_some_and(|(at, ours)| {
                 at < ours && token.claims.issued_at_ms >= ours.saturating_sub(drain_ms)
             })

@@ -226,6 +226,7 @@ pub fn stamp_with(
                             history::push_previous(
                                 old_raw,
                                 old_stamp,
+                                old.drain,
                                 kept_previous(previous_raw.as_ref(), name),
                             ),
                         );

@@ -179,11 +179,18 @@ struct Report {
     /// (`Δ + P + ε`), in ms.
     whole_flag_pause_tokens_ms: i64,
     whole_flag_pause_no_tokens_ms: i64,
-    /// Over the ramps: the latest, after the last user's instant, at which every instance said
+    /// Over the ramps started when every instance holds them (as `lockstep deploy --ramp`
+    /// starts them): the latest, after the last user's instant, at which every instance said
     /// their journey may open; and the same after the ramp's end (ms).
     ramp_last_user_opens_after_instant_ms: i64,
     ramp_last_user_opens_after_end_ms: i64,
+    /// Over every ramp probed: the same after `max(instant + ε, T + Δ + P + ε)` (a ramp started
+    /// at once is bounded by its deployment until every instance holds it).
+    ramp_last_user_opens_after_bound_ms: i64,
     ramps_probed: usize,
+    ramps_started_when_held: usize,
+    /// The first violations, described (empty when there are none).
+    examples: Vec<String>,
 }
 
 enum Event {
@@ -291,6 +298,7 @@ async fn simulate(journeys: u64, seed: u64) -> Report {
         }
     }
     let mut after_instant = Vec::new();
+    let mut after_bound = Vec::new();
     let mut after_end = Vec::new();
     while let Some((t, event)) = queue.pop() {
         world.now.set(at(t));
@@ -307,9 +315,16 @@ async fn simulate(journeys: u64, seed: u64) -> Report {
                     all_open &= r.open || r.degraded;
                 }
                 if all_open {
-                    after_instant.push(t - instant);
-                    let ramp_end = world.deployments[k].ramp.expect("a ramp").end_ms;
-                    after_end.push(t - ramp_end);
+                    let d = &world.deployments[k];
+                    let ramp = d.ramp.expect("a ramp");
+                    // Every instance holds the ramp from T + Δ + P + ε on; a ramp started as
+                    // `lockstep deploy --ramp` starts it, after that, is bounded by its instants.
+                    let bound = (instant + EPSILON_MS).max(d.consistent_ms());
+                    after_bound.push(t - bound);
+                    if ramp.start_ms >= d.consistent_ms() {
+                        after_instant.push(t - instant);
+                        after_end.push(t - ramp.end_ms);
+                    }
                 } else {
                     queue.push(t + PROBE_STEP_MS, Event::Probe { k, u, instant });
                 }
@@ -334,7 +349,21 @@ async fn simulate(journeys: u64, seed: u64) -> Report {
                     Verdict::Closed { .. } if world.switched_off_since(u, opened_on, t) => {
                         report.explained += 1
                     }
-                    Verdict::Closed { .. } => report.violations += 1,
+                    Verdict::Closed { reason, .. } => {
+                        report.violations += 1;
+                        if report.examples.len() < 10 {
+                            let latest = world.latest(t);
+                            report.examples.push(format!(
+                                "t={} user-{u} opened_on={opened_on} ({:?}) latest={latest} ({:?}) held={} catch_up={:?} reason={reason:?} kinds={:?}",
+                                at(t).to_rfc3339(),
+                                world.deployments[opened_on].kind,
+                                world.deployments[latest].kind,
+                                decided.view.snapshot().version,
+                                decided.catch_up,
+                                world.deployments[opened_on.saturating_sub(2)..=latest].iter().map(|d| (d.kind, d.percent, d.start_ms - start, d.duration_ms, d.drain_ms, d.ramp.map(|r| (r.to, r.start_ms - start, r.end_ms - start)))).collect::<Vec<_>>(),
+                            ));
+                        }
+                    }
                 }
             }
             Event::Read { u } => {
@@ -386,7 +415,9 @@ async fn simulate(journeys: u64, seed: u64) -> Report {
             }
         }
     }
-    report.ramps_probed = after_instant.len();
+    report.ramps_probed = after_bound.len();
+    report.ramps_started_when_held = after_instant.len();
+    report.ramp_last_user_opens_after_bound_ms = after_bound.into_iter().max().unwrap_or(0);
     report.ramp_last_user_opens_after_instant_ms = after_instant.into_iter().max().unwrap_or(0);
     report.ramp_last_user_opens_after_end_ms = after_end.into_iter().max().unwrap_or(0);
     report
@@ -442,10 +473,14 @@ async fn targeting_simulation_keeps_every_included_user_open_through_widening_st
         report.catch_ups > 0,
         "tokens made stale instances catch up: {report:?}"
     );
-    assert!(report.ramps_probed > 0, "{report:?}");
+    assert!(report.ramps_started_when_held > 0, "{report:?}");
     assert!(
         report.ramp_last_user_opens_after_instant_ms <= EPSILON_MS + EPSILON_MS / 2 + PROBE_STEP_MS,
         "a ramp's last user's journey opens ε after their instant on each instance's clock \
          (skewed by up to ε/2 here): {report:?}"
+    );
+    assert!(
+        report.ramp_last_user_opens_after_bound_ms <= EPSILON_MS / 2 + PROBE_STEP_MS,
+        "and a ramp started at once, no later than its deployment's bound: {report:?}"
     );
 }
