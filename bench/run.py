@@ -572,9 +572,10 @@ def targeting_rows(t: dict) -> list[dict]:
             ),
             "ours": f"0 s ({t['included_users_paused']} reads paused)",
             "alternative": (
-                f"whole-flag stamp: Δ + Q + ε = {q_eps:.0f} s with journey tokens, Δ + P + ε = "
-                f"{p_eps:.0f} s without (medians over the steps); {t['whole_flag_paused']:,} of "
-                "these journeys would have waited"
+                f"whole-flag stamp: everyone paused for Δ + Q + ε = {q_eps:.0f} s with journey "
+                f"tokens, Δ + P + ε = {p_eps:.0f} s without (medians over the steps: Q + ε = 20 s "
+                f"and P + ε = 50 s beyond Δ); {t['whole_flag_paused']:,} of these journeys would "
+                "have waited"
             ),
             "ratio": "no pause",
             "target": "0 s, 0 reads paused",
