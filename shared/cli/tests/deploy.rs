@@ -7,7 +7,7 @@ use aws_sdk_appconfig::Client;
 use chrono::{TimeDelta, Utc};
 use lockstep::consistency::Window;
 use lockstep::stamp::Change;
-use lockstep_cli::deploy::{Changes, DeployError, Deployer, Request, Target};
+use lockstep_cli::deploy::{Changes, DeployError, Deployer, Request, Started, Target};
 use lockstep_testkit::ministack::{appconfig_client, create_layout, Ministack};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -707,15 +707,8 @@ async fn deploy_wait_exits_1_naming_the_alarm_that_rolled_the_deployment_back() 
     );
 }
 
-#[tokio::test]
-async fn deploy_split_widens_a_rollout_in_one_command_and_keeps_the_step_before_for_per_user_consistency(
-) {
-    let (stack, client) = ministack().await;
-    let deployer = Deployer::new(client, WINDOW, None);
-    let rollout = serde_json::json!({"default": false, "rules": {"rollout": {"split": [
-        {"variant": "on", "value": true, "weight": 25},
-        {"variant": "off", "value": false, "weight": 75}]}}});
-    let content = serde_json::json!({"checkout": rollout, "isFeatureXEnabled": false});
+/// Deploys `content` (AllAtOnce) and waits for the deployment to complete.
+async fn deployed_and_complete(deployer: &Deployer, content: &serde_json::Value) -> Started {
     let started = deployer
         .deploy(
             &request(
@@ -735,6 +728,19 @@ async fn deploy_split_widens_a_rollout_in_one_command_and_keeps_the_step_before_
     {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    started
+}
+
+#[tokio::test]
+async fn deploy_split_widens_a_rollout_in_one_command_and_keeps_the_step_before_for_per_user_consistency(
+) {
+    let (stack, client) = ministack().await;
+    let deployer = Deployer::new(client, WINDOW, None);
+    let rollout = serde_json::json!({"default": false, "rules": {"rollout": {"split": [
+        {"variant": "on", "value": true, "weight": 25},
+        {"variant": "off", "value": false, "weight": 75}]}}});
+    let content = serde_json::json!({"checkout": rollout, "isFeatureXEnabled": false});
+    let started = deployed_and_complete(&deployer, &content).await;
     let endpoint = stack.endpoint.clone();
     let run = move |split: &'static str| {
         let endpoint = endpoint.clone();
@@ -783,25 +789,7 @@ async fn deploy_ramp_with_wait_says_when_the_last_users_journey_opens_and_hold_k
         {"variant": "on", "value": true, "weight": 25},
         {"variant": "off", "value": false, "weight": 75}]}}});
     let content = serde_json::json!({"checkout": rollout});
-    let started = deployer
-        .deploy(
-            &request(
-                Changes::Content(content.to_string().into_bytes()),
-                "lockstep-all-at-once",
-            ),
-            Utc::now,
-        )
-        .await
-        .unwrap();
-    while deployer
-        .progress(&started.resolved, started.deployment_number)
-        .await
-        .unwrap()
-        .state
-        != "COMPLETE"
-    {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let started = deployed_and_complete(&deployer, &content).await;
     let endpoint = stack.endpoint.clone();
     let run = move |args: Vec<&'static str>| {
         let endpoint = endpoint.clone();

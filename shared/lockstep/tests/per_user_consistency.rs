@@ -4,6 +4,8 @@
 //! `lockstep deploy` stamp it (`lockstep::stamp::stamp`, the previous content as deployed), and
 //! read by a cache as an instance reads it.
 
+mod rollouts;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use lockstep::cache::CacheOptions;
 use lockstep::consistency::{Stamp, Window};
@@ -15,12 +17,9 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
-const X: &str = "checkout";
-const DELTA: Duration = Duration::from_secs(60);
+use rollouts::{find, inside, rollout, t, X};
 
-fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
+const DELTA: Duration = Duration::from_secs(60);
 
 fn settings() -> Settings {
     Settings {
@@ -45,30 +44,6 @@ fn consistent_at(at: &str) -> DateTime<Utc> {
         window,
     )
     .unwrap()
-}
-
-fn rollout(percent: u32, rule: &str) -> Value {
-    json!({"default": false, "rules": {rule: {"split": [
-        {"variant": "on", "value": true, "weight": percent},
-        {"variant": "off", "value": false, "weight": 100 - percent}]}}})
-}
-
-fn user(key: &str) -> Context {
-    json!({"targetingKey": key}).as_object().cloned().unwrap()
-}
-
-/// Whether `user` is inside `percent` (flagd's bucketing: a wider share keeps everyone in).
-fn inside(percent: u32, user: &Context) -> bool {
-    let definition = lockstep_targeting::Definition::parse(X, &rollout(percent, "r")).unwrap();
-    lockstep_targeting::evaluate(&definition, user, t("2026-12-01T00:00:00Z")).value == &json!(true)
-}
-
-/// The first user for whom `wanted(user)` holds.
-fn find(wanted: impl Fn(&Context) -> bool) -> Context {
-    (0..10_000)
-        .map(|i| user(&format!("user-{i}")))
-        .find(|u| wanted(u))
-        .expect("such a user")
 }
 
 /// Stamps each `(flags, T)` as one deployment after the other; the last content, stamped.

@@ -6,6 +6,8 @@
 //! stamped as the extension and `lockstep deploy` stamp it; each instance reads it through the
 //! cache; the gate decides with the caller's (verified) context.
 
+mod rollouts;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use lockstep::cache::CacheOptions;
 use lockstep::journey;
@@ -20,35 +22,10 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
-const X: &str = "checkout";
+use rollouts::{find, inside, rollout, t, X};
+
 const DELTA: Duration = Duration::from_secs(60);
 const KEY: [u8; 32] = [9; 32];
-
-fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
-
-fn rollout(percent: u32) -> Value {
-    json!({"default": false, "rules": {"rollout": {"split": [
-        {"variant": "on", "value": true, "weight": percent},
-        {"variant": "off", "value": false, "weight": 100 - percent}]}}})
-}
-
-fn user(key: &str) -> Context {
-    json!({"targetingKey": key}).as_object().cloned().unwrap()
-}
-
-fn inside(percent: u32, user: &Context) -> bool {
-    let definition = lockstep_targeting::Definition::parse(X, &rollout(percent)).unwrap();
-    lockstep_targeting::evaluate(&definition, user, t("2026-12-01T00:00:00Z")).value == &json!(true)
-}
-
-fn find(wanted: impl Fn(&Context) -> bool) -> Context {
-    (0..10_000)
-        .map(|i| user(&format!("user-{i}")))
-        .find(|u| wanted(u))
-        .expect("such a user")
-}
 
 /// Stamps each `(flags, T, drain)` as one deployment after the other, signed with [`KEY`]:
 /// the stamped content after each.
@@ -135,8 +112,8 @@ async fn a_widening_keeps_an_included_users_token_valid_and_a_newly_included_use
     let newly_in = find(|u| !inside(25, u) && inside(100, u));
     let contents = deployments(&[
         (json!({X: false}), T0, None),
-        (json!({X: rollout(25)}), T1, None),
-        (json!({X: rollout(100)}), T2, None),
+        (json!({X: rollout(25, "rollout")}), T1, None),
+        (json!({X: rollout(100, "rollout")}), T2, None),
     ]);
     let (widened, narrow) = (&contents[2], &contents[1]);
 
@@ -180,8 +157,8 @@ async fn a_token_bound_to_one_user_is_no_token_for_another() {
     let other = find(|u| !inside(25, u) && u != &newly_in);
     let contents = deployments(&[
         (json!({X: false}), T0, None),
-        (json!({X: rollout(25)}), T1, None),
-        (json!({X: rollout(100)}), T2, None),
+        (json!({X: rollout(25, "rollout")}), T1, None),
+        (json!({X: rollout(100, "rollout")}), T2, None),
     ]);
     let clock = ManualClock::new(after(T2, -1));
     let stale = instance(&clock, &contents[1]).await;
@@ -216,8 +193,8 @@ async fn a_narrowing_with_a_drain_honours_the_dropped_users_signed_token_to_the_
     let kept = find(|u| inside(10, u));
     let contents = deployments(&[
         (json!({X: false}), T0, None),
-        (json!({X: rollout(50)}), T1, None),
-        (json!({X: rollout(10)}), T2, Some(300)),
+        (json!({X: rollout(50, "rollout")}), T1, None),
+        (json!({X: rollout(10, "rollout")}), T2, Some(300)),
     ]);
     let (wide, narrowed) = (&contents[1], &contents[2]);
     // Their journey opened under the 50 % step, a minute before the narrowing.
@@ -278,8 +255,8 @@ async fn a_narrowing_without_a_drain_is_a_kill_switch_for_the_dropped_users() {
     let dropped = find(|u| inside(50, u) && !inside(10, u));
     let contents = deployments(&[
         (json!({X: false}), T0, None),
-        (json!({X: rollout(50)}), T1, None),
-        (json!({X: rollout(10)}), T2, None),
+        (json!({X: rollout(50, "rollout")}), T1, None),
+        (json!({X: rollout(10, "rollout")}), T2, None),
     ]);
     let (in_flight, _) = token_for(&contents[1], &dropped, t(T2) - TimeDelta::seconds(60)).await;
     let clock = ManualClock::new(after(T2, 1));
@@ -302,11 +279,15 @@ async fn a_later_narrowing_that_leaves_a_dropped_user_off_does_not_cut_their_dra
     let dropped = find(|u| inside(50, u) && !inside(10, u));
     let contents = deployments(&[
         (json!({X: false}), T0, None),
-        (json!({X: rollout(50)}), T1, None),
-        (json!({X: rollout(10)}), T2, Some(300)),
+        (json!({X: rollout(50, "rollout")}), T1, None),
+        (json!({X: rollout(10, "rollout")}), T2, Some(300)),
         // Two minutes later, narrowed again without a drain: a kill switch for the users it
         // drops, but not for those the narrowing before dropped with its drain.
-        (json!({X: rollout(5)}), "2026-12-01T10:02:00Z", None),
+        (
+            json!({X: rollout(5, "rollout")}),
+            "2026-12-01T10:02:00Z",
+            None,
+        ),
     ]);
     let (in_flight, _) = token_for(&contents[1], &dropped, t(T2) - TimeDelta::seconds(60)).await;
     let clock = ManualClock::new(after("2026-12-01T10:02:00Z", 1));
