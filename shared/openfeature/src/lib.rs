@@ -51,6 +51,9 @@ pub mod metadata {
     pub const CONSISTENT_AT: &str = "consistentAt";
     /// `T + Δ + Q + ε` (journey-token clients), RFC 3339 UTC; absent like `consistentAt`.
     pub const JOURNEY_OPENS_AT: &str = "journeyOpensAt";
+    /// When the caller's value next changes by a schedule or a ramp (design rule 10), RFC 3339
+    /// UTC; absent when none is known.
+    pub const CHANGES_AT: &str = "changesAt";
     /// Whether a `FORCE_<FLAG>` variable set the flag's value.
     pub const FORCED: &str = "forced";
     /// The flag's stamp T (the start of the deployment that introduced its value), RFC 3339
@@ -384,6 +387,9 @@ impl<'a> Found<'a> {
         }
         if let Some(at) = status.journey_opens_at {
             out.add_value(metadata::JOURNEY_OPENS_AT, time(at));
+        }
+        if let Some(at) = status.changes_at {
+            out.add_value(metadata::CHANGES_AT, time(at));
         }
         if let Some(stamp) = self.flag.stamp.filter(|_| !self.flag.forced) {
             out.add_value(metadata::LAST_MODIFIED_TIMESTAMP, time(stamp.at));

@@ -62,6 +62,18 @@ fn flags() -> Json {
                 }
             }
         },
+        "new_checkout": {
+            "default": false,
+            "rules": {
+                "everyone, over a day": {
+                    "split": [
+                        {"variant": "on", "value": true, "weight": 0},
+                        {"variant": "off", "value": false, "weight": 10000}
+                    ],
+                    "ramp": {"weight": 10000, "start": "2026-01-02T00:00:00Z", "end": "2026-01-03T00:00:00Z"}
+                }
+            }
+        },
         "lockstepMetadata": {
             "lastModifiedTimestamp": "2026-01-01T00:00:00Z",
             "deploymentDurationSeconds": 0
@@ -380,4 +392,45 @@ fn the_targeting_fixture_is_the_specifications_targeted_flags_written_as_rules()
         targeted.len(),
         "no flag the specification lacks"
     );
+}
+
+#[tokio::test]
+async fn a_ramp_says_in_the_metadata_when_the_callers_value_changes() {
+    let setup = setup(Overrides::none()).await;
+    let caller = user("u7");
+    let details = setup
+        .client()
+        .get_bool_details("new_checkout", Some(&caller), None)
+        .await
+        .unwrap();
+    assert!(!details.value);
+    let Some(FlagMetadataValue::String(changes)) = details
+        .flag_metadata
+        .values
+        .get(metadata::CHANGES_AT)
+        .cloned()
+    else {
+        panic!("changesAt: {:?}", details.flag_metadata.values);
+    };
+    // The evaluator's own instant for this caller's bucket.
+    let definition =
+        lockstep_targeting::Definition::parse("new_checkout", &flags()["new_checkout"]).unwrap();
+    let lockstep_targeting::Outcome::Split(split) = &definition.rules[0].outcome else {
+        unreachable!()
+    };
+    let instant =
+        DateTime::from_timestamp_millis(split.inclusion_at("new_checkout", "u7").unwrap()).unwrap();
+    assert_eq!(
+        changes,
+        instant.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    );
+    // Once in, nothing more changes.
+    setup.clock.set(instant + chrono::TimeDelta::seconds(10));
+    let later = setup
+        .client()
+        .get_bool_details("new_checkout", Some(&caller), None)
+        .await
+        .unwrap();
+    assert!(later.value);
+    assert_eq!(later.flag_metadata.values.get(metadata::CHANGES_AT), None);
 }
