@@ -5,7 +5,10 @@
 // (a strategy to choose, a drain time for a planned switch-off, a Stop button) that deploys to
 // the local AppConfig through `lockstep deploy`'s code (POST /local/deployments,
 // POST /local/deployments/stop), each deployed flag's rules and splits, and a probe that evaluates
-// one user (POST /local/probe) on the deployed content and on every instance. Each read of the
+// one user (POST /local/probe) on the deployed content and on every instance, with that user's
+// own consistentAt, journeyOpensAt and changesAt as each instance computes them (design rule 10).
+// A flag defined by rules lists its steps: the current definition's stamp, then the previous
+// definitions the content keeps for per-user consistency, each with its stamp. Each read of the
 // fleet and each deployment started here also goes to the charts (charts.js). All text goes
 // through textContent.
 "use strict";
@@ -93,6 +96,7 @@ const charts = new Charts();
           el("td", { textContent: time(flag.consistentAt) }),
           el("td", { textContent: until(flag.consistentAt, now) }),
           el("td", { className: "rules" }, describeRules(flag.definition)),
+          el("td", { className: "steps" }, describeSteps(flag)),
         ]),
       ),
     );
@@ -121,23 +125,51 @@ const charts = new Charts();
 
   // A flag defined by rules (docs/targeting.md), one line per rule in order, then the default.
   const operand = (value) => JSON.stringify(value);
+  const percent = (weight, total) => `${((100 * weight) / total).toFixed(2).replace(/\.?0+$/, "")} %`;
+  function describeRule(name, rule) {
+    const conditions = (rule.conditions || []).map((c) => `${c.key} ${c.action} ${operand(c.value)}`);
+    const when = conditions.length ? `if ${conditions.join(" and ")}` : "everyone left";
+    let serves;
+    if (Array.isArray(rule.split)) {
+      const total = rule.split.reduce((sum, b) => sum + b.weight, 0);
+      serves = "split " + rule.split.map((b) => `${b.variant} ${percent(b.weight, total)} (${operand(b.value)})`).join(" / ");
+      if (rule.ramp) {
+        serves += `, ramping to ${percent(rule.ramp.weight, total)} from ${time(rule.ramp.start)} to ${time(rule.ramp.end)}`;
+      }
+    } else {
+      serves = operand(rule.when_match);
+    }
+    return `${name}: ${when} → ${serves}`;
+  }
   function describeRules(definition) {
     if (!definition) return [el("span", { className: "muted", textContent: "one value for everyone" })];
-    const lines = Object.entries(definition.rules || {}).map(([name, rule]) => {
-      const conditions = (rule.conditions || []).map((c) => `${c.key} ${c.action} ${operand(c.value)}`);
-      const when = conditions.length ? `if ${conditions.join(" and ")}` : "everyone left";
-      let serves;
-      if (Array.isArray(rule.split)) {
-        const total = rule.split.reduce((sum, b) => sum + b.weight, 0);
-        serves = "split " + rule.split
-          .map((b) => `${b.variant} ${((100 * b.weight) / total).toFixed(2).replace(/\.?0+$/, "")} % (${operand(b.value)})`)
-          .join(" / ");
-      } else {
-        serves = operand(rule.when_match);
-      }
-      return el("div", { textContent: `${name}: ${when} → ${serves}` });
-    });
+    const lines = Object.entries(definition.rules || {}).map(([name, rule]) => el("div", { textContent: describeRule(name, rule) }));
     lines.push(el("div", { className: "muted", textContent: `otherwise ${operand(definition.default)}` }));
+    return lines;
+  }
+
+  // What a step served: a plain value, or its rules in one line.
+  function stepValue(value) {
+    if (value === null || typeof value !== "object") return operand(value);
+    const rules = Object.entries(value.rules || {}).map(([name, rule]) => describeRule(name, rule));
+    return [...rules, `otherwise ${operand(value.default)}`].join("; ");
+  }
+
+  // A flag defined by rules (or one that had rules), step by step, newest first: the current
+  // definition's stamp, then each previous definition the content keeps (per-user consistency:
+  // a user's consistentAt is that of the latest step that changed their value).
+  function describeSteps(flag) {
+    const previous = Array.isArray(flag.previous) ? flag.previous : [];
+    if (!flag.definition && previous.length === 0) return [el("span", { className: "muted", textContent: "–" })];
+    const stamp = (s) =>
+      `T ${time(s.lastModifiedTimestamp)} · Δ ${s.deploymentDurationSeconds ?? "–"} s · consistentAt ${time(s.consistentAt)}` +
+      (s.drainSeconds == null ? "" : ` · drain ${s.drainSeconds} s`);
+    const lines = [el("div", { className: "step current", textContent: `now: ${stamp(flag)}` })];
+    previous.forEach((step, i) => {
+      lines.push(
+        el("div", { className: "step previous", textContent: `step −${i + 1}: ${stamp(step)} · ${stepValue(step.value)}` }),
+      );
+    });
     return lines;
   }
 
@@ -159,6 +191,17 @@ const charts = new Charts();
     if (user) context.targetingKey = user;
     try {
       const answer = await post("/local/probe", { flag: $("probe-flag").value, context });
+      // Each instance also says this user's own consistency as it computes it now; the
+      // deployed content has no clock of its own (–).
+      const consistency = (a) =>
+        "consistent" in a
+          ? [
+              el("td", { textContent: a.consistent ? "yes" : "not yet", className: a.consistent ? "" : "stale" }),
+              el("td", { textContent: time(a.consistentAt), title: a.consistentAt || "" }),
+              el("td", { textContent: time(a.journeyOpensAt), title: a.journeyOpensAt || "" }),
+              el("td", { textContent: time(a.changesAt), title: a.changesAt || "" }),
+            ]
+          : [el("td", { colSpan: 4, className: "muted", textContent: "–" })];
       const rowOf = (where, version, a) =>
         el("tr", {}, [
           el("td", { textContent: where }),
@@ -166,10 +209,11 @@ const charts = new Charts();
           el("td", { textContent: JSON.stringify(a.value), className: a.value === true ? "on" : "off" }),
           el("td", { textContent: a.reason }),
           el("td", { textContent: a.variant }),
+          ...consistency(a),
         ]);
       const rows = answer.deployed
         ? [rowOf("deployed", deployedVersion || "–", answer.deployed)]
-        : [el("tr", {}, [el("td", { textContent: "deployed" }), el("td", { colSpan: 4, textContent: answer.deployedError })])];
+        : [el("tr", {}, [el("td", { textContent: "deployed" }), el("td", { colSpan: 8, textContent: answer.deployedError })])];
       for (const i of answer.instances) rows.push(rowOf(i.name, i.configurationVersion, i));
       $("probe-result").tBodies[0].replaceChildren(...rows);
       $("probe-result").hidden = false;
