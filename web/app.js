@@ -16,6 +16,13 @@
 //   instance that has not polled yet, and is set aside until the newer one's `consistentAt` (by
 //   then every instance holds it; an older stamp after that is a rollback, and is taken).
 //
+// - A scheduled change (a ramp, a time-based condition: design rule 10): the flag's `changesAt`
+//   says when this caller's value next changes without a deployment. A journey takes up to
+//   JOURNEY_MS; when the flag is on but changes sooner than that, no new journey is offered (it
+//   could be cut off midway): the page says the feature is about to change ("closing") and
+//   re-checks once, just after changesAt. A flag off for this caller that changes before the
+//   next slow re-read is re-checked just after changesAt too.
+//
 // While the flag is enabled but the journey not yet open it says when the journey opens and
 // re-checks once, at that moment (no tight polling); otherwise it re-reads /config every P so a
 // flag switched off disappears. A 503 (kill switch, drain over, a server still catching up, with
@@ -44,6 +51,10 @@ import {
   time,
   validUser,
 } from "./journey.js";
+
+// How long a journey takes, at most, from its start to its submit (a form of a few fields): a
+// journey is not offered when the caller's value changes by a schedule sooner than this.
+const JOURNEY_MS = 60_000;
 
 let session = loadSession(); // local sign-in: { user, token, expiresAt } (browser clock, ms)
 let externalUser = null; // with LOCKSTEP_AUTH: the user it reports
@@ -188,13 +199,25 @@ function journeyOpensAt(cfg) {
   return time(flag && flag.journeyOpensAt) ?? time(cfg.journeyOpensAt);
 }
 
+// When this caller's value of journey X's flag next changes by a schedule or a ramp (no
+// deployment), if it does.
+function changesAt(cfg) {
+  const flag = cfg && cfg.flags && typeof cfg.flags === "object" ? cfg.flags[FLAG] : null;
+  return time(flag && flag.changesAt);
+}
+
 // What /config says about journey X at `now` (the server's clock).
 function decide(cfg, now) {
-  if (!cfg || cfg[FLAG] !== true) return { availability: "closed" };
+  if (!cfg || cfg[FLAG] !== true) return { availability: "closed", changesAt: changesAt(cfg) };
   if (refuted && now < refuted.until && (time(cfg.lastModifiedTimestamp) ?? -Infinity) <= refuted.stamp) {
     return { availability: "closed" };
   }
   const token = tokenOf(cfg);
+  // On now, but not for a whole journey: none is offered until the change has happened.
+  const changes = changesAt(cfg);
+  if (changes !== null && changes - now < JOURNEY_MS) {
+    return { availability: "closing", at: changes, inMs: Math.max(0, changes - now), token };
+  }
   const opensAt = token ? journeyOpensAt(cfg) : null;
   if (opensAt !== null) {
     if (now >= opensAt) return { availability: "open", token };
@@ -278,10 +301,16 @@ async function checkConfig() {
   decision = configFor === user ? decide(config, now) : { availability: "unconfirmed" };
   availability = decision.availability;
   let delay;
-  if (decision.availability === "waiting") {
-    // The one re-check: just after journeyOpensAt (or consistentAt), on the server's clock.
+  if (decision.availability === "waiting" || decision.availability === "closing") {
+    // The one re-check: just after journeyOpensAt (or consistentAt), or just after the
+    // scheduled change, on the server's clock.
     unconfirmedChecks = 0;
     delay = decision.inMs + 500;
+  } else if (decision.availability === "closed" && decision.changesAt != null && decision.changesAt > now) {
+    // Off for this caller until a scheduled change (a ramp letting them in): look again just
+    // after it, or after P if that comes first.
+    unconfirmedChecks = 0;
+    delay = Math.min(pollMs(), decision.changesAt - now + 500);
   } else if (decision.availability === "unconfirmed") {
     unconfirmedChecks += 1;
     delay = Math.min(pollMs(), 1000 * 2 ** Math.min(unconfirmedChecks, 6));

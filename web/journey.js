@@ -8,8 +8,8 @@
 // - the session both pages keep in localStorage (`lockstep.userId`, and `lockstep.session` =
 //   { user, token, expiresAt (browser clock, ms) }), so a user signed in on one page is signed in
 //   on the other;
-// - the status card (loading, open, closed, waiting with its countdown, unconfirmed,
-//   unreachable);
+// - the status card (loading, open, closed, waiting with its countdown, closing (about to change
+//   by a schedule, with its countdown), unconfirmed, unreachable);
 // - the journey itself: start (the journey token captured as it opens and kept for its life,
 //   then the user's earlier submissions), the form, submit with the journey id as
 //   Idempotency-Key, the confirmation with its read-back, and a refused call told as a problem
@@ -197,6 +197,20 @@ export function createJourney(page) {
         tick();
         ticker = setInterval(tick, 1000); // the countdown only; no request
         opens.hidden = false;
+        break;
+      }
+      case "closing": {
+        // On now, but the caller's value changes (a schedule, a ramp) before a journey could end.
+        const at = decision.at;
+        const say = () => {
+          const left = at - page.serverNow();
+          const when = `${clock(at)} ${left > 0 ? `(in ${seconds(left)})` : "(any moment now)"}`;
+          text.textContent = inJourney
+            ? `Journey X is about to change at ${when}. The one you started can still be submitted while the service allows it.`
+            : `Journey X is about to change at ${when}, so no new journey starts now. Checking again then.`;
+        };
+        say();
+        ticker = setInterval(say, 1000); // the countdown only; no request
         break;
       }
       case "unconfirmed":
