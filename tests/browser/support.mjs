@@ -23,7 +23,8 @@ export const secondsSince = (from, at = Date.now()) => ((at - from) / 1000).toFi
 // shared/lockstep/src/journey/codec.rs, or the previous release's `v1` JSON; opaque to the
 // pages, read here to check which configuration a journey carried), and whether it is signed.
 // `f[name]` is `{ v, t }` for a flag, found by its reference (the first 8 bytes of SHA-256 of its
-// name, as the token names it); `c` the version, `p` the profile stamp, `i` the moment of issue.
+// name, as the token names it); `c` the version, `p` the profile stamp, `i` the moment of issue,
+// `s` the subject's reference (hex) of a token bound to a caller.
 export function claims(token) {
   const [version, payload, signature] = String(token).split(".");
   const bytes = Buffer.from(payload ?? "", "base64url");
@@ -54,6 +55,14 @@ export function claims(token) {
   at += length;
   const p = header & 1 ? signed() : undefined;
   const i = signed();
+  // Bound to a caller (/config/me, OFREP): their reference, 8 bytes (the gate compares it with
+  // the verified caller's).
+  let s;
+  if (header & 2) {
+    assert.ok(at + 8 <= bytes.length, `a truncated v2 token: ${token}`);
+    s = bytes.subarray(at, at + 8).toString("hex");
+    at += 8;
+  }
   const byReference = {};
   for (let n = Number(varint()); n > 0; n--) {
     const reference = bytes.subarray(at, at + 8).toString("hex");
@@ -66,7 +75,7 @@ export function claims(token) {
   assert.equal(at, bytes.length, `trailing bytes in a v2 token: ${token}`);
   const reference = (name) => createHash("sha256").update(name).digest().subarray(0, 8).toString("hex");
   const f = new Proxy(byReference, { get: (flags, name) => flags[reference(String(name))] });
-  return { c, p, i, f, signed: Boolean(signature) };
+  return { c, p, i, s, f, signed: Boolean(signature) };
 }
 
 // Starts the runner in its own process group (DynamoDB Local's java is its child) and resolves

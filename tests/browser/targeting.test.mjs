@@ -4,15 +4,15 @@
 // GET /config/me (its user's own evaluation, behind the local authorizer); the user in the 25 %
 // is offered journey X and completes it through the gate, the other is not offered it and the
 // gate refuses a direct call with 503. Which side each user is on is computed here, by a
-// MurmurHash3 of this file checked against flagd-testbed's published vectors
+// MurmurHash3 (buckets.mjs) checked against flagd-testbed's published vectors
 // (shared/targeting/tests/fixtures/flagd-fractional-v2.json), not by asking the server.
 //
 // Run by ./scripts/test after `cargo build -p lockstep-local`; fails loudly, never skips.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import path from "node:path";
-import { OUT, ROOT, api, availability, bearer, fleetRunner, signIn, sleep } from "./support.mjs";
+import { bucketIndex, checkAgainstTestbed } from "./buckets.mjs";
+import { OUT, api, availability, bearer, fleetRunner, signIn, sleep } from "./support.mjs";
 
 const P = 15; // seconds: the poll interval (the smallest the catch-up interval Q allows)
 const EPSILON = 2;
@@ -20,78 +20,7 @@ const INSTANCES = 2;
 const FLAG = "isFeatureXEnabled";
 const IN_WEIGHT = 2500; // of 10,000: 25 %
 
-// MurmurHash3 x86_32 (seed 0) over UTF-8 bytes, and flagd's fractional v2 bucket.
-function murmur3(text) {
-  const bytes = new TextEncoder().encode(text);
-  let h = 0;
-  const blocks = bytes.length >> 2;
-  const c1 = 0xcc9e2d51;
-  const c2 = 0x1b873593;
-  for (let i = 0; i < blocks; i++) {
-    let k =
-      bytes[4 * i] | (bytes[4 * i + 1] << 8) | (bytes[4 * i + 2] << 16) | (bytes[4 * i + 3] << 24);
-    k = Math.imul(k, c1);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, c2);
-    h ^= k;
-    h = (h << 13) | (h >>> 19);
-    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
-  }
-  let k = 0;
-  const tail = blocks * 4;
-  switch (bytes.length & 3) {
-    case 3:
-      k ^= bytes[tail + 2] << 16;
-    // falls through
-    case 2:
-      k ^= bytes[tail + 1] << 8;
-    // falls through
-    case 1:
-      k ^= bytes[tail];
-      k = Math.imul(k, c1);
-      k = (k << 15) | (k >>> 17);
-      k = Math.imul(k, c2);
-      h ^= k;
-  }
-  h ^= bytes.length;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
-
-// The index of the bucket `key` falls in, among buckets of these weights (flagd v2).
-function bucketIndex(key, weights) {
-  const total = weights.reduce((a, b) => a + b, 0);
-  const bucket = (BigInt(murmur3(key)) * BigInt(total)) >> 32n;
-  let end = 0n;
-  for (const [i, w] of weights.entries()) {
-    end += BigInt(w);
-    if (bucket < end) return i;
-  }
-  return weights.length - 1;
-}
-
-// The flagd-testbed vectors, to trust the function above.
-function checkAgainstTestbed() {
-  const fixture = JSON.parse(
-    readFileSync(path.join(ROOT, "shared/targeting/tests/fixtures/flagd-fractional-v2.json"), "utf8"),
-  );
-  for (const c of fixture.cases) {
-    const rule = Object.values(fixture.flags[c.flag].rules)[0];
-    const seed = rule.split_seed ?? c.flag;
-    const by = c.context[rule.split_by ?? "targetingKey"];
-    const i = bucketIndex(seed + by, rule.split.map((b) => b.weight));
-    assert.equal(rule.split[i].value, c.value, `testbed vector ${JSON.stringify(c)}`);
-  }
-  return fixture.cases.length;
-}
-
 const inRollout = (user) => bucketIndex(FLAG + user, [IN_WEIGHT, 10_000 - IN_WEIGHT]) === 0;
-
-
 
 test("two signed-in users on either side of a 25 % split: one offered journey X, one not", { timeout: 240_000 }, async (t) => {
   const vectors = checkAgainstTestbed();
@@ -191,6 +120,10 @@ test("two signed-in users on either side of a 25 % split: one offered journey X,
   await fleetPage.waitForSelector("#deployed-flags td.rules div");
   const rules = await fleetPage.textContent("#deployed-flags");
   assert.match(rules, /a quarter: everyone left → split in 25 % \(true\) \/ out 75 % \(false\)/);
+  // Its steps: the split's own stamp, then the plain `false` it replaced, kept with its stamp.
+  const steps = await fleetPage.textContent("#deployed-flags td.steps");
+  assert.match(steps, /^now: T \d\d:\d\d:\d\d · Δ 0 s · consistentAt \d\d:\d\d:\d\d/, steps);
+  assert.match(steps, /step −1: T \d\d:\d\d:\d\d · Δ 0 s · consistentAt \d\d:\d\d:\d\d · false$/, steps);
   for (const [user, expected] of [[inside, true], [outside, false]]) {
     await fleetPage.selectOption("#probe-flag", FLAG);
     await fleetPage.fill("#probe-user", user);
@@ -198,12 +131,19 @@ test("two signed-in users on either side of a 25 % split: one offered journey X,
     await fleetPage.click("#probe");
     await fleetPage.waitForFunction(() => document.querySelectorAll("#probe-result tbody tr").length > 1);
     const cells = await fleetPage.$$eval("#probe-result tbody tr", (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
-    const [where, version, value, reason] = cells[0];
-    assert.deepEqual([where, value, reason], ["deployed", String(expected), "SPLIT"], user);
-    // Instances are read without refreshing: those holding the deployed version answer alike.
+    const [where, version, value, reason, , deployedConsistency] = cells[0];
+    assert.deepEqual([where, value, reason, deployedConsistency], ["deployed", String(expected), "SPLIT", "–"], user);
+    // Instances are read without refreshing: those holding the deployed version answer alike,
+    // each with the user's own consistency: consistent since the split's consistentAt (the
+    // user outside is served false as before, and is consistent by the plain flag's old stamp).
     const current = cells.slice(1).filter((row) => row[1] === version);
     assert.ok(current.length > 0, `no instance holds ${version}: ${JSON.stringify(cells)}`);
-    for (const row of current) assert.deepEqual([row[2], row[3]], [String(expected), "SPLIT"], `${user} on ${row[0]}`);
+    for (const row of current) {
+      const [, , v, r, , consistent, consistentAt, journeyOpensAt, changesAt] = row;
+      assert.deepEqual([v, r, consistent, changesAt], [String(expected), "SPLIT", "yes", "–"], `${user} on ${row[0]}`);
+      assert.match(consistentAt, /^\d\d:\d\d:\d\d$/, `${user} on ${row[0]}`);
+      assert.match(journeyOpensAt, /^\d\d:\d\d:\d\d$/, `${user} on ${row[0]}`);
+    }
   }
   await fleetPage.screenshot({ path: path.join(OUT, "targeting-fleet-probe.png") });
 });
