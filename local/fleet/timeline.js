@@ -22,13 +22,14 @@ const ROLLED_BACK = new Set(["ROLLED_BACK", "REVERTED"]);
 const RUNNING = new Set(["DEPLOYING", "BAKING"]);
 
 // journeyOpensAt of a flag as GET /local/fleet's `deployed` shows it (which gives consistentAt
-// only): T + Δ + Q + ε = consistentAt − (P − Q). A flag defined by rules opens journeys at
-// consistentAt (its token claim makes no instance catch up: docs/targeting.md).
+// only): T + Δ + Q + ε = consistentAt − (P − Q). For a flag defined by rules it is the signed-in
+// callers' whose value the deployment changed (their /config/me tokens are bound to them and
+// claim their value, so an instance behind catches up; the deployment's report says the same);
+// an anonymous reader's token claims such a flag off, and its journey waits for consistentAt.
 export function journeyOpensAt(flag, fleet) {
   const at = Date.parse(flag.consistentAt || "");
   const q = fleet.catchUpIntervalSeconds;
   if (!Number.isFinite(at) || q == null) return null;
-  if (flag.definition) return flag.consistentAt;
   return new Date(at - (fleet.pollIntervalSeconds - q) * 1000).toISOString();
 }
 

@@ -107,10 +107,10 @@ test("a rollback cancels the journeyOpensAt and consistentAt still ahead, and th
   assert.equal(t.visibleMarks(t.range()).filter((m) => m.kind === "stamp").length, 1, "T stays");
 });
 
-test("journeyOpensAt of a deployed flag is P − Q before consistentAt, or consistentAt for rules", () => {
+test("journeyOpensAt of a deployed flag is P − Q before consistentAt, for rules too (signed-in callers' bound tokens)", () => {
   const f = { pollIntervalSeconds: 45, catchUpIntervalSeconds: 15 };
   assert.equal(journeyOpensAt({ consistentAt: iso(T0) }, f), iso(T0 - 30_000));
-  assert.equal(journeyOpensAt({ consistentAt: iso(T0), definition: {} }, f), iso(T0));
+  assert.equal(journeyOpensAt({ consistentAt: iso(T0), definition: {} }, f), iso(T0 - 30_000));
   assert.equal(journeyOpensAt({ consistentAt: null }, f), null);
 });
 
