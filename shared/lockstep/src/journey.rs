@@ -35,7 +35,7 @@ mod codec;
 use crate::catalog::Visibility;
 pub use crate::journey_key::{BadKey, JourneyKey, KEY_LEN};
 use crate::snapshot::Snapshot;
-use crate::targeted::{anonymous, Context};
+use crate::targeted::{anonymous, subject, Context};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -144,7 +144,8 @@ pub struct Claims {
     pub profile_stamp_ms: Option<i64>,
     /// When the token was issued (the issuing instance's clock), Unix milliseconds.
     pub issued_at_ms: i64,
-    /// For a token bound to one caller ([`issue_for`]), their reference ([`subject`]): its
+    /// For a token bound to one caller ([`issue_for`]), their reference (the first 8 bytes of
+    /// SHA-256 of `lockstep subject:` and their targeting key, [`subject`]): its
     /// claims for flags defined by rules are theirs, and only a request verified as them reads
     /// it. None: a token for anyone, which claims every flag defined by rules off.
     pub subject: Option<u64>,
@@ -222,12 +223,6 @@ pub fn issue_for(
         return Err(IssueError::TooLong { len: token.len() });
     }
     Ok(token)
-}
-
-/// A caller's reference in the tokens bound to them (the first 8 bytes of SHA-256 of
-/// `lockstep subject:` and their targeting key); `None` for a caller without a targeting key.
-pub fn subject(context: &Context) -> Option<&str> {
-    crate::targeted::subject(context)
 }
 
 /// Whether a token's claims may be read for the caller `context`: a token not bound to a caller
