@@ -175,7 +175,15 @@ impl History {
         context: &Context,
         now: DateTime<Utc>,
     ) -> Option<DateTime<Utc>> {
-        let step = self.step_for(current, context, now);
+        Self::bounded(self.step_for(current, context, now), current_at)
+    }
+
+    /// A caller's `consistentAt` from their step: the step's, never later than `current_at`
+    /// (the flag's own); `current_at` when the current definition is their step.
+    pub fn bounded(
+        step: Option<Step<'_>>,
+        current_at: Option<DateTime<Utc>>,
+    ) -> Option<DateTime<Utc>> {
         match (step.and_then(|s| s.consistent_at), current_at) {
             (Some(bound), Some(current_at)) => Some(bound.min(current_at)),
             _ => current_at,

@@ -290,10 +290,7 @@ impl ResolvedFlag {
             None => Value::Bool(self.value),
         };
         let step = history.and_then(|h| h.step_for(&served, context, now));
-        let consistent_at = match (step.and_then(|s| s.consistent_at), self.consistent_at) {
-            (Some(bound), Some(own)) => Some(bound.min(own)),
-            (_, own) => own,
-        };
+        let consistent_at = History::bounded(step, self.consistent_at);
         let journey_opens_at = if bound_tokens {
             // Their tokens claim their value at their step: an instance behind it catches up.
             step.map_or(self.own_journey_opens_at, |s| s.journey_opens_at)

@@ -92,7 +92,6 @@ pub struct Started {
 impl Started {
     /// One line per flag, then the deployment.
     pub fn report(&self) -> String {
-        let at = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let mut out = String::new();
         for (name, flag) in &self.flags {
             out.push_str(&format!(
@@ -140,7 +139,6 @@ impl Started {
     /// rules that it changed: when the newly included users' journeys open (with journey
     /// tokens, and without), and for a ramp when the last user's does.
     pub fn journeys_report(&self) -> Vec<String> {
-        let at = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let or_dash = |t: Option<DateTime<Utc>>| t.map(at).unwrap_or_else(|| "-".into());
         self.flags
             .iter()
@@ -163,6 +161,11 @@ impl Started {
             })
             .collect()
     }
+}
+
+/// A moment as the report prints it: RFC 3339, milliseconds, `Z`.
+fn at(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// What a started deployment reports about its flags.
